@@ -1,0 +1,42 @@
+"""marble_widgets: MARBLE on neural recordings, with interactive Jupyter dashboards.
+
+Data flows one way: recording (xarray) -> flow field -> fitted MARBLE model -> results -> views.
+Heavy rooms (torch engine, widgets) are imported lazily so that the data layer stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "read_nwb": "marble_widgets.data.nwb",
+    "flow_field": "marble_widgets.data.flow",
+    "flow_field_from_arrays": "marble_widgets.data.flow",
+    "FlowFieldBuilder": "marble_widgets.data.flow",
+    "MARBLE": "marble_widgets.estimator",
+    "distances": "marble_widgets.analysis",
+    "decode": "marble_widgets.analysis",
+    "dashboard": "marble_widgets.widgets",
+}
+_SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator"}
+
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"marble_widgets.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'marble_widgets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,1 @@
+"""Distances between conditions/animals, alignment, decoding, reductions (MDS/UMAP)."""

@@ -1,0 +1,1 @@
+"""Recordings -> xarray: NWB reading, binning, smoothing, trials, flow fields (never imports torch)."""

@@ -1,0 +1,119 @@
+"""The flow-field container: MARBLE's input as a labelled ``xarray.Dataset`` (see docs/design.md)."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from marble_widgets.data.errors import MarbleDataError, require_finite
+
+
+def make_flow_field(
+    x: np.ndarray,
+    v: np.ndarray,
+    *,
+    condition: Sequence[Any] | np.ndarray,
+    trial: Sequence[int] | np.ndarray,
+    time: Sequence[float] | np.ndarray,
+    dim_names: Sequence[str] | None = None,
+    sample_vars: Mapping[str, xr.DataArray | np.ndarray] | None = None,
+    sample_coords: Mapping[str, np.ndarray] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Assemble and validate a flow-field Dataset: ``x``/``v`` (sample, dim) + sample coords.
+
+    Every constructor of flow fields (recordings, arrays, toy systems) goes through here so that
+    the schema and its checks live in one place. Arrays are copied; inputs are never modified.
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    v = np.array(v, dtype=np.float64, copy=True)
+    if x.ndim != 2 or v.ndim != 2:
+        raise MarbleDataError(
+            f"positions and vectors must be 2-D (sample, dim) arrays; got shapes {x.shape} and {v.shape}."
+        )
+    if x.shape != v.shape:
+        raise MarbleDataError(
+            f"positions {x.shape} and vectors {v.shape} must have the same shape (one vector per position)."
+        )
+    if x.shape[0] == 0:
+        raise MarbleDataError("the flow field is empty: no samples. Check trial windows and segment lengths.")
+    require_finite("positions", x)
+    require_finite("vectors", v)
+    n = x.shape[0]
+    coords: dict[str, Any] = {}
+    for name, values in (("condition", condition), ("trial", trial), ("time", time)):
+        arr = np.asarray(values)
+        if arr.shape != (n,):
+            raise MarbleDataError(f"coordinate {name!r} has shape {arr.shape}; expected ({n},), one per sample.")
+        coords[name] = ("sample", arr)
+    coords["condition"] = ("sample", np.asarray(condition).astype(str))
+    coords["trial"] = ("sample", np.asarray(trial).astype(np.int64))
+    coords["time"] = ("sample", np.asarray(time).astype(np.float64))
+    for name, values in (sample_coords or {}).items():
+        coords[name] = ("sample", np.asarray(values))
+    if dim_names is None:
+        dim_names = [f"x{i + 1}" for i in range(x.shape[1])]
+    if len(dim_names) != x.shape[1]:
+        raise MarbleDataError(f"dim_names has {len(dim_names)} names for {x.shape[1]} dimensions.")
+    coords["dim"] = list(dim_names)
+    coords["sample"] = np.arange(n)
+    ds = xr.Dataset({"x": (("sample", "dim"), x), "v": (("sample", "dim"), v)}, coords=coords)
+    for name, values in (sample_vars or {}).items():
+        da = values if isinstance(values, xr.DataArray) else xr.DataArray(
+            np.asarray(values), dims=("sample",) + tuple(f"{name}_axis{i}" for i in range(np.ndim(values) - 1))
+        )
+        if da.sizes.get("sample") != n:
+            raise MarbleDataError(f"sample variable {name!r} has {da.sizes.get('sample')} rows; expected {n}.")
+        ds[name] = da.drop_vars([c for c in da.coords if "sample" in da[c].dims], errors="ignore")
+    ds.attrs.update(dict(attrs or {}))
+    return ds
+
+
+def flow_field_from_arrays(
+    positions: np.ndarray | Sequence[np.ndarray],
+    vectors: np.ndarray | Sequence[np.ndarray],
+    conditions: Sequence[Any] | None = None,
+) -> xr.Dataset:
+    """Flow field from lists of (n_i, d) position/vector arrays, one pair per condition.
+
+    This is what the reference's ``construct_dataset`` takes; a single array is one condition.
+    ``time`` is the index within its condition and ``trial`` the condition's index.
+    """
+    if isinstance(positions, np.ndarray) and positions.ndim == 2:
+        positions = [positions]
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2:
+        vectors = [vectors]
+    positions, vectors = list(positions), list(vectors)
+    if len(positions) != len(vectors):
+        raise MarbleDataError(
+            f"got {len(positions)} position arrays but {len(vectors)} vector arrays; pass one of each per condition."
+        )
+    if len(positions) == 0:
+        raise MarbleDataError("no conditions given: pass at least one (n, d) positions array.")
+    if conditions is None:
+        conditions = [str(i) for i in range(len(positions))]
+    conditions = list(conditions)
+    if len(conditions) != len(positions):
+        raise MarbleDataError(f"got {len(conditions)} condition labels for {len(positions)} position arrays.")
+    dims = {np.asarray(p).shape[-1] if np.ndim(p) == 2 else None for p in positions}
+    if len(dims) != 1 or None in dims:
+        raise MarbleDataError(
+            "every positions array must be 2-D (n_i, d) with the same d across conditions; "
+            f"got shapes {[np.shape(p) for p in positions]}."
+        )
+    for i, (p, v) in enumerate(zip(positions, vectors)):
+        if np.shape(p) != np.shape(v):
+            raise MarbleDataError(
+                f"condition {conditions[i]!r}: positions {np.shape(p)} and vectors {np.shape(v)} differ in shape."
+            )
+    lengths = [len(p) for p in positions]
+    return make_flow_field(
+        np.concatenate(positions),
+        np.concatenate(vectors),
+        condition=np.repeat(np.asarray(conditions).astype(str), lengths),
+        trial=np.repeat(np.arange(len(positions)), lengths),
+        time=np.concatenate([np.arange(n, dtype=float) for n in lengths]),
+        attrs={"source": "arrays", "difference": "given"},
+    )

@@ -1,0 +1,1 @@
+"""Bundled real recordings and seeded synthetic systems (the public ``marble_widgets.datasets`` namespace)."""

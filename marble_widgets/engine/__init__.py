@@ -1,0 +1,1 @@
+"""MARBLE maths: graph, geometry, diffusion, derivative features, network, loss, training."""

@@ -1,0 +1,1 @@
+"""Pure functions that turn results (xarray) into plotly figures."""

@@ -1,0 +1,1 @@
+"""ipywidgets dashboards: traitlets state + FigureWidget views built from plotting/."""

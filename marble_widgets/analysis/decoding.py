@@ -1,0 +1,363 @@
+"""Decoding behaviour from embeddings with cross-validation that does not leak neighbouring bins.
+
+Neighbouring time bins are nearly identical, so shuffled K-fold over samples overstates decoding
+accuracy. Folds here hold out whole trials (grouped K-fold on a sample coordinate) or contiguous
+blocks of time; the fixed-split protocol of the rat analysis (first 80 % trains, last 20 %
+tests) is :func:`train_test_decode` (spec §13.4).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from marble_widgets.analysis.distances import _as_dataarray, _embedding_array, _sample_values
+
+K_CANDIDATES = (1, 5, 10, 20, 36, 50)
+_KINDS = ("linear", "knn")
+_TASKS = ("auto", "regression", "classification")
+
+
+# --------------------------------------------------------------------------------------------
+# targets and folds
+# --------------------------------------------------------------------------------------------
+def _resolve_target(emb: xr.DataArray, target: Any, task: str) -> tuple[np.ndarray, str, tuple, dict]:
+    """Target values (sample, ...), the task, and the target's extra dims/coords."""
+    if task not in _TASKS:
+        raise ValueError(f"task must be one of {_TASKS}; got {task!r}.")
+    source = emb.coords[target] if isinstance(target, str) and target in emb.coords else target
+    y = _sample_values(emb, source, "target")
+    extra_dims: tuple = ()
+    extra_coords: dict = {}
+    if isinstance(source, xr.DataArray):
+        source = source.transpose("sample", ...)
+        extra_dims = source.dims[1:]
+        extra_coords = {d: source.coords[d].values for d in extra_dims if d in source.coords}
+    else:
+        extra_dims = tuple(f"target_dim_{i}" for i in range(1, y.ndim))
+    if task == "auto":
+        task = "classification" if y.dtype.kind in "OUSbiu" else "regression"
+    if task == "classification" and y.ndim != 1:
+        raise ValueError(f"a categorical target must have one label per sample; got shape {y.shape}.")
+    if task == "regression":
+        y = y.astype(np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("target contains NaN or inf; drop those samples before decoding.")
+    return y, task, extra_dims, extra_coords
+
+
+def _time_order(emb: xr.DataArray) -> np.ndarray:
+    """Sample indices in recording order: by (trial, time) when present, then sample order."""
+    n = emb.sizes["sample"]
+    keys = [np.arange(n)]
+    for name in ("time", "trial"):
+        if name in emb.coords and emb.coords[name].dims == ("sample",):
+            keys.append(np.asarray(emb.coords[name].values))
+    return np.lexsort(keys)  # last key is the primary one: trial, then time, then sample
+
+
+def _group_kfold(labels: np.ndarray, cv: int, seed: int) -> np.ndarray:
+    """Fold of each sample with whole groups held out (GroupKFold, seeded shuffle of groups)."""
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(np.unique(labels))
+    if n_groups < cv:
+        raise ValueError(
+            f"cv={cv} folds need at least {cv} groups, but groups has {n_groups}; lower cv or pass "
+            "groups=None with contiguous=True."
+        )
+    try:
+        splitter = GroupKFold(n_splits=cv, shuffle=True, random_state=seed)
+    except TypeError:  # scikit-learn < 1.6: relabel groups in a seeded random order instead
+        uniq = np.unique(labels)
+        perm = dict(zip(uniq, np.random.default_rng(seed).permutation(len(uniq))))
+        labels = np.array([perm[v] for v in labels])
+        splitter = GroupKFold(n_splits=cv)
+    fold = np.empty(len(labels), dtype=np.int64)
+    for f, (_, test) in enumerate(splitter.split(np.zeros(len(labels)), groups=labels)):
+        fold[test] = f
+    return fold
+
+
+def _contiguous_folds(order: np.ndarray, labels: np.ndarray | None, cv: int) -> np.ndarray:
+    """Contiguous blocks in time order; with group labels, blocks of whole consecutive groups."""
+    fold = np.empty(len(order), dtype=np.int64)
+    if labels is None:
+        if len(order) < cv:
+            raise ValueError(f"cv={cv} folds need at least {cv} samples; got {len(order)}.")
+        for f, block in enumerate(np.array_split(order, cv)):
+            fold[block] = f
+        return fold
+    seq = list(dict.fromkeys(labels[order].tolist()))
+    if len(seq) < cv:
+        raise ValueError(
+            f"cv={cv} folds need at least {cv} groups, but groups has {len(seq)}; lower cv or pass "
+            "groups=None to cut contiguous blocks of samples."
+        )
+    which = {g: f for f, chunk in enumerate(np.array_split(np.arange(len(seq)), cv)) for g in
+             (seq[i] for i in chunk)}
+    return np.array([which[v] for v in labels.tolist()], dtype=np.int64)
+
+
+def fold_assignment(
+    embedding: xr.DataArray,
+    cv: int = 5,
+    groups: Any = "trial",
+    contiguous: bool = False,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Test fold of every sample under the chosen cross-validation scheme.
+
+    Exposed so that the split can be inspected and reused. ``groups`` (a sample coordinate or
+    array, e.g. ``"trial"``): whole groups are held out (GroupKFold, groups shuffled with
+    ``seed``). ``contiguous``: folds are contiguous blocks of recording order (by trial, then
+    time) — of whole groups when ``groups`` is given, else KFold without shuffle. Neither:
+    shuffled KFold over samples (leaks neighbouring bins; only for independent samples).
+
+    Returns
+    -------
+    xr.DataArray (sample,) of ints 0..cv-1 named ``test_fold``, with the sample coords.
+    """
+    from sklearn.model_selection import KFold
+
+    emb = _as_dataarray(embedding)
+    if not isinstance(cv, (int, np.integer)) or cv < 2:
+        raise ValueError(f"cv must be an integer >= 2; got {cv!r}.")
+    n = emb.sizes["sample"]
+    labels = None if groups is None else _sample_values(emb, groups, "groups")
+    if contiguous:
+        fold = _contiguous_folds(_time_order(emb), labels, int(cv))
+    elif labels is not None:
+        fold = _group_kfold(labels, int(cv), seed)
+    else:
+        if n < cv:
+            raise ValueError(f"cv={cv} folds need at least {cv} samples; got {n}.")
+        fold = np.empty(n, dtype=np.int64)
+        for f, (_, test) in enumerate(KFold(int(cv), shuffle=True, random_state=seed).split(np.zeros(n))):
+            fold[test] = f
+    coords = {k: c for k, c in emb.coords.items() if c.dims == ("sample",)}
+    return xr.DataArray(fold, dims=("sample",), coords=coords, name="test_fold")
+
+
+# --------------------------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------------------------
+def _make_model(kind: str, task: str, k: int | None, metric: str, alpha: float, seed: int):
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    if kind == "linear":
+        if task == "regression":
+            return Ridge(alpha=alpha)
+        return LogisticRegression(max_iter=2000, random_state=seed)
+    cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
+    return cls(n_neighbors=k, metric=metric)
+
+
+def _score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score, r2_score
+
+    if task == "classification":
+        return float(accuracy_score(y_true, y_pred))
+    return float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan")
+
+
+def choose_k(
+    x: np.ndarray,
+    y: np.ndarray,
+    task: str = "regression",
+    *,
+    metric: str = "cosine",
+    candidates: tuple[int, ...] = K_CANDIDATES,
+    inner_cv: int = 5,
+) -> int:
+    """Pick the number of neighbours by unshuffled (contiguous) K-fold CV on training data.
+
+    Rows of ``x`` (n, latent) / ``y`` (n, ...) must be in recording order, so each inner fold is
+    a contiguous block. Score: R^2 (regression) or accuracy; ties go to the smaller k.
+    """
+    from sklearn.model_selection import KFold
+
+    n = len(x)
+    inner_cv = int(min(inner_cv, n))
+    if inner_cv < 2:
+        raise ValueError(f"choosing k needs at least 2 training samples; got {n}.")
+    splits = list(KFold(inner_cv, shuffle=False).split(x))
+    max_k = min(len(tr) for tr, _ in splits)
+    usable = [c for c in candidates if c <= max_k] or [max(1, max_k)]
+    best_k, best = usable[0], -np.inf
+    for k in usable:
+        scores = []
+        for tr, te in splits:
+            model = _make_model("knn", task, k, metric, 0.0, 0).fit(x[tr], y[tr])
+            scores.append(_score(task, y[te], model.predict(x[te])))
+        mean = float(np.nanmean(scores)) if np.isfinite(scores).any() else -np.inf
+        if mean > best:
+            best_k, best = k, mean
+    return int(best_k)
+
+
+def _fit_predict(x_tr, y_tr, x_te, kind: str, task: str, k: int | None, metric: str, alpha: float,
+                 seed: int) -> tuple[np.ndarray, int]:
+    """Fit on the training rows (in recording order) and predict the test rows; returns k used."""
+    if kind == "knn":
+        k = choose_k(x_tr, y_tr, task, metric=metric) if k is None else int(k)
+        if k > len(x_tr):
+            raise ValueError(f"k={k} neighbours but only {len(x_tr)} training samples; lower k.")
+    model = _make_model(kind, task, k, metric, alpha, seed).fit(x_tr, y_tr)
+    return np.asarray(model.predict(x_te)), (-1 if kind == "linear" else int(k))
+
+
+def _metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy, or R^2 (averaged over outputs) and median absolute (Euclidean) error."""
+    if task == "classification":
+        return {"accuracy": _score(task, y_true, y_pred)}
+    err = np.abs(y_true - y_pred) if y_true.ndim == 1 else np.linalg.norm(
+        (y_true - y_pred).reshape(len(y_true), -1), axis=1)
+    return {"r2": _score(task, y_true, y_pred),
+            "median_abs_error": float(np.median(err)) if len(err) else float("nan")}
+
+
+# --------------------------------------------------------------------------------------------
+# public decoders
+# --------------------------------------------------------------------------------------------
+def _check_kind(kind: str) -> None:
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}; got {kind!r}.")
+
+
+def _assemble(per_fold: list[dict[str, float]], ks: list[int], pred: np.ndarray, y: np.ndarray,
+              emb: xr.DataArray, task: str, extra: tuple[tuple, dict], attrs: dict) -> xr.Dataset:
+    """Scores per fold + pooled scores + predictions on sample, as one Dataset."""
+    extra_dims, extra_coords = extra
+    coords = {k: c for k, c in emb.coords.items() if c.dims == ("sample",)}
+    coords.update(extra_coords)
+    ds = xr.Dataset(coords=coords)
+    ds = ds.assign_coords(fold=np.arange(len(per_fold)))
+    for name in per_fold[0]:
+        ds[name] = ("fold", np.array([m[name] for m in per_fold]))
+        ds[name].attrs["description"] = f"{name} of each test fold"
+    ds["k"] = ("fold", np.array(ks, dtype=np.int64))
+    for name, value in _metrics(task, y, pred).items():
+        ds[f"{name}_pooled"] = value
+    ds["prediction"] = (("sample",) + tuple(extra_dims), pred)
+    ds.attrs = {**attrs, "task": task}
+    return ds
+
+
+def decode(
+    embedding: xr.DataArray,
+    target: Any,
+    *,
+    kind: str = "linear",
+    cv: int = 5,
+    groups: Any = "trial",
+    contiguous: bool = False,
+    k: int | None = None,
+    metric: str = "cosine",
+    alpha: float = 1e-6,
+    task: str = "auto",
+    seed: int = 0,
+) -> xr.Dataset:
+    """Cross-validated decoding of a behavioural variable from an embedding.
+
+    Measures how much of the behaviour an embedding carries, without the optimism of shuffled
+    folds over neighbouring time bins (see :func:`fold_assignment` for ``cv``, ``groups``,
+    ``contiguous``, ``seed``). ``kind="linear"``: Ridge (``alpha``) for continuous targets,
+    logistic regression for labels; ``"knn"``: k-nearest neighbours with ``metric``, and
+    ``k=None`` chooses k per training fold by unshuffled inner CV from ``K_CANDIDATES``.
+
+    Parameters
+    ----------
+    embedding : xr.DataArray (sample, latent).
+    target : name of a sample coordinate of ``embedding`` or a DataArray/array on sample
+        (sample,) or (sample, axis). Float -> regression; str/bool/int -> classification
+        (override with ``task``).
+
+    Returns
+    -------
+    xr.Dataset with, on ``fold``: ``r2`` and ``median_abs_error`` (Euclidean norm of the error
+    for multi-output targets) or ``accuracy``, and ``k`` (-1 for linear); pooled scalars
+    ``r2_pooled``/``median_abs_error_pooled`` or ``accuracy_pooled``; on ``sample``:
+    ``prediction`` (each sample predicted by the model that did not see it) and ``test_fold``.
+    """
+    _check_kind(kind)
+    emb = _as_dataarray(embedding)
+    x = _embedding_array(emb)
+    y, task, *extra = _resolve_target(emb, target, task)
+    fold = fold_assignment(emb, cv, groups, contiguous, seed).values
+    order = _time_order(emb)
+    pred = np.empty(y.shape, dtype=y.dtype if task == "classification" else np.float64)
+    per_fold, ks = [], []
+    for f in range(int(cv)):
+        train = order[fold[order] != f]  # training rows kept in recording order
+        test = np.flatnonzero(fold == f)
+        pred[test], k_used = _fit_predict(x[train], y[train], x[test], kind, task, k, metric, alpha, seed)
+        per_fold.append(_metrics(task, y[test], pred[test]))
+        ks.append(k_used)
+    attrs = {"kind": kind, "cv": int(cv), "groups": str(groups), "contiguous": int(contiguous),
+             "metric": metric if kind == "knn" else "", "alpha": alpha, "seed": seed}
+    ds = _assemble(per_fold, ks, pred, y, emb, task, tuple(extra), attrs)
+    ds["test_fold"] = ("sample", fold)
+    return ds
+
+
+def _split_fixed(emb: xr.DataArray, y: np.ndarray, train_fraction: float):
+    """First ``train_fraction`` of recording order trains, the rest tests."""
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction!r}.")
+    order = _time_order(emb)
+    cut = int(round(train_fraction * len(order)))
+    if cut < 1 or cut >= len(order):
+        raise ValueError(f"train_fraction={train_fraction} leaves an empty train or test set.")
+    tr, te = order[:cut], np.sort(order[cut:])
+    return emb.isel(sample=tr), y[tr], emb.isel(sample=te), y[te]
+
+
+def train_test_decode(
+    train_emb: xr.DataArray,
+    train_target: Any,
+    test_emb: xr.DataArray | None = None,
+    test_target: Any = None,
+    *,
+    kind: str = "knn",
+    k: int | None = None,
+    metric: str = "cosine",
+    alpha: float = 1e-6,
+    task: str = "auto",
+    train_fraction: float = 0.8,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Decode with one fixed split: fit on the training embedding, score on the test embedding.
+
+    The rat protocol (spec §13.4: k-NN, ``k=36``, cosine metric, trained on the first 80 % and
+    tested on the last 20 % of the session). Without ``test_emb`` the split is made here from
+    ``train_emb`` in recording order (``train_fraction``). Targets are names of sample
+    coordinates or arrays on sample; a name given only as ``train_target`` is used for both.
+
+    Returns
+    -------
+    The Dataset of :func:`decode` with one fold; ``prediction`` is on the test samples.
+    """
+    _check_kind(kind)
+    tr_emb = _as_dataarray(train_emb)
+    y_tr, task_tr, *extra = _resolve_target(tr_emb, train_target, task)
+    if test_emb is None:
+        tr_emb, y_tr, te_emb, y_te = _split_fixed(tr_emb, y_tr, train_fraction)
+    else:
+        te_emb = _as_dataarray(test_emb)
+        if test_target is None:
+            if not isinstance(train_target, str):
+                raise ValueError("test_target is required when train_target is not a coordinate name.")
+            test_target = train_target
+        y_te, _, *extra = _resolve_target(te_emb, test_target, task_tr)
+    x_tr, x_te = _embedding_array(tr_emb, "train_emb"), _embedding_array(te_emb, "test_emb")
+    if x_tr.shape[1] != x_te.shape[1]:
+        raise ValueError(f"train_emb has {x_tr.shape[1]} latent dims but test_emb {x_te.shape[1]}.")
+    order = _time_order(tr_emb)
+    pred, k_used = _fit_predict(x_tr[order], y_tr[order], x_te, kind, task_tr, k, metric, alpha, seed)
+    attrs = {"kind": kind, "protocol": "fixed split", "metric": metric if kind == "knn" else "",
+             "alpha": alpha, "seed": seed, "n_train": len(x_tr), "n_test": len(x_te)}
+    return _assemble([_metrics(task_tr, y_te, pred)], [k_used], pred, y_te, te_emb, task_tr,
+                     tuple(extra), attrs)

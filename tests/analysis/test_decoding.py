@@ -1,0 +1,118 @@
+"""Cross-validated decoding without leakage between neighbouring bins (spec §13.4)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from marble_widgets.analysis import choose_k, decode, fold_assignment, train_test_decode
+
+
+def _emb(values: np.ndarray, n_trials: int, **coords) -> xr.DataArray:
+    n = len(values)
+    per = n // n_trials
+    c = {"condition": ("sample", np.repeat("c", n)), "trial": ("sample", np.repeat(np.arange(n_trials), per)),
+         "time": ("sample", np.tile(np.arange(per) * 0.02, n_trials)), "latent": np.arange(values.shape[1])}
+    c.update({k: ("sample", v) for k, v in coords.items()})
+    return xr.DataArray(values, dims=("sample", "latent"), coords=c, name="embedding")
+
+
+@pytest.fixture
+def linear_toy(rng):
+    z = rng.normal(size=(600, 4))
+    w = np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 1.0], [3.0, 0.2]])
+    y = z @ w + 0.01 * rng.normal(size=(600, 2))
+    return _emb(z, 20), xr.DataArray(y, dims=("sample", "axis"), coords={"axis": ["x", "y"]})
+
+
+def test_linear_map_decodes_with_r2_near_one(linear_toy):
+    emb, y = linear_toy
+    ds = decode(emb, y, kind="linear", cv=5)
+    assert ds.sizes["fold"] == 5 and ds.attrs["task"] == "regression"
+    assert (ds.r2 > 0.99).all() and ds.r2_pooled > 0.99
+    assert ds.prediction.dims == ("sample", "axis") and list(ds.axis.values) == ["x", "y"]
+    np.testing.assert_allclose(ds.prediction, y, atol=0.06)
+    err = np.linalg.norm(ds.prediction.values - y.values, axis=1)
+    assert float(ds.median_abs_error_pooled) == pytest.approx(np.median(err))
+    assert (ds.k == -1).all()
+
+
+def test_random_target_has_no_skill(rng, linear_toy):
+    emb, _ = linear_toy
+    ds = decode(emb, rng.normal(size=600), kind="linear")
+    assert ds.r2_pooled < 0.02 and (ds.r2 < 0.05).all()
+    knn = decode(emb, rng.normal(size=600), kind="knn", k=20, metric="euclidean")
+    assert knn.r2_pooled < 0.02
+
+
+def test_separable_labels_give_accuracy_one(rng):
+    z = rng.normal(size=(400, 3))
+    z[:, 0] += np.where(z[:, 0] > 0, 2.0, -2.0)  # margin of 4 around the plane z0 = 0
+    label = np.where(z[:, 0] > 0, "left", "right")
+    emb = _emb(z, 20, side=label)
+    for kind in ("linear", "knn"):
+        ds = decode(emb, "side", kind=kind, k=5, metric="euclidean")
+        assert ds.attrs["task"] == "classification"
+        assert (ds.accuracy == 1.0).all() and ds.accuracy_pooled == 1.0
+        np.testing.assert_array_equal(ds.prediction, label)
+
+
+def test_trial_folds_never_share_a_trial(linear_toy):
+    emb, y = linear_toy
+    ds = decode(emb, y, cv=4, seed=3)
+    pairs = {(int(t), int(f)) for t, f in zip(ds.trial.values, ds.test_fold.values)}
+    assert len(pairs) == 20  # each of the 20 trials sits in exactly one fold
+    assert set(ds.test_fold.values) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(fold_assignment(emb, 4, seed=3), ds.test_fold)
+
+
+def test_contiguous_folds_are_contiguous_blocks(linear_toy):
+    emb, _ = linear_toy
+    shuffled = emb.isel(sample=np.random.default_rng(1).permutation(600))  # order by (trial, time)
+    fold = fold_assignment(shuffled, cv=5, groups=None, contiguous=True)
+    order = np.lexsort((shuffled.time.values, shuffled.trial.values))
+    seq = fold.values[order]
+    assert np.all(np.diff(seq) >= 0) and np.bincount(seq).tolist() == [120] * 5
+    by_trial = fold_assignment(emb, cv=3, groups="trial", contiguous=True).values
+    assert np.all(np.diff(by_trial) >= 0)
+    assert len({(t, f) for t, f in zip(emb.trial.values, by_trial)}) == 20
+
+
+def test_choose_k_prefers_averaging_under_noise(rng):
+    x = np.sort(rng.uniform(0, 6, 600))[:, None]
+    noisy = np.sin(x[:, 0]) + 1.0 * rng.normal(size=600)
+    clean = np.sin(x[:, 0])
+    shuffled = rng.permutation(600)
+    assert choose_k(x[shuffled], noisy[shuffled], metric="euclidean") >= 20
+    assert choose_k(x[shuffled], clean[shuffled], metric="euclidean") <= 5
+    emb = _emb(x[shuffled], 20)
+    ds = decode(emb, noisy[shuffled], kind="knn", metric="euclidean", groups=None, seed=0)
+    assert (ds.k >= 20).all()
+
+
+def test_train_test_decode_fixed_split(rng):
+    theta = rng.uniform(0, 2 * np.pi, 1000)
+    pos = theta / (2 * np.pi)
+    z = np.c_[np.cos(theta), np.sin(theta), 0.5 * np.ones(1000)] + 0.01 * rng.normal(size=(1000, 3))
+    emb = _emb(z, 1, position=pos)
+    ds = train_test_decode(emb, "position", kind="knn", k=10)
+    assert ds.sizes["sample"] == 200 and ds.sizes["fold"] == 1
+    np.testing.assert_array_equal(ds.time.values, emb.time.values[800:])
+    assert float(ds.median_abs_error[0]) < 0.01
+    ds2 = train_test_decode(emb.isel(sample=slice(0, 800)), "position", emb.isel(sample=slice(800, None)), k=10)
+    np.testing.assert_allclose(ds2.prediction, ds.prediction)
+    assert ds2.attrs["n_train"] == 800 and ds2.attrs["n_test"] == 200
+
+
+def test_decode_errors(linear_toy):
+    emb, y = linear_toy
+    with pytest.raises(ValueError, match="kind must be one of"):
+        decode(emb, y, kind="svm")
+    with pytest.raises(ValueError, match="target='speed' is not a coordinate"):
+        decode(emb, "speed")
+    with pytest.raises(ValueError, match="need at least 30 groups"):
+        decode(emb, y, cv=30)
+    with pytest.raises(ValueError, match="one value per sample"):
+        decode(emb, y.values[:10])
+    with pytest.raises(ValueError, match="k=700 neighbours"):
+        decode(emb, y, kind="knn", k=700)

@@ -1,1 +1,15 @@
-"""ipywidgets dashboards: traitlets state + FigureWidget views built from plotting/."""
+"""ipywidgets dashboards: traitlets state + FigureWidget views built from plotting/.
+
+Each dashboard is an ``ipywidgets.VBox`` whose state lives in a few traitlets (``sample``,
+``selection``, ...); views observe that state and redraw only what changed.
+"""
+from __future__ import annotations
+
+from marble_widgets.widgets.alignment import AlignmentView
+from marble_widgets.widgets.dashboard import Dashboard, dashboard
+from marble_widgets.widgets.embedding_explorer import EmbeddingExplorer, link_explorers
+from marble_widgets.widgets.flow_explorer import FlowFieldExplorer
+from marble_widgets.widgets.training import TrainingMonitor
+
+__all__ = ["AlignmentView", "Dashboard", "EmbeddingExplorer", "FlowFieldExplorer", "TrainingMonitor",
+           "dashboard", "link_explorers"]

@@ -1,0 +1,71 @@
+"""Figures of analysis results and training: distance heatmap, MDS map, loss curves."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import xarray as xr
+
+from marble_widgets.plotting._util import json_safe_grid, require_vars
+from marble_widgets.plotting.theme import DENSITY, apply_theme, palette_color
+
+
+def distance_heatmap(dist: xr.DataArray, title: str | None = "Distances between conditions") -> go.Figure:
+    """Heatmap of a square distance DataArray (cond, cond_other), e.g. from ``analysis.distances``.
+
+    Rows are the first dim's labels, columns the second's; hover shows both labels and the value.
+    """
+    if not isinstance(dist, xr.DataArray) or dist.ndim != 2:
+        raise TypeError("dist must be a 2-D xarray.DataArray (cond, cond_other) from analysis.distances; "
+                        f"got {type(dist).__name__} with ndim={getattr(dist, 'ndim', None)}.")
+    rows, cols = ([str(v) for v in dist[d].values] if d in dist.coords else [str(i) for i in range(n)]
+                  for d, n in zip(dist.dims, dist.shape))
+    fig = go.Figure(go.Heatmap(z=json_safe_grid(dist.values), x=cols, y=rows, colorscale=DENSITY,
+                               name="distance", colorbar=dict(title=dict(text="distance"), thickness=12),
+                               hovertemplate="%{y} vs %{x}: %{z:.3g}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", scaleratio=1, showgrid=False)
+    fig.update_xaxes(showgrid=False)
+    return apply_theme(fig, title)
+
+
+def mds_map(coords: xr.DataArray, title: str | None = "MDS map") -> go.Figure:
+    """Groups placed by their first two MDS components (``analysis.mds``: dims (group, component)).
+
+    One labelled marker per group, in the condition palette order; the single trace is "groups".
+    """
+    if not isinstance(coords, xr.DataArray) or coords.ndim != 2 or coords.shape[1] < 2:
+        raise ValueError("coords must be a DataArray (group, component) with at least 2 components "
+                         f"(from analysis.mds); got {getattr(coords, 'dims', type(coords).__name__)}.")
+    gdim = coords.dims[0]
+    labels = [str(v) for v in (coords[gdim].values if gdim in coords.coords else range(coords.shape[0]))]
+    xy = coords.values[:, :2].astype(np.float64)
+    fig = go.Figure(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers+text", text=labels, name="groups",
+                               textposition="top center", hovertemplate="%{text}<extra></extra>",
+                               marker=dict(size=13, color=[palette_color(i) for i in range(len(labels))],
+                                           line=dict(color="white", width=1.5))))
+    fig.update_layout(xaxis_title="MDS 1", yaxis_title="MDS 2", showlegend=False)
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return apply_theme(fig, title)
+
+
+def loss_curves(history: xr.Dataset | None = None, title: str | None = "Training") -> go.Figure:
+    """Train/validation loss (left axis) and learning rate (right, log axis) per epoch.
+
+    ``history`` is ``MARBLE.loss_history_`` (on ``epoch``: train_loss, val_loss, lr); None gives
+    the same three traces empty, ready to be filled live by :class:`TrainingMonitor`.
+    """
+    epoch = train = val = lr = np.zeros(0)
+    if history is not None:
+        require_vars(history, ("train_loss", "val_loss", "lr"), "history",
+                     "MARBLE.loss_history_: a Dataset on epoch with train_loss, val_loss, lr")
+        epoch = history["epoch"].values if "epoch" in history.coords else np.arange(history.sizes["epoch"])
+        train, val, lr = (history[k].values.astype(np.float64) for k in ("train_loss", "val_loss", "lr"))
+    fig = go.Figure([
+        go.Scatter(x=epoch, y=train, mode="lines", name="train loss", line=dict(color=palette_color(0), width=2)),
+        go.Scatter(x=epoch, y=val, mode="lines", name="val loss", line=dict(color=palette_color(1), width=2)),
+        go.Scatter(x=epoch, y=lr, mode="lines", name="lr", yaxis="y2",
+                   line=dict(color="rgba(90,90,90,0.7)", width=1, dash="dot")),
+    ])
+    fig.update_layout(xaxis_title="epoch", yaxis_title="loss",
+                      yaxis2=dict(title="learning rate", overlaying="y", side="right", type="log", showgrid=False),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
+    return apply_theme(fig, title)

@@ -1,0 +1,119 @@
+"""Training loop pieces: split, samplers, feature sources, callback and best-state handling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from marble_widgets.engine.geometry import build_geometry
+from marble_widgets.engine.network import (
+    BasisFeatures,
+    GraphFeatures,
+    MarbleNetwork,
+    NetworkSpec,
+    StaticFeatures,
+    build_feature_source,
+)
+from marble_widgets.engine.training import (
+    neighbour_lists,
+    sample_negatives,
+    sample_positives,
+    split_nodes,
+    train_network,
+)
+
+
+@pytest.fixture(scope="module")
+def geometry():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (200, 2))
+    v = np.c_[-x[:, 1], x[:, 0]] + 0.2 * rng.normal(size=(200, 2))
+    return build_geometry(x, v, np.repeat([0, 1], 100), k=10)
+
+
+def test_split_is_a_disjoint_80_10_10_cover():
+    split = split_nodes(1000, np.random.default_rng(0))
+    sizes = {k: len(v) for k, v in split.items()}
+    assert sizes == {"train": 800, "val": 100, "test": 100}
+    np.testing.assert_array_equal(np.sort(np.concatenate(list(split.values()))), np.arange(1000))
+    with pytest.raises(ValueError, match="at least 3 nodes"):
+        split_nodes(2, np.random.default_rng(0))
+
+
+def test_positives_are_neighbours_never_self(geometry):
+    indptr, indices = neighbour_lists(geometry.edge_index, geometry.n_nodes)
+    anchors = np.repeat(np.arange(geometry.n_nodes), 20)
+    pos = sample_positives(anchors, indptr, indices, np.random.default_rng(0))
+    assert np.all(pos != anchors)
+    edges = set(map(tuple, geometry.edge_index.T))
+    assert all((a, p) in edges for a, p in zip(anchors, pos))
+    # isolated node 2 in a 3-node graph with one edge: falls back to itself
+    ip, ix = neighbour_lists(np.array([[0, 1], [1, 0]]), 3)
+    np.testing.assert_array_equal(sample_positives(np.array([0, 1, 2]), ip, ix, np.random.default_rng(0)), [1, 0, 2])
+    neg = sample_negatives(5000, 7, np.random.default_rng(0))
+    assert set(np.unique(neg)) == set(range(7))
+
+
+def test_basis_and_graph_sources_agree_in_value_and_gradient(geometry):
+    basis = build_feature_source(geometry, order=2, include_self=True, diffusion=True)
+    graph = build_feature_source(geometry, order=2, include_self=True, diffusion=True, max_basis_bytes=0)
+    assert isinstance(basis, BasisFeatures) and isinstance(graph, GraphFeatures)
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=2))
+    with torch.no_grad():
+        net.diffusion.t.fill_(0.4)
+    idx = torch.arange(0, 200, 7)
+    grads = []
+    for src in (basis, graph):
+        net.zero_grad()
+        rows = src.rows(idx, net.diffusion)
+        (rows**2).sum().backward()
+        grads.append(float(net.diffusion.t.grad))
+        grads.append(rows.detach().numpy())
+    np.testing.assert_allclose(grads[1], grads[3], rtol=1e-4, atol=1e-5)
+    assert grads[0] == pytest.approx(grads[2], rel=1e-3)
+    static = build_feature_source(geometry, order=2, include_self=True, diffusion=False)
+    assert isinstance(static, StaticFeatures)
+    net.diffusion.t.data.fill_(0.0)
+    net.diffusion.clamp_()  # t -> 1e-8: diffusion is the identity
+    np.testing.assert_allclose(basis.rows(idx, net.diffusion).detach(), static.rows(idx, None), atol=1e-5)
+
+
+def test_vector_heat_keeps_a_parallel_field_on_a_plane():
+    rng = np.random.default_rng(4)
+    uv = rng.uniform(-1, 1, (150, 2))
+    q = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    x = np.c_[uv, np.zeros(150)] @ q.T
+    v = np.tile(np.array([0.3, -0.5, 0.0]) @ q.T, (150, 1))
+    g = build_geometry(x, v, k=10, local_gauges=True)
+    src = build_feature_source(g, order=1, include_self=True, diffusion=True)
+    assert isinstance(src, GraphFeatures) and src.norm_basis is not None
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1))
+    net.diffusion.t.data.fill_(2.0)
+    u0 = src.signal(None).numpy()
+    np.testing.assert_allclose(src.signal(net.diffusion).detach().numpy(), u0, atol=1e-4)
+
+
+def _train(geometry, **kwargs):
+    source = build_feature_source(geometry, order=1, include_self=True, diffusion=False)
+    torch.manual_seed(0)
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1, diffusion=False))
+    return net, train_network(net, source, geometry.edge_index, geometry.n_nodes, verbose=False, **kwargs)
+
+
+def test_callback_infos_and_stop(geometry):
+    infos = []
+    _, result = _train(geometry, epochs=4, callback=infos.append)
+    assert [i["epoch"] for i in infos] == [0, 1, 2, 3]
+    assert set(infos[0]) == {"epoch", "n_epochs", "train_loss", "val_loss", "lr", "diffusion_time", "elapsed"}
+    assert all(i["n_epochs"] == 4 for i in infos)
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"]))
+    seen = []
+    _, result = _train(geometry, epochs=10, callback=lambda info: seen.append(info) or info["epoch"] == 1)
+    assert len(seen) == 2 and result.stopped_early and len(result.history["train_loss"]) == 2
+
+
+def test_early_stopping_with_patience(geometry):
+    net, result = _train(geometry, epochs=60, lr=1e-9, patience=2)
+    n = len(result.history["val_loss"])
+    assert n < 60 and n - 1 - result.best_epoch == 2
+    assert not net.training  # left in eval mode with the best state

@@ -1,0 +1,178 @@
+"""The MARBLE estimator: sklearn contract, reproducibility, persistence, edge cases."""
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from sklearn.base import clone
+
+from marble_widgets.data.containers import flow_field_from_arrays
+from marble_widgets.estimator import MARBLE, PARAMETERS
+
+FAST = dict(epochs=3, verbose=False, hidden_channels=(16,))
+
+
+def _rotation_fields(n: int = 120, n_cond: int = 2, seed: int = 0) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    xs = [rng.uniform(-1, 1, (n, 2)) for _ in range(n_cond)]
+    vs = [(c + 1) * np.c_[-x[:, 1], x[:, 0]] for c, x in enumerate(xs)]
+    return flow_field_from_arrays(xs, vs, conditions=[f"c{c}" for c in range(n_cond)])
+
+
+@pytest.fixture(scope="module")
+def flow():
+    return _rotation_fields()
+
+
+@pytest.fixture(scope="module")
+def fitted(flow):
+    return MARBLE(k=10, **FAST).fit(flow)
+
+
+def test_defaults_are_the_parameter_table():
+    sig = inspect.signature(MARBLE.__init__)
+    defaults = {name: p.default for name, p in sig.parameters.items() if name != "self"}
+    assert defaults == {name: row[0] for name, row in PARAMETERS.items()}
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        MARBLE(n_layers=3)
+
+
+def test_clone_and_params():
+    model = MARBLE(order=1, hidden_channels=[64], out_dim=32)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and copy is not model
+    assert copy.set_params(k=7).k == 7 and model.k == 20
+
+
+def test_transform_keeps_coords_and_shape(flow, fitted):
+    emb = fitted.transform(flow)
+    assert emb.name == "embedding" and emb.dims == ("sample", "latent")
+    assert emb.shape == (flow.sizes["sample"], 3) and np.isfinite(emb.values).all()
+    np.testing.assert_array_equal(emb["condition"].values, flow["condition"].values)
+    np.testing.assert_array_equal(emb["time"].values, flow["time"].values)
+    assert list(fitted.loss_history_.data_vars) == ["train_loss", "val_loss", "lr", "diffusion_time"]
+    assert fitted.loss_history_.sizes["epoch"] == 3
+    assert list(fitted.conditions_) == ["c0", "c1"]
+    assert fitted.feature_names_[:3] == ["v1", "v2", "d1 v1"] and len(fitted.feature_names_) == 14
+
+
+def test_eval_mode_single_row_equals_its_row_in_the_full_batch(flow, fitted):
+    features = fitted.inspect(flow)["features"].values
+    net = fitted.network_
+    assert not net.training
+    with torch.no_grad():
+        full = net(torch.as_tensor(features, dtype=torch.float32)).numpy()
+        single = net(torch.as_tensor(features[5:6], dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(single[0], full[5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(full, fitted.transform(flow).values, rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_identical_different_seed_different(flow):
+    a = MARBLE(k=10, seed=3, **FAST).fit_transform(flow).values
+    b = MARBLE(k=10, seed=3, **FAST).fit_transform(flow).values
+    c = MARBLE(k=10, seed=4, **FAST).fit_transform(flow).values
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+
+
+def test_save_load_round_trip(tmp_path, flow, fitted):
+    path = fitted.save(tmp_path / "model.pt")
+    loaded = MARBLE.load(path)
+    np.testing.assert_array_equal(loaded.transform(flow).values, fitted.transform(flow).values)
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.feature_names_ == fitted.feature_names_
+    np.testing.assert_array_equal(loaded.loss_history_.train_loss, fitted.loss_history_.train_loss)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a model file written by MARBLE.save"):
+        MARBLE.load(tmp_path / "other.pt")
+
+
+def test_callback_receives_every_epoch_and_can_stop(flow):
+    infos = []
+    MARBLE(k=10, **{**FAST, "epochs": 4}).fit(flow, callback=infos.append)
+    assert len(infos) == 4 and {i["n_epochs"] for i in infos} == {4}
+    model = MARBLE(k=10, **{**FAST, "epochs": 10}).fit(flow, callback=lambda i: i["epoch"] >= 1)
+    assert model.loss_history_.sizes["epoch"] == 2
+
+
+def test_diffusion_time_is_learned(flow):
+    model = MARBLE(k=10, order=1, epochs=5, verbose=False).fit(flow)
+    times = model.loss_history_.diffusion_time.values
+    assert times[-1] > 1e-4 and model.diffusion_time_ == pytest.approx(times[model.best_epoch_], rel=1e-5)
+
+
+def test_inspect_global_gauge(flow, fitted):
+    ins = fitted.inspect(flow, max_neighbors=5)
+    assert ins.sizes["neighbor"] <= 5 and ins.attrs["manifold_dim"] == 2
+    nb = ins["neighbors"].values
+    row, col = np.argwhere(nb >= 0)[0]
+    # global gauge: transported neighbour vectors are the raw vectors v_j, frames the identity
+    np.testing.assert_allclose(ins["transported"].values[row, col], flow["v"].values[nb[row, col]])
+    np.testing.assert_allclose(ins["frame"].values[0], np.eye(2))
+    assert np.isnan(ins["transported"].values[nb < 0]).all()
+    same = flow["condition"].values[np.maximum(nb, 0)] == flow["condition"].values[:, None]
+    assert same[nb >= 0].all()  # never across conditions
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(k=0), "k must be an integer >= 1"),
+        (dict(dropout=1.5), "dropout must be in"),
+        (dict(hidden_channels=[32, -1]), "hidden_channels must be positive"),
+        (dict(order=0, include_self=False), "leaves no features"),
+    ],
+)
+def test_bad_parameters_are_named(flow, bad, match):
+    with pytest.raises(ValueError, match=match):
+        MARBLE(**{**FAST, **bad}).fit(flow)
+
+
+def test_bad_flow_fields(flow):
+    with pytest.raises(TypeError, match="xarray.Dataset"):
+        MARBLE(**FAST).fit(np.zeros((10, 2)))
+    with pytest.raises(ValueError, match="k=50 needs at least"):
+        MARBLE(k=50, **FAST).fit(_rotation_fields(n=40))
+    nan = flow.copy(deep=True)
+    nan["x"][3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        MARBLE(**FAST).fit(nan)
+    with pytest.raises(ValueError, match="not fitted"):
+        MARBLE().transform(flow)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            MARBLE(device="cuda", **FAST).fit(flow)
+
+
+def test_scalar_signal_with_inner_products_does_not_crash():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (100, 1))
+    ff = flow_field_from_arrays(x, np.sin(3 * x))
+    emb = MARBLE(k=8, inner_product_features=True, **FAST).fit_transform(ff)
+    assert emb.shape == (100, 3) and np.isfinite(emb.values).all()
+    with pytest.raises(ValueError, match="vec_norm"):
+        MARBLE(k=8, vec_norm=True, **FAST).fit(ff)
+
+
+def test_circle_in_3d_with_local_gauges_has_one_direction():
+    theta = np.linspace(0, 2 * np.pi, 150, endpoint=False)
+    x = np.c_[np.cos(theta), np.sin(theta), 0.1 * np.cos(theta)]
+    v = np.c_[-np.sin(theta), np.cos(theta), -0.1 * np.sin(theta)]
+    model = MARBLE(k=6, local_gauges=True, inner_product_features=True, **FAST)
+    emb = model.fit_transform(flow_field_from_arrays(x, v))
+    assert model.n_directions_ == 1 and np.isfinite(emb.values).all()
+
+
+def test_duplicates_and_more_dims_than_neighbours():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(60, 30))
+    x = np.concatenate([x, x[:10]])  # exact duplicates
+    v = rng.normal(size=x.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the geometry warns about the duplicates' components
+        emb = MARBLE(k=5, order=1, **FAST).fit_transform(flow_field_from_arrays(x, v))
+    assert emb.shape == (70, 3) and np.isfinite(emb.values).all()

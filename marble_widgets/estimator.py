@@ -17,6 +17,8 @@ import torch
 import xarray as xr
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from marble_widgets.data.containers import sample_labels
+
 from marble_widgets.engine.features import feature_count, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
 from marble_widgets.engine.network import FeatureSource, MarbleNetwork, NetworkSpec, build_feature_source
@@ -263,7 +265,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         _, z = self._embed(geometry)
         out = np.full((flow_field.sizes["sample"], z.shape[1]), np.nan)
         out[geometry.sample_index] = z
-        coords = {name: c for name, c in flow_field.coords.items() if c.dims == ("sample",)}
+        coords = sample_labels(flow_field)
         return xr.DataArray(
             out, dims=("sample", "latent"), name="embedding",
             coords={**coords, "latent": np.arange(z.shape[1])},
@@ -437,7 +439,7 @@ def _inspection(flow_field, geometry, feats, z, names, order, max_neighbors) -> 
         return out
 
     nb_samples = np.where(nb >= 0, rows[np.maximum(nb, 0)], -1)
-    coords = {name: c for name, c in flow_field.coords.items() if c.dims == ("sample",)}
+    coords = sample_labels(flow_field)
     coords.update(dim=flow_field["dim"].values, feature=list(names), latent=np.arange(z.shape[1]))
     return xr.Dataset(
         {
@@ -451,3 +453,4 @@ def _inspection(flow_field, geometry, feats, z, names, order, max_neighbors) -> 
         attrs={"manifold_dim": int(geometry.n_directions), "order": order,
                "local_gauges": int(bool(geometry.local_gauges))},
     )
+

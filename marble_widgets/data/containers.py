@@ -117,3 +117,25 @@ def flow_field_from_arrays(
         time=np.concatenate([np.arange(n, dtype=float) for n in lengths]),
         attrs={"source": "arrays", "difference": "given"},
     )
+
+
+def sample_labels(flow_field: xr.Dataset) -> dict[str, xr.Variable]:
+    """The flow field's per-sample labels to carry onto results: sample coords and 1-D behaviour.
+
+    Behaviour variables (e.g. ``position``, ``direction``) become coords of embeddings so that
+    decoding, colouring and alignment can name them directly.
+    """
+    labels = {name: c.variable for name, c in flow_field.coords.items() if c.dims == ("sample",)}
+    for name, var in flow_field.data_vars.items():
+        if var.dims == ("sample",) and name not in labels:
+            labels[name] = var.variable
+    return labels
+
+
+def positions_as_embedding(flow_field: xr.Dataset) -> xr.DataArray:
+    """The flow field's positions shaped like an embedding (sample, latent) with the same labels.
+
+    This is MARBLE's own input, the baseline every embedding must beat when decoded.
+    """
+    x = flow_field["x"].values
+    return xr.DataArray(x.copy(), dims=("sample", "latent"), coords={**sample_labels(flow_field), "latent": np.arange(x.shape[1])}, name="embedding")

@@ -52,3 +52,15 @@ def test_bad_arrays_raise_clear_errors(pos, vec, match):
 def test_condition_label_count_must_match(rng):
     with pytest.raises(MarbleDataError, match="condition labels"):
         flow_field_from_arrays([rng.normal(size=(3, 2))], [rng.normal(size=(3, 2))], conditions=["a", "b"])
+
+
+def test_sample_labels_and_positions_as_embedding_carry_behaviour(rng):
+    from marble_widgets.data.containers import positions_as_embedding, sample_labels
+
+    ds = make_flow_field(rng.normal(size=(4, 2)), rng.normal(size=(4, 2)), condition=["c"] * 4, trial=[0] * 4,
+                         time=np.arange(4.0), sample_vars={"position": np.array([0.1, 0.2, 0.3, 0.4])})
+    assert {"condition", "trial", "time", "position"} <= set(sample_labels(ds))
+    emb = positions_as_embedding(ds)
+    assert emb.dims == ("sample", "latent")
+    np.testing.assert_array_equal(emb.values, ds["x"].values)
+    np.testing.assert_array_equal(emb["position"].values, [0.1, 0.2, 0.3, 0.4])

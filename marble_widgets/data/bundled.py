@@ -212,3 +212,157 @@ def mc_maze_small(bin_size: float = 0.005) -> xr.Dataset:
         citation=MC_MAZE_CITATION,
     )
     return ds
+
+
+# ----------------------------------------------------------------------------- linear-track rat
+_PERIODS = ("track", "rest", "all")
+_CAMERA_PX = (640, 480)  # camera frame (x, y); the tracker reports the last row/column when it loses the LED
+#: off-track band: a bin farther than this fraction of the track length from the track axis is not on the track
+TRACK_BAND = 0.15
+#: Gaussian sigma (s) smoothing the linear position before differentiating it into a velocity
+TRACK_VELOCITY_SMOOTH = 0.2
+#: running threshold, track lengths per second (5 %/s: ~8-10 cm/s on a 1.6-2 m track)
+TRACK_SPEED_THRESHOLD = 0.05
+
+
+def _epoch_window(path: pathlib.Path, period: str) -> tuple[float | None, float | None]:
+    """(start, stop) in s of the epoch tagged ``period`` ((None, None) for "all"), read with h5py."""
+    if period not in _PERIODS:
+        raise MarbleDataError(f"period must be one of {_PERIODS}; got {period!r}. Use 'track' for the running epoch.")
+    if period == "all":
+        return None, None
+    with h5py.File(path, "r") as h5:
+        group = h5["intervals/epochs"]
+        tags = [t.decode() if isinstance(t, bytes) else str(t) for t in group["tags"][()]]
+        ends = np.asarray(group["tags_index"][()], dtype=np.int64)
+        starts, stops = group["start_time"][()], group["stop_time"][()]
+    rows = [i for i, (a, b) in enumerate(zip(np.r_[0, ends[:-1]], ends)) if period in tags[a:b]]
+    if not rows:
+        raise MarbleDataError(f"the epochs table of {path.name} has no epoch tagged {period!r}; rebuild the file.")
+    return float(starts[rows[0]]), float(stops[rows[0]])
+
+
+def _on_camera(px: np.ndarray) -> np.ndarray:
+    """Bins whose tracked pixel is finite and inside the frame (the last row/column means "LED lost")."""
+    inside = (px[:, 0] > 0) & (px[:, 0] < _CAMERA_PX[0] - 1) & (px[:, 1] > 0) & (px[:, 1] < _CAMERA_PX[1] - 1)
+    return np.isfinite(px).all(axis=1) & inside
+
+
+def _principal_axis(px: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre, first and second principal axes of the kept (x, y) pixels; axis[0] > 0 (left-to-right)."""
+    centre = px[keep].mean(axis=0)
+    axes = np.linalg.svd(px[keep] - centre, full_matrices=False)[2]
+    major = axes[0] * (1.0 if axes[0, 0] >= 0 else -1.0)
+    return centre, major, axes[1]
+
+
+def track_linearisation(px: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Project 2-D pixel positions onto the track's first principal axis, normalised to [0, 1].
+
+    The track runs diagonally in the camera image, so its long axis is the first principal axis of
+    the tracked pixels. Two passes: fit on every on-camera bin, drop bins farther than
+    ``TRACK_BAND`` x track length from that axis (the animal carried on/off the track), refit.
+    Returns ``position`` (NaN off track), bool ``tracked``, ``axis``, ``centre``, ``length_px``.
+    """
+    px = np.asarray(px, dtype=np.float64)
+    tracked = _on_camera(px)
+    if tracked.sum() < 2:
+        nan = np.full(len(px), np.nan)
+        return {"position": nan, "tracked": np.zeros(len(px), bool), "axis": np.full(2, np.nan),
+                "centre": np.full(2, np.nan), "length_px": float("nan")}
+    for _ in range(2):
+        centre, major, minor = _principal_axis(px, tracked)
+        along = np.where(tracked[:, None], px - centre, 0.0) @ major
+        length = float(np.ptp(along[tracked]))
+        tracked &= np.abs(np.where(tracked[:, None], px - centre, 0.0) @ minor) <= TRACK_BAND * length
+    lo, hi = float(along[tracked].min()), float(along[tracked].max())
+    position = np.where(tracked, (along - lo) / (hi - lo), np.nan)
+    return {"position": position, "tracked": tracked, "axis": major, "centre": centre, "length_px": hi - lo}
+
+
+def _smoothed_velocity(position: np.ndarray, bin_size: float) -> np.ndarray:
+    """NaN-aware Gaussian-smoothed linear velocity (track lengths/s); NaN where under half the kernel is tracked."""
+    from scipy.ndimage import gaussian_filter1d
+
+    valid = np.isfinite(position)
+    sigma = TRACK_VELOCITY_SMOOTH / bin_size
+    weight = gaussian_filter1d(valid.astype(np.float64), sigma, mode="constant")
+    total = gaussian_filter1d(np.where(valid, position, 0.0), sigma, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smooth = np.where(weight >= 0.5, total / weight, np.nan)
+    if len(smooth) < 2:
+        return np.full(len(smooth), np.nan)
+    return np.gradient(smooth) / bin_size
+
+
+def _running_labels(velocity: np.ndarray, tracked: np.ndarray) -> dict[str, np.ndarray]:
+    """Direction ("right" = increasing position, "left", "none" where v is NaN/0), speed and running."""
+    speed = np.abs(velocity)
+    direction = np.full(len(velocity), "none", dtype="<U5")
+    with np.errstate(invalid="ignore"):
+        direction[velocity > 0] = "right"
+        direction[velocity < 0] = "left"
+        running = tracked & np.isfinite(speed) & (speed >= TRACK_SPEED_THRESHOLD)
+    return {"direction": direction, "speed": speed, "running": running}
+
+
+def linear_track(bin_size: float = 0.025, *, period: str = "track") -> xr.Dataset:
+    """Load the linear-track rat (31 units) as an analysis-ready continuous recording Dataset.
+
+    The second real rat on a linear track (next to Buddy, :func:`rat_hippocampus`), with position
+    linearised and normalised so the two animals can be compared on one track coordinate.
+    Source: nelpy example data (Ackermann et al., MIT License), via ``linear_track.nwb``.
+
+    Choices: spikes are binned and the 60 Hz pixel tracking interpolated onto the bins by
+    :func:`~marble_widgets.data.nwb.read_nwb`, inside the epoch tagged ``period`` ("track": the
+    15 min running session; "rest": the 15 min rest, no tracking; "all": both). Tracking counts
+    as lost where the pixel is NaN or on the frame's last row/column (the first ~26 s report
+    (477, 479)) or farther than ``TRACK_BAND`` (15 %) of the track length from the track axis
+    (the animal carried on/off the track). ``position`` is the projection on the first principal
+    axis of the tracked (x, y) (the track runs diagonally), oriented left-to-right in the image,
+    scaled so the tracked bins span exactly [0, 1]. The velocity is the derivative of the
+    position smoothed by a NaN-aware Gaussian (sigma ``TRACK_VELOCITY_SMOOTH`` = 0.2 s, removing
+    LED jitter and head sway); "right" = increasing position, as for Buddy. ``running`` marks
+    tracked bins with speed >= ``TRACK_SPEED_THRESHOLD`` = 0.05 track lengths/s (~8-10 cm/s for a
+    1.6-2 m track: above the 2-5 cm/s usually called stationary, well below the ~0.3 lengths/s
+    typical running speed here). No bin is dropped: downstream code selects ``running``.
+
+    Returns
+    -------
+    xr.Dataset
+        ``spike_counts`` (time, unit) int32; ``position`` (time,) in [0, 1] (NaN untracked);
+        ``position_px`` (time, axis) pixels as recorded; ``velocity`` and ``speed`` (time,) track
+        lengths/s; ``direction`` (time,) "right"/"left" ("none" where the velocity is NaN or 0);
+        bool ``right``, ``left``, ``tracked``, ``running``; the epochs table on ``epoch``. attrs:
+        ``source``, ``subject_id``, ``bin_size``, ``kind``="continuous", ``period``, ``citation``,
+        the fitted axis (``track_axis_x/y``, ``track_centre_x/y``, ``track_length_px``) and thresholds.
+    """
+    from marble_widgets.data.nwb import read_nwb
+
+    path = linear_track_nwb_path()
+    t_start, t_stop = _epoch_window(path, period)
+    rec = read_nwb(path, bin_size=bin_size, t_start=t_start, t_stop=t_stop)
+    px = rec["position"].values if "position" in rec else np.full((rec.sizes["time"], 2), np.nan)
+    line = track_linearisation(px)
+    velocity = _smoothed_velocity(line["position"], float(bin_size))
+    labels = _running_labels(velocity, line["tracked"])
+    rate = {"units": "track lengths/s", "smooth_sigma_s": TRACK_VELOCITY_SMOOTH}
+    ds = rec.drop_vars("position").assign(
+        position=("time", line["position"], {"units": "normalised track position (0..1)"}),
+        position_px=rec["position"].assign_attrs(units="pixels") if "position" in rec else (("time", "axis"), px),
+        velocity=("time", velocity, rate),
+        speed=("time", labels["speed"], rate),
+        direction=("time", labels["direction"]),
+        right=("time", labels["direction"] == "right"),
+        left=("time", labels["direction"] == "left"),
+        tracked=("time", line["tracked"]),
+        running=("time", labels["running"], {"threshold": TRACK_SPEED_THRESHOLD}),
+    )
+    ds.attrs.update(
+        source="linear_track (nelpy example data)", nwb_file=path.name, bin_size=float(bin_size), kind="continuous",
+        period=period, citation=LINEAR_TRACK_CITATION, track_band=TRACK_BAND, speed_threshold=TRACK_SPEED_THRESHOLD,
+        velocity_smooth=TRACK_VELOCITY_SMOOTH, track_length_px=float(line["length_px"]),
+        track_axis_x=float(line["axis"][0]), track_axis_y=float(line["axis"][1]),
+        track_centre_x=float(line["centre"][0]), track_centre_y=float(line["centre"][1]),
+    )
+    return ds

@@ -339,3 +339,14 @@ def test_jenkins_counts_match_independent_histogram(tmp_path):
         np.testing.assert_array_equal(ds["spike_counts"].values[:, k], hist)
         inside = (unit_times >= edges[0]) & (unit_times <= edges[-1])
         assert ds["spike_counts"].values[:, k].sum() == inside.sum()
+
+
+def test_accessor_is_available_right_after_read_nwb():
+    import subprocess
+    import sys
+
+    code = ("import marble_widgets as mw\n"
+            "rec = mw.read_nwb(mw.datasets.jenkins_nwb_path())\n"
+            "print(len(rec.marble.trials))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "100"

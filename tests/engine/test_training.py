@@ -117,3 +117,34 @@ def test_early_stopping_with_patience(geometry):
     n = len(result.history["val_loss"])
     assert n < 60 and n - 1 - result.best_epoch == 2
     assert not net.training  # left in eval mode with the best state
+
+
+def test_graph_source_is_evaluated_once_per_epoch_and_its_time_gradient_is_the_summed_one(geometry):
+    graph = build_feature_source(geometry, order=1, include_self=True, diffusion=True, max_basis_bytes=0)
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1))
+    with torch.no_grad():
+        net.diffusion.t.fill_(0.3)
+    batches = [torch.arange(0, 60), torch.arange(60, 140)]
+    net.zero_grad()
+    for idx in batches:  # per-step full-graph forward: the exact summed gradient
+        (graph.rows(idx, net.diffusion) ** 2).sum().backward()
+    expected = float(net.diffusion.t.grad)
+    calls = []
+    full = graph.full
+    graph.full = lambda d: calls.append(1) or full(d)
+    net.zero_grad()
+    with graph.cached(net.diffusion, train=True):
+        for idx in batches:
+            (graph.rows(idx, net.diffusion) ** 2).sum().backward()
+        assert net.diffusion.t.grad is None  # nothing reaches t until the epoch ends
+    assert len(calls) == 1
+    assert float(net.diffusion.t.grad) == pytest.approx(expected, rel=1e-6)
+
+
+def test_training_with_an_epoch_cached_source_learns_the_diffusion_time(geometry):
+    graph = build_feature_source(geometry, order=1, include_self=True, diffusion=True, max_basis_bytes=0)
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1))
+    t0 = net.diffusion_time
+    result = train_network(net, graph, geometry.edge_index, geometry.n_nodes, epochs=4, seed=0, verbose=False)
+    assert len(result.history["diffusion_time"]) == 4
+    assert net.diffusion_time != pytest.approx(t0, abs=1e-6)

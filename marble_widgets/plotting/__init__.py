@@ -6,7 +6,8 @@ Every function returns a ``plotly.graph_objects.Figure`` (never calls ``show()``
 from __future__ import annotations
 
 from marble_widgets.plotting.embedding import DensityGrid, density_figure, embedding_scatter
-from marble_widgets.plotting.local_geometry import derivative_features, local_flow, neighbourhood
+from marble_widgets.plotting.features import derivative_features
+from marble_widgets.plotting.local_geometry import local_flow, neighbourhood
 from marble_widgets.plotting.recording import behaviour, raster
 from marble_widgets.plotting.state_space import trajectories
 from marble_widgets.plotting.summary import distance_heatmap, loss_curves, mds_map

@@ -178,3 +178,47 @@ def json_safe_grid(z: np.ndarray) -> np.ndarray:
     out = z.astype(object)
     out[np.isnan(z)] = None
     return out
+
+
+#: Behaviour variables preferred as the default colour, most informative first.
+PREFERRED_BEHAVIOUR = ("position", "reach_angle", "angle", "speed", "direction")
+
+
+def _n_unique(values: np.ndarray) -> int:
+    return int(np.unique(np.asarray(values)).size)
+
+
+def default_color_key(ds: xr.Dataset | xr.DataArray) -> str | None:
+    """Most informative per-sample colour: condition (if > 1), else a behaviour variable, else time.
+
+    Multi-condition data are coloured by condition (the comparison MARBLE is about); a single
+    condition gives one flat colour, so a numeric behaviour variable (``position`` first) or time
+    is used instead. Returns None when nothing varies across samples.
+    """
+    keys = sample_keys(ds)
+    if "condition" in keys and _n_unique(sample_values(ds, "condition")) > 1:
+        return "condition"
+    numeric = [k for k in keys if k not in ("condition", "trial", "time")
+               and np.asarray(sample_values(ds, k)).dtype.kind in "iuf" and _n_unique(sample_values(ds, k)) > 1]
+    ranked = sorted(numeric, key=lambda k: (PREFERRED_BEHAVIOUR.index(k.split("[")[0])
+                                            if k.split("[")[0] in PREFERRED_BEHAVIOUR else len(PREFERRED_BEHAVIOUR)))
+    if ranked:
+        return ranked[0]
+    for key in ("time", "trial"):
+        if key in keys and _n_unique(sample_values(ds, key)) > 1:
+            return key
+    return None
+
+
+def sample_context(sources: tuple[xr.Dataset | xr.DataArray | None, ...], i: int) -> str:
+    """Readable "t = 12.3 s · trial 0 · 45deg" for sample ``i`` from the first source carrying coords."""
+    for ds in sources:
+        if ds is None or "time" not in ds.coords or "sample" not in ds["time"].dims:
+            continue
+        parts = [f"t = {float(ds['time'].values[i]):.3g} s"]
+        if "trial" in ds.coords:
+            parts.append(f"trial {ds['trial'].values[i]}")
+        if "condition" in ds.coords and _n_unique(ds["condition"].values) > 1:
+            parts.append(str(ds["condition"].values[i]))
+        return " · ".join(parts)
+    return f"sample {i}"

@@ -149,12 +149,14 @@ def embedding_scatter(
         cls = go.Scatter3d if dims == 3 else (go.Scattergl if webgl else go.Scatter)
         size = 3 if dims == 3 else (4 if pts.shape[0] > 2000 else 6)
         fig = go.Figure(cls(**coords, mode="markers", name="points", customdata=custom, hovertemplate=template,
-                            marker=dict(size=size, opacity=0.85, **marker_color(values, label))))
+                            showlegend=False, marker=dict(size=size, opacity=0.85, **marker_color(values, label))))
     if dims == 3:
         fig.update_layout(scene=dict(xaxis_title=names[0], yaxis_title=names[1], zaxis_title=names[2]))
     else:
         fig.update_layout(xaxis_title=names[0], yaxis_title=names[1], dragmode="lasso")
-    return apply_theme(fig, title)
+    n_lat = embedding.sizes["latent"]
+    shown = f"latent 0–{dims - 1} of {n_lat}" if dims < n_lat else f"all {n_lat} latent dims"
+    return apply_theme(fig, title, subtitle=f"{pts.shape[0]:,} samples · {shown} · one dot per time step")
 
 
 def density_figure(grid: DensityGrid, values: np.ndarray | None = None, label: str = "") -> go.Figure:

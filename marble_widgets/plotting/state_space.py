@@ -11,7 +11,7 @@ from marble_widgets.plotting._util import (
     encode_categories, gapped, is_categorical, marker_color, pick_dims, require_vars, sample_values,
     segments, trajectory_order, xyz, display_scale,
 )
-from marble_widgets.plotting.theme import MUTED, apply_theme, palette_color
+from marble_widgets.plotting.theme import apply_theme, palette_color
 
 FLOW_HINT = "a flow-field Dataset with x, v (sample, dim) and sample coords condition/trial/time"
 
@@ -45,12 +45,13 @@ def _line_traces(ff: xr.Dataset, pts: np.ndarray, color_by: str | None, n_dims: 
             sel = order[codes[order] == k]
             o, st = trajectory_order(cond[sel], trial[sel], time[sel])
             traces.append(cls(**xyz(gapped(pts[sel[o]], st), n_dims), mode="lines", name=str(label),
-                              line=dict(color=palette_color(k), width=2), hoverinfo="name"))
+                              line=dict(color=palette_color(k), width=2 if n_dims == 3 else 1.5),
+                              opacity=0.85, hoverinfo="name", showlegend=len(labels) > 1))
         return traces
     line = cls(**xyz(gapped(pts[order], starts), n_dims), mode="lines", name="trajectory",
-               line=dict(color=MUTED, width=1), hoverinfo="skip", showlegend=False)
-    dots = cls(**xyz(pts, n_dims), mode="markers", name=color_by,
-               marker=dict(size=3 if n_dims == 3 else 5, **marker_color(values, color_by)))
+               line=dict(color="rgba(90, 90, 90, 0.25)", width=1), hoverinfo="skip", showlegend=False)
+    dots = cls(**xyz(pts, n_dims), mode="markers", name=color_by, showlegend=False,
+               marker=dict(size=2.5 if n_dims == 3 else 4, opacity=0.9, **marker_color(values, color_by)))
     return [line, dots]
 
 
@@ -94,7 +95,23 @@ def trajectories(
     names = [str(d) for d in flow_field["dim"].values[:n_dims]] if "dim" in flow_field.coords else ["x1", "x2", "x3"]
     if n_dims == 3:
         fig.update_layout(scene=dict(xaxis_title=names[0], yaxis_title=names[1], zaxis_title=names[2],
-                                     aspectmode="data"))
+                                     aspectmode="auto", camera=dict(eye=dict(x=1.6, y=1.6, z=0.95))),
+                          margin=dict(l=16, r=0, b=0))
     else:
         fig.update_layout(xaxis_title=names[0], yaxis_title=names[1])
-    return apply_theme(fig, title)
+    return apply_theme(fig, title, subtitle=state_subtitle(flow_field, n_dims, color_by, arrows))
+
+
+def state_subtitle(flow_field: xr.Dataset, n_dims: int, color_by: str | None, arrows: bool) -> str:
+    """Grey line under the state-space title: what is drawn and in which dims."""
+    d = flow_field.sizes["dim"] if "dim" in flow_field.dims else flow_field["x"].shape[1]
+    n_traj = int(trajectory_order(*(flow_field[c].values for c in ("condition", "trial", "time")))[1].sum())
+    n_cond = int(np.unique(flow_field["condition"].values).size)
+    parts = [f"{n_traj} trajector{'y' if n_traj == 1 else 'ies'}",
+             f"{n_cond} condition{'' if n_cond == 1 else 's'}",
+             f"first {n_dims} of {d} dims" if n_dims < d else f"{d}-D"]
+    if color_by is not None and not (color_by == "condition" and n_cond == 1):
+        parts.append(f"colour: {color_by}")
+    if arrows:
+        parts.append("arrows: flow vectors (rescaled)")
+    return " · ".join(parts)

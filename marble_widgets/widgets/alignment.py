@@ -12,7 +12,8 @@ import xarray as xr
 from marble_widgets.plotting import distance_heatmap, mds_map
 from marble_widgets.plotting._util import require_dims
 from marble_widgets.plotting.theme import HIGHLIGHT, apply_theme, palette_color
-from marble_widgets.widgets._base import grid, panel, view
+from marble_widgets.widgets._base import HEIGHTS, controls_box, grid, panel, set_subtitle, view
+from marble_widgets.widgets.report import VIEW_TEXT
 
 AlignFn = Callable[[xr.DataArray, xr.DataArray], Any]
 ScoreFn = Callable[[xr.DataArray, xr.DataArray], float]
@@ -44,8 +45,8 @@ def _overlay_figure(title: str) -> Any:
                      marker=dict(size=5, color=palette_color(1), opacity=0.6)),
     ])
     fig.update_layout(xaxis_title="latent 0", yaxis_title="latent 1",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
-    return apply_theme(fig, title)
+                      legend=dict(orientation="h", y=1.0, yanchor="top", x=1, xanchor="right"))
+    return apply_theme(fig, title, subtitle="source aligned onto target")
 
 
 class AlignmentView(widgets.VBox):
@@ -106,11 +107,13 @@ class AlignmentView(widgets.VBox):
         for w, css in ((self.source_dropdown, "mw-align-source"), (self.target_dropdown, "mw-align-target"),
                        (self.score_label, "mw-align-score")):
             w.add_class(css)
-        self.controls = widgets.HBox([self.source_dropdown, self.target_dropdown, self.score_label])
-        self.controls.add_class("mw-align-controls")
-        panels = [panel("Distances", self.heatmap_view, "mw-panel-heatmap"),
-                  panel("MDS map", self.mds_view, "mw-panel-mds"),
-                  panel("Aligned pair", self.overlay_view, "mw-panel-overlay")]
+        self.controls = controls_box([self.source_dropdown, self.target_dropdown, self.score_label],
+                                     "mw-align-controls")
+        for fw in self.views.values():
+            fw.layout.height = HEIGHTS["2d"]
+        panels = [panel(VIEW_TEXT["heatmap"][0], self.heatmap_view, "mw-panel-heatmap", VIEW_TEXT["heatmap"][1]),
+                  panel(VIEW_TEXT["mds"][0], self.mds_view, "mw-panel-mds", VIEW_TEXT["mds"][1]),
+                  panel(VIEW_TEXT["overlay"][0], self.overlay_view, "mw-panel-overlay", VIEW_TEXT["overlay"][1])]
         super().__init__([self.controls, grid(panels, 3)])
         self.add_class("mw-alignment-view")
 
@@ -162,3 +165,4 @@ class AlignmentView(widgets.VBox):
             pts = np.array([self._mds_xy.get(g, (np.nan, np.nan)) for g in (self.source, self.target)])
             self.mds_view.data[-1].update(x=pts[:, 0], y=pts[:, 1])
         self.score_label.value = f"consistency <b>{score:.3f}</b> ({self.source} → {self.target})"
+        set_subtitle(self.overlay_view, f"{self.source} aligned onto {self.target} · consistency {score:.3f}")

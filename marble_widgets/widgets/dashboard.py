@@ -10,9 +10,11 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import xarray as xr
 
+from marble_widgets.plotting.theme import FONT, INK, PALETTE, SUBTLE
 from marble_widgets.widgets.alignment import AlignmentView
 from marble_widgets.widgets.embedding_explorer import EmbeddingExplorer, link_explorers
 from marble_widgets.widgets.flow_explorer import FlowFieldExplorer
+from marble_widgets.widgets.report import model_summary, report_html
 from marble_widgets.widgets.training import TrainingMonitor
 
 
@@ -23,7 +25,8 @@ class Dashboard(widgets.VBox):
     parts (None when unavailable). CSS classes: ``mw-dashboard`` and ``mw-dashboard-tabs``.
     """
 
-    def __init__(self, parts: dict[str, widgets.Widget | None], title: str = "MARBLE") -> None:
+    def __init__(self, parts: dict[str, widgets.Widget | None], title: str = "MARBLE", *,
+                 summary: dict[str, list[tuple[str, str]]] | None = None) -> None:
         self.parts = {k: v for k, v in parts.items() if v is not None}
         self.flow_explorer = parts.get("Flow field")
         self.embedding_explorer = parts.get("Embedding")
@@ -31,7 +34,9 @@ class Dashboard(widgets.VBox):
         self.training = parts.get("Training")
         self.tabs = widgets.Tab(children=list(self.parts.values()), titles=list(self.parts))
         self.tabs.add_class("mw-dashboard-tabs")
-        header = widgets.HTML(f"<h3 style='margin:4px 0'>{html.escape(title)}</h3>")
+        self.summary = summary or {}
+        header = widgets.HTML(header_html(title, self.summary))
+        header.add_class("mw-dashboard-header")
         super().__init__([header, self.tabs])
         self.title = title
         self.add_class("mw-dashboard")
@@ -45,21 +50,27 @@ class Dashboard(widgets.VBox):
                 out[f"{tab}/{name}"] = go.Figure(fw)
         return out
 
-    def to_html(self, path: str | Path) -> Path:
-        """Write every view as a static figure into one offline HTML file (plotly.js embedded once)."""
+    def to_html(self, path: str | Path, subtitle: str = "") -> Path:
+        """Write every view as a static figure into one offline HTML report (plotly.js embedded once).
+
+        The page has a header with the data/model/training summary, then one section per tab
+        (``id="mw-section-<tab>"``) holding a responsive two-column grid of captioned panels.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        blocks = []
-        for k, (key, fig) in enumerate(self.figures().items()):
-            div_id = "mw-fig-" + key.lower().replace("/", "-").replace(" ", "-")
-            body = fig.to_html(full_html=False, include_plotlyjs=(k == 0), div_id=div_id)
-            blocks.append(f"<section class='mw-export-view'><h4>{html.escape(key)}</h4>{body}</section>")
-        doc = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-               f"<title>{html.escape(self.title)}</title><style>body{{font-family:Helvetica,Arial,sans-serif;"
-               "margin:24px;color:#2a2a2a}section{margin-bottom:28px}</style></head><body>"
-               f"<h2>{html.escape(self.title)}</h2>{''.join(blocks)}</body></html>")
-        path.write_text(doc, encoding="utf-8")
+        path.write_text(report_html(self.title, self.summary, self.figures(), subtitle), encoding="utf-8")
         return path
+
+
+def header_html(title: str, summary: dict[str, list[tuple[str, str]]]) -> str:
+    """Compact live-dashboard header: the title and one line of key facts per summary group."""
+    lines = "".join(
+        f"<div><span style='color:{SUBTLE}'>{html.escape(group)}:</span> "
+        + " · ".join(f"{html.escape(k)} <b>{html.escape(v)}</b>" for k, v in rows[:7]) + "</div>"
+        for group, rows in summary.items())
+    return (f"<div style='font-family:{FONT};color:{INK};border-left:4px solid {PALETTE[0]};padding:2px 10px;"
+            f"margin:2px 0 8px 0'><div style='font-size:17px;font-weight:650'>{html.escape(title)}</div>"
+            f"<div style='font-size:12px;line-height:1.5'>{lines}</div></div>")
 
 
 def _alignment(embedding: xr.DataArray, dist: xr.DataArray | None, mds_coords: xr.DataArray | None,
@@ -108,8 +119,11 @@ def dashboard(
     flow = FlowFieldExplorer(flow_field, inspect_ds, embedding)
     emb = EmbeddingExplorer(embedding, flow_field, recording)
     link_explorers(emb, flow)
+    first = flow.trajectory()
+    flow.sample = int(first[first.size // 2])  # mid-trajectory: a more typical point than its start
     history = getattr(model, "loss_history_", None)
-    training = TrainingMonitor.from_history(history) if isinstance(history, xr.Dataset) else None
+    best = getattr(model, "best_epoch_", None)
+    training = TrainingMonitor.from_history(history, best_epoch=best) if isinstance(history, xr.Dataset) else None
     alignment = _alignment(embedding, dist, mds_coords, align_fn, consistency_fn, label)
     parts = {"Flow field": flow, "Embedding": emb, "Alignment": alignment, "Training": training}
-    return Dashboard(parts, title)
+    return Dashboard(parts, title, summary=model_summary(model, flow_field, embedding))

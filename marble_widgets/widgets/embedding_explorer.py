@@ -11,11 +11,11 @@ import xarray as xr
 
 from marble_widgets.plotting import DensityGrid, behaviour, density_figure, embedding_scatter, raster, trajectories
 from marble_widgets.plotting._util import (
-    check_sample, marker_color, pick_dims, require_dims, require_vars, sample_keys, sample_values,
+    check_sample, default_color_key, marker_color, pick_dims, require_dims, require_vars, sample_keys, sample_values,
 )
 from marble_widgets.plotting.embedding import density_image
 from marble_widgets.plotting.state_space import FLOW_HINT
-from marble_widgets.widgets._base import grid, overlay_trace, panel, set_points, view
+from marble_widgets.widgets._base import HEIGHTS, controls_box, grid, overlay_trace, set_points, view, view_panel
 
 
 def points_in_box(points: np.ndarray, xrange: Sequence[float], yrange: Sequence[float]) -> np.ndarray:
@@ -60,7 +60,7 @@ class EmbeddingExplorer(widgets.VBox):
     color_by = traitlets.Unicode("condition")
 
     def __init__(self, embedding: xr.DataArray, flow_field: xr.Dataset, recording: xr.Dataset | None = None,
-                 *, color_by: str = "condition", behaviour_var: str | None = None, max_points: int = 50_000,
+                 *, color_by: str | None = None, behaviour_var: str | None = None, max_points: int = 50_000,
                  bins: int = 200, dims: int | None = None) -> None:
         require_dims(embedding, ("sample", "latent"), "embedding", "MARBLE.transform output")
         require_vars(flow_field, ("x", "v"), "flow_field", FLOW_HINT)
@@ -72,7 +72,7 @@ class EmbeddingExplorer(widgets.VBox):
         self._n_dims = pick_dims(self._x.shape[1], dims)
         self._time, self._trial = flow_field["time"].values.astype(np.float64), flow_field["trial"].values
         self.color_options = sample_keys(flow_field)
-        self.color_by = color_by
+        self.color_by = color_by if color_by is not None else (default_color_key(flow_field) or "condition")
         self.grid = DensityGrid(self._emb, bins) if self._emb.shape[0] > max_points else None
         keys = behaviour_keys(flow_field)
         self._behaviour_var = behaviour_var if behaviour_var is not None else (keys[0] if keys else None)
@@ -101,22 +101,21 @@ class EmbeddingExplorer(widgets.VBox):
             fig.update_layout(xaxis_title="latent 0", yaxis_title="latent 1", dragmode="lasso")
         fig.add_trace(overlay_trace(2, "selection"))
         fig.add_trace(overlay_trace(2, "current"))
-        self.embedding_view = view(fig, "mw-emb-embedding")
+        self.embedding_view = view(fig, "mw-emb-embedding", HEIGHTS["2d"])
         hit = self.embedding_view.data[0 if self.grid is None else 1]
         hit.on_selection(self._handle_selection)
         hit.on_click(self._handle_click)
-        state = trajectories(self._ff, "condition", arrows=False, dims=self._n_dims)
+        state = trajectories(self._ff, self.color_by, arrows=False, dims=self._n_dims)
         state.add_trace(overlay_trace(self._n_dims, "selection"))
         state.add_trace(overlay_trace(self._n_dims, "current"))
-        self.state_view = view(state, "mw-emb-state")
-        self._panels = [panel("Embedding", self.embedding_view, "mw-panel-embedding"),
-                        panel("State space", self.state_view, "mw-panel-state")]
+        self.state_view = view(state, "mw-emb-state", HEIGHTS["3d"] if self._n_dims == 3 else HEIGHTS["2d"])
+        self._panels = [view_panel("embedding", self.embedding_view), view_panel("state", self.state_view)]
         self.behaviour_view = self.raster_view = None
         if self._behaviour_var is not None:
             fig = behaviour(self._ff, self._behaviour_var)
             fig.add_trace(overlay_trace(2, "selection"))
-            self.behaviour_view = view(fig, "mw-emb-behaviour")
-            self._panels.append(panel("Behaviour", self.behaviour_view, "mw-panel-behaviour"))
+            self.behaviour_view = view(fig, "mw-emb-behaviour", HEIGHTS["series"])
+            self._panels.append(view_panel("behaviour", self.behaviour_view))
             self._bvals = behaviour_series_values(self._ff, self._behaviour_var)
         if recording is not None:
             self._build_raster(recording)
@@ -131,8 +130,8 @@ class EmbeddingExplorer(widgets.VBox):
         trace.marker.symbol, trace.marker.size = "triangle-up", 9
         fig.add_trace(trace)
         fig.update_yaxes(range=[-2.0, recording.sizes["unit"] - 0.5])
-        self.raster_view = view(fig, "mw-emb-raster")
-        self._panels.append(panel("Raster", self.raster_view, "mw-panel-raster"))
+        self.raster_view = view(fig, "mw-emb-raster", HEIGHTS["series"])
+        self._panels.append(view_panel("raster", self.raster_view))
 
     def _build_controls(self) -> None:
         self.color_dropdown = widgets.Dropdown(options=self.color_options, value=self.color_by, description="colour")
@@ -143,8 +142,8 @@ class EmbeddingExplorer(widgets.VBox):
         self.clear_button.on_click(lambda _: self.select([]))
         self.status = widgets.HTML("no selection")
         self.status.add_class("mw-emb-status")
-        self.controls = widgets.HBox([self.color_dropdown, self.clear_button, self.status])
-        self.controls.add_class("mw-emb-controls")
+        self.clear_button.layout.width = "150px"
+        self.controls = controls_box([self.color_dropdown, self.clear_button, self.status], "mw-emb-controls")
 
     @property
     def views(self) -> dict[str, Any]:

@@ -10,10 +10,17 @@ import traitlets
 import xarray as xr
 
 from marble_widgets.plotting import derivative_features, embedding_scatter, local_flow, neighbourhood, trajectories
-from marble_widgets.plotting._util import check_sample, pick_dims, require_dims, require_vars, trajectory_order
-from marble_widgets.plotting.local_geometry import inspect_arrays, local_flow_data, neighbourhood_data
+from marble_widgets.plotting._util import (
+    check_sample, default_color_key, pick_dims, sample_context, require_dims, require_vars, sample_values, trajectory_order,
+)
+from marble_widgets.plotting.features import derivative_features_data, feature_layout
+from marble_widgets.plotting.local_geometry import (
+    inspect_arrays, local_flow_data, local_flow_subtitle, neighbourhood_data, neighbourhood_subtitle,
+)
 from marble_widgets.plotting.state_space import FLOW_HINT
-from marble_widgets.widgets._base import Guard, grid, overlay_trace, panel, set_points, view
+from marble_widgets.widgets._base import (
+    HEIGHTS, Guard, controls_box, grid, overlay_trace, set_points, set_subtitle, view, view_panel,
+)
 
 
 class TrajectoryIndex:
@@ -69,6 +76,7 @@ class FlowFieldExplorer(widgets.VBox):
         self._time = flow_field["time"].values
         self._n_dims = pick_dims(self._x.shape[1], dims)
         self._emb = None if embedding is None else embedding.values[:, :2]
+        self._context = flow_field
         self.index = TrajectoryIndex(flow_field)
         self._guard = Guard()
         self._build_controls(interval_ms)
@@ -86,8 +94,10 @@ class FlowFieldExplorer(widgets.VBox):
     # --- construction -----------------------------------------------------------------------
     def _build_controls(self, interval_ms: int) -> None:
         conds = self.index.conditions
-        self.condition_dropdown = widgets.Dropdown(options=conds, value=conds[0], description="condition")
-        self.trial_dropdown = widgets.Dropdown(options=self.index.trials[conds[0]], description="trial")
+        self.condition_dropdown = widgets.Dropdown(options=conds, value=conds[0], description="condition",
+                                                   disabled=len(conds) == 1)
+        self.trial_dropdown = widgets.Dropdown(options=self.index.trials[conds[0]], description="trial",
+                                               layout=widgets.Layout(width="140px"))
         self.play = widgets.Play(min=0, max=0, step=1, interval=interval_ms, description="play")
         self.slider = widgets.IntSlider(min=0, max=0, description="step", continuous_update=True)
         traitlets.link((self.play, "value"), (self.slider, "value"))
@@ -99,36 +109,37 @@ class FlowFieldExplorer(widgets.VBox):
         self.condition_dropdown.observe(lambda c: setattr(self, "condition", c["new"]), "value")
         self.trial_dropdown.observe(lambda c: setattr(self, "trial", int(c["new"])), "value")
         self.slider.observe(self._on_slider, "value")
-        self.controls = widgets.HBox([self.condition_dropdown, self.trial_dropdown, self.play, self.slider,
-                                      self.status])
-        self.controls.add_class("mw-flow-controls")
+        self.controls = controls_box([self.condition_dropdown, self.trial_dropdown, self.play, self.slider,
+                                      self.status], "mw-flow-controls")
 
     def _build_views(self, ff: xr.Dataset, inspect_ds: xr.Dataset, embedding: xr.DataArray | None,
                      max_arrows: int) -> None:
-        state = trajectories(ff, "condition", arrows=True, max_arrows=max_arrows, dims=self._n_dims)
+        key = default_color_key(ff)
+        h3 = HEIGHTS["3d"] if self._n_dims == 3 else HEIGHTS["2d"]
+        state = trajectories(ff, key, arrows=True, max_arrows=max_arrows, dims=self._n_dims)
         state.add_trace(overlay_trace(self._n_dims, "current"))
-        self.state_view = view(state, "mw-flow-state")
-        self.neighbourhood_view = view(neighbourhood(inspect_ds, 0, ff), "mw-flow-neighbourhood")
-        self.local_view = view(local_flow(inspect_ds, 0, ff), "mw-flow-local")
-        self.features_view = view(derivative_features(inspect_ds, 0), "mw-flow-features")
-        self._panels = [panel("State space", self.state_view, "mw-panel-state"),
-                        panel("Neighbourhood", self.neighbourhood_view, "mw-panel-neighbourhood"),
-                        panel("Local flow", self.local_view, "mw-panel-local"),
-                        panel("Derivative features", self.features_view, "mw-panel-features")]
+        self.state_view = view(state, "mw-flow-state", h3)
+        nb = neighbourhood(inspect_ds, 0, ff)
+        self.neighbourhood_view = view(nb, "mw-flow-neighbourhood", h3 if nb.data[0].type == "scatter3d" else None)
+        self.local_view = view(local_flow(inspect_ds, 0, ff), "mw-flow-local", HEIGHTS["2d"])
+        self._feature_layout = feature_layout(self._arrays["feature_names"])
+        self.features_view = view(derivative_features(inspect_ds, 0), "mw-flow-features", HEIGHTS["features"])
         self.embedding_view = None
         if embedding is not None:
-            fig = embedding_scatter(embedding, color="condition" if "condition" in embedding.coords else None)
+            fig = embedding_scatter(embedding, color=None if key is None else sample_values(ff, key))
+            if key is not None:
+                fig.data[0].marker.colorbar.title.text = key
             fig.add_trace(overlay_trace(2, "current"))
-            self.embedding_view = view(fig, "mw-flow-embedding")
-            self._panels.append(panel("Embedding", self.embedding_view, "mw-panel-embedding"))
+            self.embedding_view = view(fig, "mw-flow-embedding", HEIGHTS["2d"])
+        self._panels = [view_panel(n, fw) for n, fw in self.views.items()]
 
     @property
     def views(self) -> dict[str, Any]:
         """The FigureWidgets by name (``embedding`` only when an embedding was given)."""
-        out = {"state": self.state_view, "neighbourhood": self.neighbourhood_view, "local": self.local_view,
-               "features": self.features_view}
+        out = {"state": self.state_view, "neighbourhood": self.neighbourhood_view, "local": self.local_view}
         if self.embedding_view is not None:
             out["embedding"] = self.embedding_view
+        out["features"] = self.features_view
         return out
 
     def trajectory(self, condition: Hashable | None = None, trial: int | None = None) -> np.ndarray:
@@ -188,9 +199,18 @@ class FlowFieldExplorer(widgets.VBox):
             for trace, data in zip(self.local_view.data, local_flow_data(arrays, i)):
                 trace.update(data)
         with self.features_view.batch_update():
-            self.features_view.data[0].y = arrays["features"][i]
+            for trace, data in zip(self.features_view.data, derivative_features_data(arrays, self._feature_layout, i)):
+                trace.update(data)
+            n_feat = len(arrays["feature_names"])
+            set_subtitle(self.features_view, _features_subtitle(self._context, i, n_feat))
+        set_subtitle(self.neighbourhood_view, neighbourhood_subtitle(arrays, i, nb_dims))
+        set_subtitle(self.local_view, local_flow_subtitle(arrays, i))
         if self.embedding_view is not None:
             with self.embedding_view.batch_update():
                 set_points(self.embedding_view.data[-1], self._emb[[i]])
         cond, trial = self.index.key_of[i]
         self.status.value = f"sample <b>{i}</b> · {cond} · trial {trial} · t = {float(self._time[i]):.3g}"
+
+
+def _features_subtitle(flow_field: xr.Dataset, i: int, n_features: int) -> str:
+    return f"{sample_context((flow_field,), i)} · {n_features} features fed to the MLP"

@@ -10,7 +10,7 @@ import traitlets
 import xarray as xr
 
 from marble_widgets.plotting import loss_curves
-from marble_widgets.widgets._base import view
+from marble_widgets.widgets._base import HEIGHTS, controls_box, view
 
 INFO_KEYS = ("epoch", "train_loss", "val_loss", "lr")
 
@@ -35,7 +35,7 @@ class TrainingMonitor(widgets.VBox):
         self._records: dict[str, list[float]] = {k: [] for k in INFO_KEYS}
         self._last_draw = -np.inf
         self._drawn = 0
-        self.loss_view = view(loss_curves(None, title=title), "mw-train-loss")
+        self.loss_view = view(loss_curves(None, title=title), "mw-train-loss", height=HEIGHTS["2d"], in_panel=False)
         self.progress = widgets.IntProgress(value=0, min=0, max=max(int(n_epochs or 1), 1), description="epoch")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger")
         self.status = widgets.HTML("waiting for the first epoch")
@@ -43,20 +43,27 @@ class TrainingMonitor(widgets.VBox):
                        (self.status, "mw-train-status")):
             w.add_class(css)
         self.stop_button.on_click(self._on_stop)
-        bar = widgets.HBox([self.progress, self.stop_button, self.status])
-        bar.add_class("mw-train-controls")
+        self.stop_button.layout.width = "90px"
+        bar = controls_box([self.progress, self.stop_button, self.status], "mw-train-controls")
         super().__init__([bar, self.loss_view])
         self.add_class("mw-training-monitor")
 
     @classmethod
-    def from_history(cls, history: xr.Dataset, **kwargs: Any) -> TrainingMonitor:
-        """A finished monitor showing ``model.loss_history_`` (no training attached)."""
+    def from_history(cls, history: xr.Dataset, *, best_epoch: int | None = None, **kwargs: Any) -> TrainingMonitor:
+        """A finished monitor showing ``model.loss_history_`` (no training attached).
+
+        ``best_epoch`` (``model.best_epoch_``) is marked with a dashed line.
+        """
         monitor = cls(n_epochs=history.sizes["epoch"], throttle_s=0.0, **kwargs)
         epochs = history["epoch"].values if "epoch" in history.coords else np.arange(history.sizes["epoch"])
         for j, epoch in enumerate(epochs):
             monitor._record({"epoch": int(epoch), **{k: float(history[k].values[j]) for k in INFO_KEYS[1:]}})
         monitor.flush()
         monitor.stop_button.disabled = True
+        if best_epoch is not None:
+            mark = loss_curves(history, best_epoch=int(best_epoch)).layout
+            monitor.loss_view.layout.update(shapes=mark.shapes, annotations=mark.annotations,
+                                            title_subtitle_text=mark.title.subtitle.text)
         return monitor
 
     def callback(self, info: dict[str, Any]) -> bool:

@@ -1,0 +1,112 @@
+"""Regenerate the README's figure tables from the benchmarks' JSON (benchmarks/results/*.json).
+
+Run: ``python scripts/readme_tables.py`` (rewrites the block between the README's
+``<!-- tables:start -->`` and ``<!-- tables:end -->`` markers; ``--print`` only prints it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- tables:start -->", "<!-- tables:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _when(d: dict) -> str:
+    m = d.get("machine", {})
+    return f"{d.get('date', '?')}, {m.get('cpus', '?')} CPUs"
+
+
+def fidelity(d: dict) -> str:
+    """Decoding/ordering figures of MARBLE next to the baselines computed in the same run."""
+    rows = [[r["dataset"], r["metric"], r["method"], f"{r['value']:.3g}"] for r in d.get("table", [])]
+    return (f"**Scientific fidelity** (`benchmarks/fidelity.py`, {_when(d)}):\n\n"
+            + _table(["data", "metric", "method", "value"], rows))
+
+
+def scaling(d: dict) -> str:
+    """Construction and training speed, memory, dense speed-up."""
+    train = {r["n"]: r for r in d.get("training", [])}
+    rows = []
+    for r in d["construction"]:
+        t = train.get(r["n"], {})
+        rows.append([f"{r['n']:,}", f"{r['construction_s']:.2f}", f"{r['peak_rss_mb']:.0f}",
+                     f"{t.get('no_diffusion', {}).get('epoch_s', float('nan')):.2f}",
+                     f"{t.get('default', {}).get('epoch_s', float('nan')):.2f}"])
+    out = (f"**Engine scaling** (`benchmarks/engine_scaling.py`, 5-D, 3-D manifold, k=20, order 2, local gauges; "
+           f"{_when(d)}; log-log slope {d['slopes']['construction_s']['all']:.2f}):\n\n"
+           + _table(["points", "construction s", "peak RSS MB", "epoch s (no diffusion)", "epoch s (diffusion)"], rows))
+    dense = [[f"{r['n']:,}", f"{r['ours_s']:.2f}", f"{r['dense_s']:.1f}", f"{r['speedup']:.0f}x"
+              + ("" if r.get("eigh_measured", True) else " (dense eigh extrapolated)")]
+             for r in d.get("dense_vs_ours", [])]
+    if dense:
+        out += "\n\nSide by side with a naive dense construction (`benchmarks/dense_baseline.py`):\n\n"
+        out += _table(["points", "ours s", "dense s", "speed-up"], dense)
+    if "buddy" in d:
+        b = d["buddy"]
+        out += f"\n\nFull fit of the rat Buddy flow field (rat recipe): {b['fit_s']:.1f} s ({b['epochs_run']} epochs)."
+    return out
+
+
+def data_layer(d: dict) -> str:
+    rows = [[r["step"], f"{r['seconds']:.3f}"] for r in d["rows"]]
+    return f"**Data layer** (`benchmarks/data_layer.py`, {_when(d)}):\n\n" + _table(["step", "seconds"], rows)
+
+
+def notebooks(d: dict) -> str:
+    rows = [[r["notebook"], f"{r['wall_s']:.0f}", f"{r['peak_rss_mb']:.0f}"] for r in d["results"]]
+    return (f"**Tutorials** (`benchmarks/notebooks.py`, {_when(d)}; Binder target < 1.5 GB):\n\n"
+            + _table(["notebook", "wall s", "peak RSS MB"], rows))
+
+
+def widget_latency(d: dict) -> str:
+    rows = [[name, str(v["n_points"]), f"{v['median_ms']:.0f}", f"{v['p90_ms']:.0f}"] for name, v in d["variants"].items()]
+    return ("**Dashboard latency** in JupyterLab + headless Chromium, state change to redrawn figure "
+            "(`benchmarks/widget_latency.py`):\n\n" + _table(["view", "points", "median ms", "p90 ms"], rows))
+
+
+SECTIONS: dict[str, Callable[[dict], str]] = {
+    "fidelity": fidelity, "engine_scaling": scaling, "data_layer": data_layer,
+    "notebooks": notebooks, "widget_latency": widget_latency,
+}
+
+
+def render() -> str:
+    parts = [fn(d) for name, fn in SECTIONS.items() if (d := _load(name)) is not None]
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--print", action="store_true", help="print the tables instead of rewriting README.md")
+    args = parser.parse_args(argv)
+    block = render()
+    if args.print:
+        print(block)
+        return
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{block}\n{END}{tail}")
+    print(f"rewrote the tables in {readme}")
+
+
+if __name__ == "__main__":
+    main()

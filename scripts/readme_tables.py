@@ -33,9 +33,19 @@ def _when(d: dict) -> str:
 
 def fidelity(d: dict) -> str:
     """Decoding/ordering figures of MARBLE next to the baselines computed in the same run."""
-    rows = [[r["dataset"], r["metric"], r["method"], f"{r['value']:.3g}"] for r in d.get("table", [])]
-    return (f"**Scientific fidelity** (`benchmarks/fidelity.py`, {_when(d)}):\n\n"
-            + _table(["data", "metric", "method", "value"], rows))
+    table = d.get("table", [])
+    metrics = [k for k in dict.fromkeys(k for r in table for k in r) if k not in ("data", "method", "seconds")]
+    rows = [[r["data"], r["method"], *(_fmt(r.get(m)) for m in metrics)] for r in table]
+    return (f"**Scientific fidelity** (`benchmarks/fidelity.py`, every baseline in the same run, {_when(d)}):\n\n"
+            + _table(["data", "method", *metrics], rows))
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
 
 
 def scaling(d: dict) -> str:

@@ -258,7 +258,10 @@ class MARBLE(TransformerMixin, BaseEstimator):
     def transform(self, flow_field: xr.Dataset) -> xr.DataArray:
         """Embed a flow field: its own graph with the fitted settings, trained network, eval mode.
 
-        Returns an ``embedding`` DataArray (sample, latent) carrying the input's sample coords.
+        Graphs are built per ``condition`` of ``flow_field`` (as in ``fit``), so held-out data
+        whose condition labels must stay unseen should be relabelled to one condition first
+        (``ff.assign_coords(condition=("sample", ["test"] * ff.sizes["sample"]))``).
+        Returns an ``embedding`` DataArray (sample, latent) carrying the input's sample labels.
         """
         self._check_fitted()
         geometry = self._geometry(flow_field, fitting=False)

@@ -1,8 +1,9 @@
 """Shared pieces of the dashboards: FigureWidget views with stable CSS classes, overlays, guards.
 
 Every dashboard is an ``ipywidgets.VBox`` carrying ``mw-<dashboard>`` and every view a
-``go.FigureWidget`` carrying ``mw-view`` and ``mw-<dashboard>-<view>``, so browser tests and
-users' CSS can find them.
+:class:`~marble_widgets.widgets._figure.FigureWidget` (a ``go.FigureWidget`` that renders reliably
+in JupyterLab) carrying ``mw-view`` and ``mw-<dashboard>-<view>``, so browser tests and users'
+CSS can find them.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from marble_widgets.plotting.theme import FONT, HIGHLIGHT, INK, SELECTION, SUBTLE
+from marble_widgets.widgets._figure import FigureWidget
 
 #: Heights (px) of the live views: 3-D and the feature view taller, time series shorter.
 HEIGHTS = {"3d": 500, "2d": 440, "features": 460, "series": 320}
@@ -43,12 +45,12 @@ def set_subtitle(fw: go.FigureWidget, text: str) -> None:
     fw.layout.title.text = text
 
 
-def view(fig: go.Figure, css: str, height: int | None = None, *, in_panel: bool = True) -> go.FigureWidget:
-    """Wrap a static figure into a FigureWidget with the classes ``mw-view`` and ``css``.
+def view(fig: go.Figure, css: str, height: int | None = None, *, in_panel: bool = True) -> FigureWidget:
+    """Wrap a static figure into a :class:`FigureWidget` with the classes ``mw-view`` and ``css``.
 
     ``in_panel``: the view sits in a titled :func:`panel`, so its subtitle becomes its title.
     """
-    fw = go.FigureWidget(promote_subtitle(go.Figure(fig)) if in_panel else fig)
+    fw = FigureWidget(promote_subtitle(go.Figure(fig)) if in_panel else fig)
     if height is not None:
         fw.layout.height = height
     fw.add_class("mw-view")

@@ -39,6 +39,20 @@ def points_in_lasso(points: np.ndarray, xs: Sequence[float], ys: Sequence[float]
     return np.flatnonzero(inside)
 
 
+def trajectory_subset(flow_field: xr.Dataset, max_samples: int) -> np.ndarray:
+    """Sample indices of whole (condition, trial) trajectories, evenly spread, about ``max_samples`` in all.
+
+    Why: above the fast-path size the state view shows a readable, quickly redrawn subset of
+    trajectories (moving the current-point marker redraws every trace of a plotly figure).
+    """
+    keys = np.char.add(np.char.add(flow_field["condition"].values.astype(str), "|"),
+                       flow_field["trial"].values.astype(str))
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    n_keep = int(np.clip(max_samples // max(float(counts.mean()), 1.0), 1, counts.size))
+    chosen = np.unique(np.linspace(0, counts.size - 1, n_keep).round().astype(np.int64))
+    return np.flatnonzero(np.isin(inverse, chosen))
+
+
 def behaviour_keys(flow_field: xr.Dataset) -> list[str]:
     """Behaviour variables carried per sample by the flow field (everything but x and v)."""
     return [str(k) for k, da in flow_field.data_vars.items() if k not in ("x", "v") and da.dims[:1] == ("sample",)]
@@ -50,7 +64,9 @@ class EmbeddingExplorer(widgets.VBox):
     Colour by any sample coord or behaviour variable; box/lasso selections set ``selection``
     (sample indices), highlighted in every view; a click sets ``sample`` (link it to a
     :class:`FlowFieldExplorer` with :func:`link_explorers`). Above ``max_points`` samples the
-    embedding uses the density-image fast path (selection is then hit-tested on all samples).
+    embedding uses the density-image fast path (selection is then hit-tested on all samples) and
+    the state view draws an even subset of whole trajectories (about ``max_points // 5`` samples;
+    the selection and current-point overlays still show every sample).
     CSS classes: ``mw-embedding-explorer``; views ``mw-emb-embedding``, ``mw-emb-state``,
     ``mw-emb-behaviour``, ``mw-emb-raster``; controls ``mw-emb-controls``, ``mw-emb-color``.
     """
@@ -74,6 +90,7 @@ class EmbeddingExplorer(widgets.VBox):
         self.color_options = sample_keys(flow_field)
         self.color_by = color_by if color_by is not None else (default_color_key(flow_field) or "condition")
         self.grid = DensityGrid(self._emb, bins) if self._emb.shape[0] > max_points else None
+        self._max_state = max(max_points // 5, 1)  # fast path: samples of the state view's trajectory subset
         keys = behaviour_keys(flow_field)
         self._behaviour_var = behaviour_var if behaviour_var is not None else (keys[0] if keys else None)
         self._build_views(embedding, recording)
@@ -105,7 +122,8 @@ class EmbeddingExplorer(widgets.VBox):
         hit = self.embedding_view.data[0 if self.grid is None else 1]
         hit.on_selection(self._handle_selection)
         hit.on_click(self._handle_click)
-        state = trajectories(self._ff, self.color_by, arrows=False, dims=self._n_dims)
+        shown = self._ff if self.grid is None else self._ff.isel(sample=trajectory_subset(self._ff, self._max_state))
+        state = trajectories(shown, self.color_by, arrows=False, dims=self._n_dims)
         state.add_trace(overlay_trace(self._n_dims, "selection"))
         state.add_trace(overlay_trace(self._n_dims, "current"))
         self.state_view = view(state, "mw-emb-state", HEIGHTS["3d"] if self._n_dims == 3 else HEIGHTS["2d"])
@@ -215,6 +233,8 @@ class EmbeddingExplorer(widgets.VBox):
             pts = np.column_stack([self._time[shown], np.full(shown.size, self._raster_y)])
             with self.raster_view.batch_update():
                 set_points(self.raster_view.data[-1], pts.reshape(-1, 2))
+        if not sel.size:
+            self.embedding_view.clear_selections()  # drop plotly's box/lasso outline too
         self.status.value = f"<b>{sel.size}</b> selected" if sel.size else "no selection"
 
     @traitlets.validate("color_by")

@@ -60,6 +60,9 @@ class TrainingMonitor(widgets.VBox):
             monitor._record({"epoch": int(epoch), **{k: float(history[k].values[j]) for k in INFO_KEYS[1:]}})
         monitor.flush()
         monitor.stop_button.disabled = True
+        rec = monitor._records
+        monitor.status.value = (f"finished: {len(epochs)} epochs · final train {rec['train_loss'][-1]:.4g} · "
+                                f"val {rec['val_loss'][-1]:.4g}") if len(epochs) else "no epochs recorded"
         if best_epoch is not None:
             mark = loss_curves(history, best_epoch=int(best_epoch)).layout
             monitor.loss_view.layout.update(shapes=mark.shapes, annotations=mark.annotations,

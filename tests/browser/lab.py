@@ -31,7 +31,9 @@ CHROMIUM_ARGS = (
     "--no-first-run",
 )
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-VIEWPORT = {"width": 1400, "height": 1000}
+# tall enough that a whole dashboard tab (up to three rows of views) fits on screen, so element
+# screenshots show every view without resizing the page mid-test
+VIEWPORT = {"width": 1400, "height": 2100}
 
 # Lab settings that keep the page deterministic: no news/update toasts, and no notebook
 # windowing (otherwise cells scrolled out of view are not rendered and widgets go missing).
@@ -234,7 +236,9 @@ def accept_kernel_dialog(page: Any, timeout: float = 60.0) -> bool:
 
 def open_notebook(page: Any, base_url: str, name: str, timeout: float = 60.0) -> None:
     """Open notebook ``name`` in the lab, accept the kernel dialog and wait for an idle kernel."""
-    page.goto(f"{base_url}/lab/tree/{name}", timeout=timeout * 1000)
+    # one workspace per notebook: a page never restores another test's open notebooks
+    workspace = "".join(c if c.isalnum() else "-" for c in Path(name).stem)
+    page.goto(f"{base_url}/lab/workspaces/{workspace}/tree/{name}", timeout=timeout * 1000)
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=timeout * 1000)
     accept_kernel_dialog(page, timeout=timeout)
     wait_kernel_idle(page, timeout=timeout)
@@ -280,6 +284,11 @@ def screenshot(page: Any, name: str, selector: str | None = None) -> Path:
     return path
 
 
+# The plotly graph div of ``sel``: a FigureWidget view *is* the graph div (its classes, e.g.
+# ``mw-view``, sit on it), a container holds it as a descendant.
+GD_JS = "(sel => document.querySelector(sel + '.js-plotly-plot') || document.querySelector(sel + ' .js-plotly-plot'))"
+
+
 def wait_for_plot(page: Any, selector: str, n_traces: int = 1, timeout: float = 30.0) -> None:
     """Wait until the plotly graph inside ``selector`` is drawn with ``n_traces`` traces.
 
@@ -287,28 +296,43 @@ def wait_for_plot(page: Any, selector: str, n_traces: int = 1, timeout: float = 
     """
     page.wait_for_function(
         """([sel, n]) => {
-            const gd = document.querySelector(sel + ' .js-plotly-plot');
-            return !!(gd && gd._fullLayout && gd.data && gd.data.length >= n
+            const gd = %s(sel);
+            return !!(gd && gd.querySelector('.main-svg') && gd._fullLayout && gd.data && gd.data.length >= n
                       && gd._fullData && gd._fullData.length >= n);
-        }""",
+        }""" % GD_JS,
         arg=[selector, n_traces], timeout=timeout * 1000, polling=50,
     )
 
 
+def wait_for_fit(page: Any, selector: str, timeout: float = 15.0) -> None:
+    """Wait until the plot at ``selector`` is laid out at its container's width (within 2 px).
+
+    Why: a view first drawn inside a hidden tab is 700 px wide until it resizes to its panel.
+    """
+    page.wait_for_function(
+        """sel => { const gd = %s(sel);
+            return !!(gd && gd._fullLayout && gd.clientWidth > 0
+                      && Math.abs(gd._fullLayout.width - gd.clientWidth) <= 2); }""" % GD_JS,
+        arg=selector, timeout=timeout * 1000, polling=50,
+    )
+
+
 def run_until_plotted(page: Any, expected: dict[str, int], attempts: int = 3,
-                      timeout: float = 20.0) -> int:
+                      timeout: float = 20.0, run_timeout: float = 60.0) -> int:
     """Run All Cells until every plot in ``expected`` ({selector: n_traces}) shows its traces.
 
-    Why: plotly 7 FigureWidget views in JupyterLab sometimes render from the model's empty
-    initial state (no traces, no template) and never recover; re-running the cells gives fresh
-    views. Returns the number of runs needed (1 = rendered first time); raises after
-    ``attempts`` runs so a persistent failure is never hidden.
+    Why: plain plotly 7 ``go.FigureWidget`` views in JupyterLab sometimes render from the model's
+    empty initial state and never recover (anywidget drops every kernel message to a model whose
+    5 MB ESM took > 2 s to load; see ``marble_widgets/widgets/_figure.py``, whose FigureWidget
+    fixes it). The dashboards use that FigureWidget, so they should draw on the first run; the
+    retry stays for plain FigureWidgets and reports every re-run. ``run_timeout``: seconds
+    allowed for one Run All. Returns the number of runs needed (1 = rendered first time); raises
+    after ``attempts`` runs so a persistent failure is never hidden.
     """
     for attempt in range(1, attempts + 1):
-        run_all_cells(page)
+        run_all_cells(page, timeout=run_timeout)
         try:
             for sel, n_traces in expected.items():
-                wait_for(page, f"{sel} .js-plotly-plot .main-svg", timeout=timeout)
                 wait_for_plot(page, sel, n_traces, timeout=timeout)
             return attempt
         except Exception:  # noqa: BLE001 - retried below, re-raised on the last attempt
@@ -319,15 +343,16 @@ def run_until_plotted(page: Any, expected: dict[str, int], attempts: int = 3,
 
 
 def plot_data(page: Any, plot_selector: str, trace: int, keys: Iterable[str] = ("x", "y")) -> dict:
-    """Read trace ``trace`` of the plotly graph div inside ``plot_selector`` from the DOM."""
+    """Read trace ``trace`` (negative counts from the end) of the plot at ``plot_selector`` from the DOM."""
     return page.evaluate(
         """([sel, i, keys]) => {
-            const gd = document.querySelector(sel + ' .js-plotly-plot');
-            const t = gd.data[i];
+            const gd = %s(sel);
+            const t = gd.data[i < 0 ? gd.data.length + i : i];
             const out = {};
-            for (const k of keys) out[k] = t[k] === undefined ? null : Array.from(t[k]);
+            for (const k of keys) out[k] = t[k] === undefined || t[k] === null ? null
+                : (typeof t[k] === 'object' ? Array.from(t[k]) : t[k]);
             return out;
-        }""",
+        }""" % GD_JS,
         [plot_selector, trace, list(keys)],
     )
 
@@ -336,10 +361,10 @@ def data_to_page(page: Any, plot_selector: str, x: float, y: float) -> tuple[flo
     """Page pixel coordinates of data point (x, y) on the plot's first axes."""
     return tuple(page.evaluate(
         """([sel, x, y]) => {
-            const gd = document.querySelector(sel + ' .js-plotly-plot');
+            const gd = %s(sel);
             const fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis;
             const box = gd.querySelector('.main-svg').getBoundingClientRect();
             return [box.left + xa._offset + xa.l2p(x), box.top + ya._offset + ya.l2p(y)];
-        }""",
+        }""" % GD_JS,
         [plot_selector, x, y],
     ))

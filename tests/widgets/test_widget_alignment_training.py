@@ -108,3 +108,5 @@ def test_from_history():
     monitor = TrainingMonitor.from_history(hist)
     np.testing.assert_allclose(np.asarray(monitor.loss_view.data[1].y), hist["val_loss"].values)
     assert monitor.progress.value == 7 and "mw-training-monitor" in monitor._dom_classes
+    final = f"final train {hist['train_loss'].values[-1]:.4g} · val {hist['val_loss'].values[-1]:.4g}"
+    assert monitor.status.value == f"finished: 7 epochs · {final}"

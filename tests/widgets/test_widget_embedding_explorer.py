@@ -7,7 +7,7 @@ from plotly.callbacks import BoxSelector, LassoSelector, Points
 
 from marble_widgets.plotting.theme import SEQUENTIAL
 from marble_widgets.widgets import EmbeddingExplorer, FlowFieldExplorer, link_explorers
-from marble_widgets.widgets.embedding_explorer import points_in_box, points_in_lasso
+from marble_widgets.widgets.embedding_explorer import points_in_box, points_in_lasso, trajectory_subset
 
 
 @pytest.fixture
@@ -115,3 +115,25 @@ def test_errors_and_optional_views(emb, ff):
         EmbeddingExplorer(emb.isel(sample=slice(0, 5)), ff)
     bare = EmbeddingExplorer(emb, ff.drop_vars(["position", "hand_velocity"]))
     assert set(bare.views) == {"embedding", "state"} and "mw-embedding-explorer" in bare._dom_classes
+
+
+def test_trajectory_subset_keeps_whole_evenly_spread_trajectories(ff):
+    keys = list(zip(ff["condition"].values.astype(str), ff["trial"].values))
+    picked = trajectory_subset(ff, 45)  # 6 trajectories of 15 samples: 3 of them
+    got = sorted({keys[i] for i in picked})
+    assert len(got) == 3 and picked.size == 45
+    assert all(sum(k == key for k in keys) == 15 for key in got)  # whole trajectories only
+    assert got[0] == min(set(keys)) and got[-1] == max(set(keys))  # spread from first to last
+    assert trajectory_subset(ff, 1).size == 15 and trajectory_subset(ff, 10**6).size == ff.sizes["sample"]
+
+
+def test_fast_path_state_view_draws_a_subset_but_overlays_every_sample(emb, ff):
+    explorer = EmbeddingExplorer(emb, ff, max_points=50)  # 90 samples: fast path, state subset of ~10
+    lines = [t for t in explorer.state_view.data if t.name not in ("selection", "current")]
+    assert sum(np.isfinite(np.asarray(t.x, dtype=float)).sum() for t in lines) == 15  # one trajectory
+    outside = int(np.setdiff1d(np.arange(ff.sizes["sample"]), trajectory_subset(ff, 10))[0])
+    explorer.sample = outside
+    cur = explorer.state_view.data[-1]
+    np.testing.assert_allclose([cur.x[0], cur.y[0], cur.z[0]], ff["x"].values[outside, :3])
+    explorer.select(range(ff.sizes["sample"]))
+    assert len(explorer.state_view.data[-2].x) == ff.sizes["sample"]

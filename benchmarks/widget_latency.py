@@ -4,13 +4,24 @@ Runs a real JupyterLab + headless Debian chromium (helpers shared with the brows
 ``tests/browser/lab.py``), presses ArrowRight on an ipywidgets IntSlider, and times in the
 page, from the ``keydown`` to the ``plotly_restyle``/``plotly_update``/``plotly_afterplot``
 event that carries the new data (``drawn``) and to the next animation frame (``frame``).
-The slider's Python callback moves a one-point marker trace. Variants:
+The slider's Python callback moves a one-point marker trace. Every figure is the dashboards'
+``marble_widgets.widgets._figure.FigureWidget``. Per step the page also records when the slider's
+message left (``sent``) and when the kernel's first plotly edit arrived (``recv``), so
+``recv - sent`` is the kernel round trip (Python included) and ``drawn - recv`` plotly's redraw.
+Steps wait for the redraw and the idle kernel (no fixed sleeps). Variants:
 
 - ``scatter_100``: 100-point SVG Scatter under the marker.
 - ``scattergl_1e5``: 10^5-point Scattergl under the marker (all traces WebGL).
 - ``scattergl_1e5_recolor``: naive large view, each step also recolours the 10^5 points.
 - ``static_layer_1e5``: large-view design, the 10^5-point cloud drawn once as a 2-D histogram
   heatmap layer under the small live marker trace.
+- ``flow_explorer``: the real ``FlowFieldExplorer`` (van der Pol, 4 conditions x 20 trajectories,
+  MARBLE fitted for 3 epochs); one slider step redraws all five views (state marker,
+  neighbourhood, local flow, derivative features, embedding marker). Timed to the embedding
+  marker, the last view ``_redraw`` updates.
+- ``embedding_1e5``: the real ``EmbeddingExplorer`` on a 10^5-sample embedding (density-image
+  fast path + hit layer); a slider steps ``sample`` (current-point marker moves).
+- ``embedding_1e5_recolor``: the same explorer; a slider cycles ``color_by`` (density image recoloured).
 
 Usage: ``python benchmarks/widget_latency.py [--steps 30]``; prints a table and writes
 ``benchmarks/results/widget_latency.json``. Target: median ``frame`` latency < 100 ms.
@@ -23,7 +34,6 @@ import json
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +58,7 @@ SETUP = '''import time
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+from marble_widgets.widgets._figure import FigureWidget  # the dashboards' FigureWidget
 
 rng = np.random.default_rng(0)
 N_STEPS = 400
@@ -81,16 +92,16 @@ def mover(fig, trace=1):
 MARKER = dict(size=14, color="red")'''
 
 VARIANTS = {
-    "scatter_100": '''fig = go.FigureWidget([go.Scatter(x=small[:, 0], y=small[:, 1], mode="markers"),
+    "scatter_100": '''fig = FigureWidget([go.Scatter(x=small[:, 0], y=small[:, 1], mode="markers"),
                        go.Scatter(x=[path[0, 0]], y=[path[0, 1]], mode="markers", marker=MARKER)],
                       layout=LAYOUT)
 panel("scatter_100", fig, mover(fig))''',
-    "scattergl_1e5": '''fig = go.FigureWidget([go.Scattergl(x=big[:, 0], y=big[:, 1], mode="markers",
+    "scattergl_1e5": '''fig = FigureWidget([go.Scattergl(x=big[:, 0], y=big[:, 1], mode="markers",
                                     marker=dict(size=2, opacity=0.4)),
                        go.Scattergl(x=[path[0, 0]], y=[path[0, 1]], mode="markers", marker=MARKER)],
                       layout=LAYOUT)
 panel("scattergl_1e5", fig, mover(fig))''',
-    "scattergl_1e5_recolor": '''fig = go.FigureWidget([go.Scattergl(x=big[:, 0], y=big[:, 1], mode="markers",
+    "scattergl_1e5_recolor": '''fig = FigureWidget([go.Scattergl(x=big[:, 0], y=big[:, 1], mode="markers",
                                     marker=dict(size=2, color=np.zeros(len(big)), cmin=0, cmax=1)),
                        go.Scattergl(x=[path[0, 0]], y=[path[0, 1]], mode="markers", marker=MARKER)],
                       layout=LAYOUT)
@@ -102,34 +113,118 @@ panel("scattergl_1e5_recolor", fig, recolor)''',
     "static_layer_1e5": '''edges = np.linspace(-4, 4, 201)
 counts, _, _ = np.histogram2d(big[:, 0], big[:, 1], bins=[edges, edges])
 centres = (edges[:-1] + edges[1:]) / 2
-fig = go.FigureWidget([go.Heatmap(z=np.log1p(counts.T), x=centres, y=centres, colorscale="Greys",
+fig = FigureWidget([go.Heatmap(z=np.log1p(counts.T), x=centres, y=centres, colorscale="Greys",
                                   showscale=False, hoverinfo="skip"),
                        go.Scatter(x=[path[0, 0]], y=[path[0, 1]], mode="markers", marker=MARKER)],
                       layout=LAYOUT)
 panel("static_layer_1e5", fig, mover(fig))''',
 }
 
-N_POINTS = {"scatter_100": 100, "scattergl_1e5": 100_000, "scattergl_1e5_recolor": 100_000,
+VARIANTS["flow_explorer"] = '''import warnings
+warnings.filterwarnings("ignore", category=UserWarning)
+import marble_widgets as mw
+from marble_widgets.widgets import FlowFieldExplorer
+ff = mw.datasets.van_der_pol(mus=np.linspace(-1, 1, 4), n_initial=20)
+model = mw.MARBLE(order=2, k=10, out_dim=3, epochs=3, diffusion=False, verbose=False, seed=0).fit(ff)
+flow = FlowFieldExplorer(ff, model.inspect(ff), model.transform(ff))
+flow.add_class("mw-bench-flow_explorer")
+flow'''
+
+# The real EmbeddingExplorer on a 10^5-sample embedding (1000 trials x 100 steps, 4 conditions):
+# above max_points it draws the static density image + a light hit layer; one slider steps the
+# explorer's sample (the current-point marker moves), the other cycles the colour-by variable.
+_EMB_BUILD = '''import warnings
+import xarray as xr
+from marble_widgets.widgets import EmbeddingExplorer
+if "emb_explorer" not in globals():
+    n_tr, n_t = 1000, 100
+    trial = np.repeat(np.arange(n_tr), n_t)
+    tt = np.tile(np.arange(n_t) * 0.01, n_tr)
+    phase = tt * 6.0 + trial * 0.37
+    xs = np.column_stack([np.cos(phase), np.sin(phase)]) * (1 + (trial % 4))[:, None] + rng.normal(0, 0.05, (n_tr * n_t, 2))
+    coords = {"condition": ("sample", np.array(["a", "b", "c", "d"])[trial % 4]), "trial": ("sample", trial),
+              "time": ("sample", tt)}
+    emb_ff = xr.Dataset({"x": (("sample", "dim"), xs), "v": (("sample", "dim"), np.gradient(xs, axis=0))}, coords=coords)
+    emb_da = xr.DataArray(xs @ np.array([[0.8, -0.6], [0.6, 0.8]]) + rng.normal(0, 0.1, xs.shape),
+                          dims=("sample", "latent"), coords=coords)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        emb_explorer = EmbeddingExplorer(emb_da, emb_ff)
+'''
+VARIANTS["embedding_1e5"] = _EMB_BUILD + '''emb_slider = widgets.IntSlider(value=0, min=0, max=99, description="sample")
+emb_slider.observe(lambda c: setattr(emb_explorer, "sample", int(c["new"])), names="value")
+emb_box = widgets.VBox([emb_slider, emb_explorer])
+emb_box.add_class("mw-bench-embedding_1e5")
+emb_box'''
+VARIANTS["embedding_1e5_recolor"] = _EMB_BUILD + '''color_slider = widgets.IntSlider(value=0, min=0, max=len(emb_explorer.color_options) - 1,
+                                 description="colour")
+color_slider.observe(lambda c: setattr(emb_explorer, "color_by", emb_explorer.color_options[c["new"]]),
+                     names="value")
+color_slider.add_class("mw-bench-embedding_1e5_recolor")
+color_slider'''
+
+# (graph selector, trace index (negative from the end), slider-handle selector, traces to wait for,
+# the trace attribute whose new array marks the redraw)
+PROBES = {n: (f".mw-bench-{n}", 1, f".mw-bench-{n} .noUi-handle", 2, "x") for n in VARIANTS}
+PROBES["flow_explorer"] = (".mw-bench-flow_explorer .mw-flow-embedding", -1,
+                           ".mw-bench-flow_explorer .mw-flow-slider .noUi-handle", 2, "x")
+PROBES["embedding_1e5"] = (".mw-bench-embedding_1e5 .mw-emb-embedding", -1,
+                           ".mw-bench-embedding_1e5 > .widget-slider .noUi-handle", 2, "x")
+PROBES["embedding_1e5_recolor"] = (".mw-bench-embedding_1e5 .mw-emb-embedding", 0,
+                                   ".mw-bench-embedding_1e5_recolor .noUi-handle", 2, "z")
+
+N_POINTS = {"flow_explorer": 413, "embedding_1e5": 100_000, "embedding_1e5_recolor": 100_000, "scatter_100": 100, "scattergl_1e5": 100_000, "scattergl_1e5_recolor": 100_000,
             "static_layer_1e5": 100_000}
 
+# Page-wide websocket timestamps (installed before the page loads): every send, and every
+# received kernel message that carries a plotly edit (_py2js_update/restyle/relayout/animate).
+WS_HOOK_JS = r"""(() => {
+    const st = (window._mwWs = {send: [], recv: []});
+    const Native = window.WebSocket;
+    const send = Native.prototype.send;
+    Native.prototype.send = function (data) { st.send.push(performance.now()); return send.call(this, data); };
+    const EDIT = /"_py2js_(update|restyle|relayout|animate)":\s*\{/;
+    function Hooked(...args) {
+        const ws = new Native(...args);
+        ws.addEventListener('message', (ev) => {
+            const t = performance.now(), d = ev.data;
+            const head = typeof d === 'string' ? d.slice(0, 8192)
+                : d instanceof ArrayBuffer ? new TextDecoder().decode(new Uint8Array(d, 0, Math.min(8192, d.byteLength))) : '';
+            if (EDIT.test(head)) st.recv.push(t);
+        });
+        return ws;
+    }
+    Hooked.prototype = Native.prototype;
+    for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Hooked[k] = Native[k];
+    window.WebSocket = Hooked;
+})()"""
+
 # In-page probe: keydown on the slider handle starts the clock; the first plotly event after
-# which the marker trace holds new data stops it ("drawn"); the next animation frame ("frame").
-PROBE_JS = """([sel, trace]) => {
-    const gd = document.querySelector(sel + ' .js-plotly-plot');
-    const sig = () => JSON.stringify([gd.data[trace].x[0], gd.data[trace].y[0]]);
-    const st = {t0: null, drawn: [], frame: [], last: sig()};
+# which the probed trace holds a new ``key`` array stops it ("drawn"); the next animation frame
+# ("frame"). Also per step: first websocket send after the keydown ("sent": slider -> kernel) and
+# first received plotly edit ("recv": the kernel's answer arrives).
+PROBE_JS = """([sel, trace, handle, key]) => {
+    const gd = %s(sel);
+    const tr = () => gd.data[trace < 0 ? gd.data.length + trace : trace];
+    const sig = () => key.split('.').reduce((o, k) => (o == null ? o : o[k]), tr());
+    const ws = window._mwWs;
+    const st = {t0: null, drawn: [], frame: [], sent: [], recv: [], last: sig()};
     window._mwBench = st;
-    document.querySelector(sel + ' .noUi-handle').addEventListener(
+    document.querySelector(handle).addEventListener(
         'keydown', () => { st.t0 = performance.now(); }, true);
+    const first = (arr, t0) => { const t = arr.find(v => v >= t0); return t === undefined ? null : t - t0; };
     const done = () => {
         if (st.t0 === null || sig() === st.last) return;
         const t0 = st.t0, t1 = performance.now();
         st.t0 = null; st.last = sig();
-        requestAnimationFrame(() => { st.drawn.push(t1 - t0); st.frame.push(performance.now() - t0); });
+        requestAnimationFrame(() => {
+            st.sent.push(first(ws.send, t0)); st.recv.push(first(ws.recv, t0));
+            st.drawn.push(t1 - t0); st.frame.push(performance.now() - t0);
+        });
     };
     for (const ev of ['plotly_afterplot', 'plotly_restyle', 'plotly_update', 'plotly_redraw'])
         gd.on(ev, done);
-}"""
+}""" % lab.GD_JS
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -141,25 +236,40 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def _stats(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Median and p90 of the values that were measured (None where a timestamp was missing)."""
+    got = [v for v in values if v is not None]
+    return (_percentile(got, 50), _percentile(got, 90)) if got else (None, None)
+
+
 def measure_variant(page: Any, name: str, steps: int, warmup: int = 3) -> dict:
-    """Press ArrowRight ``warmup + steps`` times on variant ``name``; latencies in ms."""
-    sel = f".mw-bench-{name}"
-    page.locator(f"{sel} .js-plotly-plot").first.scroll_into_view_if_needed()
-    page.evaluate(PROBE_JS, [sel, 1])
-    handle = page.locator(f"{sel} .noUi-handle").first
+    """Step the slider of variant ``name`` ``warmup + steps`` times; latencies in ms.
+
+    Steps go right, and back left from the slider's end (short trajectories), so each one moves.
+    Waits for each redraw and for the kernel to go idle before the next step, so steps never
+    queue behind each other (DOM/kernel conditions, no fixed sleep).
+    """
+    sel, trace, handle_sel, _, key = PROBES[name]
+    page.locator(sel).first.scroll_into_view_if_needed()
+    page.evaluate(PROBE_JS, [sel, trace, handle_sel, key])
+    handle = page.locator(handle_sel).first
     handle.focus()
+    key_name = "ArrowRight"
     for k in range(warmup + steps):
-        handle.press("ArrowRight")
+        now, top = (float(handle.get_attribute(a)) for a in ("aria-valuenow", "aria-valuemax"))
+        key_name = "ArrowLeft" if now >= top else "ArrowRight" if now <= 0 else key_name
+        handle.press(key_name)
         page.wait_for_function("n => window._mwBench.frame.length >= n", arg=k + 1,
                                timeout=30_000, polling=5)
-        time.sleep(0.05)  # let the kernel settle so steps do not queue behind each other
+        lab.wait_kernel_idle(page, timeout=30)
     st = page.evaluate("() => window._mwBench")
-    drawn, frame = st["drawn"][warmup:], st["frame"][warmup:]
+    cut = {k: st[k][warmup:] for k in ("drawn", "frame", "sent", "recv")}
     lab.screenshot(page, f"bench_{name}", sel)
-    return {"n_points": N_POINTS[name], "steps": len(frame),
-            "median_ms": _percentile(frame, 50), "p90_ms": _percentile(frame, 90),
-            "median_drawn_ms": _percentile(drawn, 50), "p90_drawn_ms": _percentile(drawn, 90),
-            "frame_ms": [round(v, 2) for v in frame]}
+    out = {"n_points": N_POINTS[name], "steps": len(cut["frame"])}
+    for k, label in (("frame", ""), ("drawn", "_drawn"), ("sent", "_sent"), ("recv", "_recv")):
+        out[f"median{label}_ms"], out[f"p90{label}_ms"] = _stats(cut[k])
+    out["frame_ms"] = [round(v, 2) for v in cut["frame"]]
+    return out
 
 
 def _versions(context: Any) -> dict:
@@ -170,7 +280,8 @@ def _versions(context: Any) -> dict:
     return {"chromium": context.browser.version if context.browser else "unknown",
             "jupyterlab": jupyterlab.__version__, "plotly": plotly.__version__,
             "python": platform.python_version(), "machine": platform.machine(),
-            "cpus": __import__("os").cpu_count()}
+            "cpus": __import__("os").cpu_count(),
+            "loadavg_1_5_15": [round(v, 2) for v in __import__("os").getloadavg()]}
 
 
 def run(steps: int = 30, variants: list[str] | None = None) -> dict:
@@ -185,8 +296,10 @@ def run(steps: int = 30, variants: list[str] | None = None) -> dict:
             context = lab.launch_browser(pw, Path(tmp) / "profile")
             try:
                 page = context.new_page()
+                page.add_init_script(WS_HOOK_JS)
                 lab.open_notebook(page, server.url, nb.name)
-                lab.run_until_plotted(page, {f".mw-bench-{n}": 2 for n in names}, timeout=60)
+                lab.run_until_plotted(page, {PROBES[n][0]: PROBES[n][3] for n in names}, timeout=60,
+                                      run_timeout=300)
                 results = {n: measure_variant(page, n, steps) for n in names}
                 meta = _versions(context)
             finally:
@@ -198,13 +311,14 @@ def run(steps: int = 30, variants: list[str] | None = None) -> dict:
 
 
 def print_table(results: dict) -> None:
-    """Print one row per variant: points, median/p90 (frame and drawn), within target."""
-    print(f"{'variant':<24}{'points':>8}{'median ms':>11}{'p90 ms':>9}"
-          f"{'drawn med':>11}{'drawn p90':>11}  < {TARGET_MS:.0f} ms")
+    """One row per variant: points, frame median/p90, and the median breakdown (sent, recv, drawn)."""
+    fmt = lambda v: f"{v:>9.1f}" if v is not None else f"{'-':>9}"  # noqa: E731
+    print(f"{'variant':<26}{'points':>8}{'median':>9}{'p90':>9}{'sent':>9}{'recv':>9}{'drawn':>9}"
+          f"  < {TARGET_MS:.0f} ms")
     for name, r in results["variants"].items():
         ok = "yes" if r["median_ms"] < TARGET_MS else "NO"
-        print(f"{name:<24}{r['n_points']:>8}{r['median_ms']:>11.1f}{r['p90_ms']:>9.1f}"
-              f"{r['median_drawn_ms']:>11.1f}{r['p90_drawn_ms']:>11.1f}  {ok}")
+        print(f"{name:<26}{r['n_points']:>8}" + "".join(fmt(r[k]) for k in (
+            "median_ms", "p90_ms", "median_sent_ms", "median_recv_ms", "median_drawn_ms")) + f"  {ok}")
 
 
 def main(argv: list[str] | None = None) -> None:

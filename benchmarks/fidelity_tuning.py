@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_json  # noqa: E402
 from fidelity import (  # noqa: E402
     RAT_INPUT,
     RAT_MARBLE,
-    SEED,
     decode_rat,
     flow_pair,
     rat_marble,
@@ -34,17 +35,21 @@ from fidelity import (  # noqa: E402
 
 #: the validation split inside the training 80 %: fit on [0, 0.6), validate on [0.6, 0.8)
 FIT_STOP, VAL_STOP = 0.6, 0.8
-#: factors searched, in order; the first value of each is the recipe's
+#: factors searched, in order; the first value of each is the recipe's. Batch size first: larger
+#: batches gave the clearest drop in seed-to-seed spread in exploratory runs on this split.
 SEARCH: list[tuple[str, list[Any]]] = [
-    ("n_components", [10, 20, 5]),
-    ("smooth", [0.25, 0.15, 0.4]),
-    ("k", [15, 8, 30]),
+    ("batch_size", [64, 256, 512]),
+    ("k", [15, 30, 50]),
+    ("n_components", [10, 20, 30]),
+    ("smooth", [0.25, 0.4]),
     ("order", [1, 2]),
-    ("include_positions", [True, False]),
+    ("emb_norm", [True, False]),
     ("out_dim", [32, 16]),
     ("hidden_channels", [[64], [128]]),
-    ("patience", [None, 10]),
 ]
+#: every config is scored by its mean over these training seeds (one seed ranks noise: last
+#: session's single-seed search chose a config that was 0.3 cm worse than the recipe on test)
+TUNING_SEEDS = (0, 1, 2)
 
 
 def validation_parts():
@@ -52,28 +57,31 @@ def validation_parts():
     return rat_parts(FIT_STOP, 0.0, VAL_STOP)
 
 
-def evaluate(config: dict[str, Any], fit, val, seed: int = SEED) -> dict[str, Any]:
-    """Validation figures of one config (fit on ``fit``, scored on ``val``)."""
+def evaluate(config: dict[str, Any], fit, val, seeds: tuple[int, ...] = TUNING_SEEDS) -> dict[str, Any]:
+    """Validation figures of one config (fit on ``fit``, scored on ``val``), averaged over ``seeds``."""
     t0 = time.perf_counter()
-    res = rat_marble(fit, val, config, seed)
-    return {**res, "config": dict(config), "seconds": time.perf_counter() - t0}
+    runs = [rat_marble(fit, val, config, seed) for seed in seeds]
+    mean = {key: float(np.mean([r[key] for r in runs])) for key in ("position_cm", "direction_acc")}
+    return {**mean, "position_cm_per_seed": [r["position_cm"] for r in runs], "seeds": list(seeds),
+            "fit_s": float(np.mean([r["fit_s"] for r in runs])), "config": dict(config),
+            "seconds": time.perf_counter() - t0}
 
 
-def greedy_search(fit, val, search: list[tuple[str, list[Any]]], base: dict[str, Any], seed: int = SEED,
-                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Coordinate descent on the validation median position error; returns the chosen config and all trials."""
+def greedy_search(fit, val, search: list[tuple[str, list[Any]]], base: dict[str, Any],
+                  seeds: tuple[int, ...] = TUNING_SEEDS) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Coordinate descent on the seed-averaged validation median error; returns the chosen config and all trials."""
     trials: list[dict[str, Any]] = []
     cache: dict[str, dict[str, Any]] = {}
 
     def score(cfg: dict[str, Any]) -> float:
         key = json.dumps(cfg, sort_keys=True)
         if key not in cache:
-            cache[key] = evaluate(cfg, fit, val, seed)
+            cache[key] = evaluate(cfg, fit, val, seeds)
             trials.append(cache[key])
             print(f"  {cache[key]['position_cm']:.2f} cm  {key}", flush=True)
         return cache[key]["position_cm"]
 
-    best = dict(base)
+    best = {**base, **{name: values[0] for name, values in search}}  # first values = the recipe's
     best_err = score(best)
     for name, values in search:
         for value in values:
@@ -111,9 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     write_json("fidelity_tuning", {
         "protocol": f"fit on session [0, {FIT_STOP}), validate on [{FIT_STOP}, {VAL_STOP}); test 20 % never "
-                    "loaded; greedy coordinate descent on validation median position error (kNN, cosine, k by "
-                    "contiguous CV on the fit part)",
-        "seed": SEED, "quick": args.quick, "search": [[n, v] for n, v in search],
+                    "loaded; greedy coordinate descent on the validation median position error averaged over "
+                    "training seeds (kNN, cosine, k by contiguous CV on the fit part)",
+        "seeds": list(TUNING_SEEDS), "quick": args.quick, "search": [[n, v] for n, v in search],
         "validation_input_baseline": reference, "trials": trials, "chosen": chosen,
         "chosen_validation_cm": min(t["position_cm"] for t in trials),
         "total_seconds": time.perf_counter() - t0, "uptime": load,

@@ -163,6 +163,15 @@ def _score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan")
 
 
+def _neg_median_abs_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return -float(np.median(np.abs(np.asarray(y_pred) - np.asarray(y_true))))
+
+
+#: regression criteria of :func:`choose_k` (higher is better)
+CRITERIA = {"r2": lambda y_true, y_pred: _score("regression", y_true, y_pred),
+            "median_abs_error": _neg_median_abs_error}
+
+
 def choose_k(
     x: np.ndarray,
     y: np.ndarray,
@@ -171,14 +180,18 @@ def choose_k(
     metric: str = "cosine",
     candidates: tuple[int, ...] = K_CANDIDATES,
     inner_cv: int = 5,
+    criterion: str = "r2",
 ) -> int:
     """Pick the number of neighbours by unshuffled (contiguous) K-fold CV on training data.
 
     Rows of ``x`` (n, latent) / ``y`` (n, ...) must be in recording order, so each inner fold is
-    a contiguous block. Score: R^2 (regression) or accuracy; ties go to the smaller k.
+    a contiguous block. Score: accuracy (classification); for regression ``criterion="r2"`` or
+    ``"median_abs_error"`` (choose k by the figure you will report). Ties go to the smaller k.
     """
     from sklearn.model_selection import KFold
 
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {sorted(CRITERIA)}; got {criterion!r}.")
     n = len(x)
     inner_cv = int(min(inner_cv, n))
     if inner_cv < 2:
@@ -191,7 +204,8 @@ def choose_k(
         scores = []
         for tr, te in splits:
             model = _make_model("knn", task, k, metric, 0.0, 0).fit(x[tr], y[tr])
-            scores.append(_score(task, y[te], model.predict(x[te])))
+            pred = model.predict(x[te])
+            scores.append(_score(task, y[te], pred) if task == "classification" else CRITERIA[criterion](y[te], pred))
         mean = float(np.nanmean(scores)) if np.isfinite(scores).any() else -np.inf
         if mean > best:
             best_k, best = k, mean

@@ -116,3 +116,18 @@ def test_decode_errors(linear_toy):
         decode(emb, y.values[:10])
     with pytest.raises(ValueError, match="k=700 neighbours"):
         decode(emb, y, kind="knn", k=700)
+
+
+def test_choose_k_by_median_error_matches_a_hand_computed_choice(rng):
+    from sklearn.model_selection import KFold
+    from sklearn.neighbors import KNeighborsRegressor
+
+    x = np.sort(rng.uniform(0, 1, 300))[:, None]
+    y = np.sin(6 * x[:, 0]) + rng.standard_t(1.5, 300) * 0.2  # heavy tails: the two criteria may differ
+    cands = (1, 3, 10, 30)
+    errs = {k: np.mean([np.median(np.abs(KNeighborsRegressor(k).fit(x[tr], y[tr]).predict(x[te]) - y[te]))
+                        for tr, te in KFold(5).split(x)]) for k in cands}
+    want = min(cands, key=lambda k: (errs[k], k))
+    assert choose_k(x, y, metric="euclidean", candidates=cands, criterion="median_abs_error") == want
+    with pytest.raises(ValueError, match="criterion must be one of"):
+        choose_k(x, y, criterion="mae")

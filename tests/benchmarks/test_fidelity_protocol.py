@@ -146,3 +146,51 @@ def test_marble_params_split_inputs_and_fill_the_recipe():
     assert inputs == {"n_components": 20, "smooth": 0.25}
     assert params["k"] == 30 and params["hidden_channels"] == (128,)
     assert params["order"] == 1 and params["include_positions"] is True and "smooth" not in params
+
+
+def _trials(n_trials: int = 30, n_time: int = 12, units: int = 8, seed: int = 0) -> xr.Dataset:
+    """Trial-aligned toy recording whose hand velocity is a linear read-out of the rates."""
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(2.0, 1.0, (n_trials, n_time, units))
+    velocity = np.stack([rates[..., :3].sum(-1), rates[..., 3:6].sum(-1)], axis=-1)
+    cond = np.array([f"{a}deg" for a in (0, 90, 180)] * (n_trials // 3))
+    return xr.Dataset(
+        {"spike_counts": (("trial", "time", "unit"), rates.astype(np.float32)),
+         "hand_velocity": (("trial", "time", "axis"), velocity), "condition": ("trial", cond)},
+        coords={"trial": np.arange(n_trials), "time": np.arange(n_time) * 0.02, "unit": np.arange(units),
+                "axis": ["x", "y"]}, attrs={"bin_size": 0.02, "kind": "trials"})
+
+
+def test_macaque_candidate_is_chosen_on_inner_training_trials_only(monkeypatch):
+    seen: list[set] = []
+
+    def fake_embed(ff_fit, ff_val, params, seed=0):
+        seen.append(set(ff_fit["trial"].values) | set(ff_val["trial"].values))
+        assert set(ff_fit["condition"].values) == {"heldout"}  # the sector labels never shape the graph
+        if params["include_positions"]:
+            return ff_fit["x"].values, ff_val["x"].values, {}
+        rng = np.random.default_rng(1)
+        return rng.normal(size=ff_fit["x"].shape), rng.normal(size=ff_val["x"].shape), {}
+
+    monkeypatch.setattr(F, "marble_embed", fake_embed)
+    monkeypatch.setattr(F, "MC_INPUT", {"n_components": 8, "smooth": None})
+    rec = _trials()
+    outer_train = rec.isel(trial=np.arange(24))
+    assert F.choose_mc_candidate(outer_train, dict(F.MC_MARBLE)) == "include_positions=True"
+    assert len(seen) == len(F.MC_CANDIDATES)
+    assert all(trials <= set(range(24)) for trials in seen)  # outer test trials 24..29 never used
+
+
+def test_greedy_search_takes_the_best_value_per_factor_and_scores_each_config_once(monkeypatch):
+    calls: list[dict] = []
+    error = {("a", 1): 0.0, ("a", 2): -1.0, ("a", 3): 0.5, ("b", "x"): 0.0, ("b", "y"): 0.2}
+
+    def fake_evaluate(cfg, fit, val, seeds):
+        calls.append(dict(cfg))
+        return {"position_cm": 5.0 + error[("a", cfg["a"])] + error[("b", cfg["b"])], "config": dict(cfg)}
+
+    monkeypatch.setattr(T, "evaluate", fake_evaluate)
+    chosen, trials = T.greedy_search(None, None, [("a", [1, 2, 3]), ("b", ["x", "y"])], {"a": 1, "b": "x"})
+    assert chosen == {"a": 2, "b": "x"}
+    assert len(calls) == len({str(sorted(c.items())) for c in calls}) == 4  # base, a=2, a=3, b=y
+    assert min(t["position_cm"] for t in trials) == 4.0

@@ -577,7 +577,8 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for r in results.get("rat", {}).get("rows", []):
         rows.append({"data": "rat Buddy", "method": r["method"], "position cm": r["position_cm"],
-                     "direction acc": r["direction_acc"], "seconds": r["seconds"]})
+                     "sd over seeds": r.get("position_cm_sd"), "direction acc": r["direction_acc"],
+                     "seconds": r["seconds"]})
     for r in results.get("macaque", {}).get("rows", []):
         rows.append({"data": "MC_Maze_Small", "method": r["method"], "velocity R2": r["velocity_r2"],
                      "sector acc": r["sector_acc"], "ring err deg": r["ring_error_deg"],
@@ -595,6 +596,20 @@ def _table(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"data": "rotated copies", "method": f"MARBLE {mode}: within/between copies",
                          "score": rot[mode]["within_over_between"], "seconds": rot["seconds"]})
     return rows
+
+
+def merge_sections(results: dict[str, Any], ran: list[str]) -> dict[str, Any]:
+    """The committed JSON with the sections just run replaced (``--only``); the others keep their figures.
+
+    The run's own timing goes to ``seconds_<section>``; ``total_seconds`` stays that of the last full run.
+    """
+    path = RESULTS / "fidelity.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    merged = {k: v for k, v in old.items() if k not in ("machine", "date", "table")}
+    merged.update({name: results[name] for name in ran})
+    merged.update({f"seconds_{'_'.join(ran)}": results["total_seconds"], "uptime_end": results["uptime_end"]})
+    merged.setdefault("total_seconds", results["total_seconds"])
+    return merged
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -617,9 +632,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("toys ...", flush=True)
         results["toys"] = {"van_der_pol": run_van_der_pol(args.quick), "rotated": run_rotated(args.quick)}
     results.update(total_seconds=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), uptime_end=_uptime())
+    partial = set(args.only) != {"rat", "macaque", "toys"}
+    if partial and not args.quick:
+        results = merge_sections(results, args.only)
     table = _table(results)
     print()
-    print_table(table, ["data", "method", "position cm", "direction acc", "velocity R2", "sector acc",
+    print_table(table, ["data", "method", "position cm", "sd over seeds", "direction acc", "velocity R2", "sector acc",
                         "ring err deg", "ring order", "score", "seconds"])
     print(f"\ntotal {results['total_seconds']:.0f} s; load: {results['uptime_end']}")
     if args.quick:

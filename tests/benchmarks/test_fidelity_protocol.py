@@ -194,3 +194,14 @@ def test_greedy_search_takes_the_best_value_per_factor_and_scores_each_config_on
     assert chosen == {"a": 2, "b": "x"}
     assert len(calls) == len({str(sorted(c.items())) for c in calls}) == 4  # base, a=2, a=3, b=y
     assert min(t["position_cm"] for t in trials) == 4.0
+
+
+def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):
+    import json
+
+    (tmp_path / "fidelity.json").write_text(json.dumps(
+        {"machine": {}, "date": "d", "rat": {"rows": ["old"]}, "macaque": {"rows": ["mac"]}, "total_seconds": 700.0}))
+    monkeypatch.setattr(F, "RESULTS", tmp_path)
+    merged = F.merge_sections({"rat": {"rows": ["new"]}, "total_seconds": 90.0, "uptime_end": "u"}, ["rat"])
+    assert merged["rat"] == {"rows": ["new"]} and merged["macaque"] == {"rows": ["mac"]}
+    assert merged["total_seconds"] == 700.0 and merged["seconds_rat"] == 90.0

@@ -37,12 +37,17 @@ Buddy vs Buddy embedded by a model with seed 1 (same flow field), isolates train
 In-sample R^2 grows with the number of latent dims (10-D inputs vs 3-D embeddings): compare each
 score with the chance level of the same dimension.
 
+Second setting ("tuned"): the same protocol with the MARBLE settings chosen for decoding by
+``benchmarks/fidelity_tuning.py`` on Buddy's training 80 % (batch size, k, hidden widths; the
+input and ``out_dim=3`` kept), stored under ``"tuned"`` in the JSON. Nothing is tuned on these scores.
+
 Run: ``.venv/bin/python benchmarks/cross_animal.py [--epochs 100]``. Prints a table and writes
 ``benchmarks/results/cross_animal.json``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -206,9 +211,25 @@ def _rows(res: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def run(epochs: int, patience: int | None = 20) -> dict[str, Any]:
+#: MARBLE settings the decoding search may change (the input and the 3-D output stay the protocol's)
+TUNABLE = ("batch_size", "k", "delta", "hidden_channels", "order", "emb_norm", "include_positions")
+
+
+def tuned_overrides() -> dict[str, Any]:
+    """The decoding-tuned MARBLE settings from benchmarks/results/fidelity_tuning.json ({} when absent)."""
+    path = Path(__file__).resolve().parent / "results" / "fidelity_tuning.json"
+    if not path.is_file():
+        return {}
+    chosen = json.loads(path.read_text())["chosen"]
+    out = {k: chosen[k] for k in TUNABLE if k in chosen}
+    if "hidden_channels" in out:
+        out["hidden_channels"] = tuple(out["hidden_channels"])
+    return out
+
+
+def run(epochs: int, patience: int | None = 20, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole protocol (see the module docstring); a JSON-ready dict of results and timings."""
-    RECIPE.update(epochs=int(epochs), patience=patience)
+    RECIPE.update(epochs=int(epochs), patience=patience, **(overrides or {}))
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     ffa, ffb = buddy_flow(), track_rat_flow()
@@ -253,15 +274,29 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=20,
                         help="early-stopping patience (estimator default 20); 0 = none, all epochs as the reference")
     args = parser.parse_args()
+    recipe = dict(RECIPE)
     res = run(args.epochs, args.patience or None)
+    _report("recipe (spec 2.4, out_dim 3)", res)
+    overrides = tuned_overrides()
+    if overrides:
+        RECIPE.clear()
+        RECIPE.update(recipe)
+        res["tuned"] = run(args.epochs, args.patience or None, overrides)
+        res["tuned"]["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+        _report(f"decoding-tuned settings {overrides}", res["tuned"])
+    write_json("cross_animal", res)
+
+
+def _report(title: str, res: dict[str, Any]) -> None:
+    """Print one setting's consistency table, joint-model distances and timings."""
     a, b = f"{NAMES[0]}->{NAMES[1]}", f"{NAMES[1]}->{NAMES[0]}"
+    print(f"\n== {title}")
     print_table(_rows(res), ["score", a, b])
     j = res["joint_model"]
     print(f"\njoint model W1: within buddy {j['w1_within']['buddy']:.3f}, within track_rat "
           f"{j['w1_within']['track_rat']:.3f}, across (mean) {j['w1_across_mean']:.3f} "
           f"(across/within {j['across_over_within']:.2f})")
     print("timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in res["timing_s"].items()))
-    write_json("cross_animal", res)
 
 
 if __name__ == "__main__":

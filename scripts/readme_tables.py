@@ -89,8 +89,30 @@ def widget_latency(d: dict) -> str:
             "(`benchmarks/widget_latency.py`):\n\n" + _table(["view", "points", "median ms", "p90 ms"], rows))
 
 
+def cross_animal(d: dict) -> str:
+    """Consistency (R^2) between the two rats, both directions, for the recipe and the tuned settings."""
+    a, b = "buddy->track_rat", "track_rat->buddy"
+    rows = []
+    for setting, res in (("recipe", d), ("tuned", d.get("tuned"))):
+        if not res:
+            continue
+        c = res["consistency"]
+        named = [("MARBLE, one model per rat", c["marble"]), ("MARBLE, joint model", res["joint_model"]["consistency"]),
+                 ("control: Buddy vs Buddy, training seed 1", res["control_rotated_buddy"]["seed_only"])]
+        for what, v in named:
+            first, second = list(v.values())[:2]
+            rows.append([setting, what, f"{first:.2f}", f"{second:.2f}"])
+    c = d["consistency"]
+    rows += [["input", "PCA-10 flow-field positions", f"{c['input_pca10'][a]:.2f}", f"{c['input_pca10'][b]:.2f}"],
+             ["input", "their first 3 PCs (3-D, as the embeddings)", f"{c['input_pca3'][a]:.2f}",
+              f"{c['input_pca3'][b]:.2f}"],
+             ["chance", "random 3-D embeddings (mean)", f"{c['chance_3d']['mean']:.3f}", ""]]
+    return (f"**Cross-animal consistency** (`benchmarks/cross_animal.py`, Buddy vs the linear-track rat, 3-D "
+            f"models, {_when(d)}):\n\n" + _table(["setting", "embedding", a, b], rows))
+
+
 SECTIONS: dict[str, Callable[[dict], str]] = {
-    "fidelity": fidelity, "engine_scaling": scaling, "data_layer": data_layer,
+    "fidelity": fidelity, "cross_animal": cross_animal, "engine_scaling": scaling, "data_layer": data_layer,
     "notebooks": notebooks, "widget_latency": widget_latency,
 }
 

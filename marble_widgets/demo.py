@@ -2,7 +2,10 @@
 
 Run with ``python -m marble_widgets.demo --out out`` (``make demo``). It follows the paper's rat
 recipe (spec §2.4): PCA-10 of 250-ms-smoothed rates fitted on the first 80 % of the session,
-MARBLE fitted on that part, position decoded on the held-out last 20 % with a cosine k-NN.
+MARBLE fitted on that part, position decoded on the held-out last 20 % with a cosine k-NN. Three
+training settings differ from the recipe (batch 256, k 50, hidden width 128): they were chosen on
+the training part only by ``benchmarks/fidelity_tuning.py`` and make the embedding decode better
+than its own input (``benchmarks/fidelity.py``: 6.9 vs 7.2 cm, recipe 7.6 cm).
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from marble_widgets.data.containers import positions_as_embedding
 
 RAT_RECIPE: dict[str, Any] = dict(order=1, k=15, delta=1.5, hidden_channels=(64,), out_dim=32, diffusion=False,
                                   include_positions=True, emb_norm=True, epochs=100, seed=0)
+#: the recipe with the settings chosen on the training part (benchmarks/results/fidelity_tuning.json)
+RAT_SETTINGS: dict[str, Any] = {**RAT_RECIPE, "batch_size": 256, "k": 50, "hidden_channels": (128,),
+                                "patience": None}  # the reference trains all epochs (best-validation kept)
 
 
 def split_session(rec, train_fraction: float = 0.8):
@@ -35,11 +41,12 @@ def run(out: Path, epochs: int = 100, verbose: bool = True) -> dict[str, Any]:
     train_rec, test_rec = split_session(rec)
     builder = mw.FlowFieldBuilder(n_components=10, smooth=0.25).fit(train_rec)
     ff_train, ff_test = builder.transform(train_rec), builder.transform(test_rec)
-    model = mw.MARBLE(**{**RAT_RECIPE, "epochs": epochs}, verbose=verbose).fit(ff_train)
+    model = mw.MARBLE(**{**RAT_SETTINGS, "epochs": epochs}, verbose=verbose).fit(ff_train)
     t_fit = time.perf_counter() - t0
     emb_train, emb_test = model.transform(ff_train), model.transform(ff_test)
     scores = {
-        name: train_test_decode(tr, "position", te, "position", kind="knn", metric="cosine")
+        name: train_test_decode(tr, "position", te, "position", kind="knn", metric="cosine",
+                                k_criterion="median_abs_error")
         for name, (tr, te) in {"marble": (emb_train, emb_test), "input_pca10": (positions_as_embedding(ff_train), positions_as_embedding(ff_test))}.items()
     }
     error_cm = {name: float(s["median_abs_error"].values.ravel()[0]) * 100 for name, s in scores.items()}

@@ -213,10 +213,10 @@ def choose_k(
 
 
 def _fit_predict(x_tr, y_tr, x_te, kind: str, task: str, k: int | None, metric: str, alpha: float,
-                 seed: int) -> tuple[np.ndarray, int]:
+                 seed: int, k_criterion: str = "r2") -> tuple[np.ndarray, int]:
     """Fit on the training rows (in recording order) and predict the test rows; returns k used."""
     if kind == "knn":
-        k = choose_k(x_tr, y_tr, task, metric=metric) if k is None else int(k)
+        k = choose_k(x_tr, y_tr, task, metric=metric, criterion=k_criterion) if k is None else int(k)
         if k > len(x_tr):
             raise ValueError(f"k={k} neighbours but only {len(x_tr)} training samples; lower k.")
     model = _make_model(kind, task, k, metric, alpha, seed).fit(x_tr, y_tr)
@@ -342,6 +342,7 @@ def train_test_decode(
     task: str = "auto",
     train_fraction: float = 0.8,
     seed: int = 0,
+    k_criterion: str = "r2",
 ) -> xr.Dataset:
     """Decode with one fixed split: fit on the training embedding, score on the test embedding.
 
@@ -349,6 +350,7 @@ def train_test_decode(
     tested on the last 20 % of the session). Without ``test_emb`` the split is made here from
     ``train_emb`` in recording order (``train_fraction``). Targets are names of sample
     coordinates or arrays on sample; a name given only as ``train_target`` is used for both.
+    Without ``k``, k is chosen on the training part by :func:`choose_k` with ``k_criterion``.
 
     Returns
     -------
@@ -370,7 +372,7 @@ def train_test_decode(
     if x_tr.shape[1] != x_te.shape[1]:
         raise ValueError(f"train_emb has {x_tr.shape[1]} latent dims but test_emb {x_te.shape[1]}.")
     order = _time_order(tr_emb)
-    pred, k_used = _fit_predict(x_tr[order], y_tr[order], x_te, kind, task_tr, k, metric, alpha, seed)
+    pred, k_used = _fit_predict(x_tr[order], y_tr[order], x_te, kind, task_tr, k, metric, alpha, seed, k_criterion)
     attrs = {"kind": kind, "protocol": "fixed split", "metric": metric if kind == "knn" else "",
              "alpha": alpha, "seed": seed, "n_train": len(x_tr), "n_test": len(x_te)}
     return _assemble([_metrics(task_tr, y_te, pred)], [k_used], pred, y_te, te_emb, task_tr,

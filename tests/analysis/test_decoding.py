@@ -131,3 +131,14 @@ def test_choose_k_by_median_error_matches_a_hand_computed_choice(rng):
     assert choose_k(x, y, metric="euclidean", candidates=cands, criterion="median_abs_error") == want
     with pytest.raises(ValueError, match="criterion must be one of"):
         choose_k(x, y, criterion="mae")
+
+
+def test_train_test_decode_chooses_k_with_the_requested_criterion(rng):
+    x = np.sort(rng.uniform(0, 1, 300))[:, None]
+    y = np.sin(6 * x[:, 0]) + rng.standard_t(1.5, 300) * 0.2
+    emb = xr.DataArray(x, dims=("sample", "latent"), coords={"time": ("sample", np.arange(300.0))})
+    tr, te = emb.isel(sample=slice(0, 240)), emb.isel(sample=slice(240, None))
+    for criterion in ("r2", "median_abs_error"):
+        res = train_test_decode(tr, y[:240], te, y[240:], kind="knn", metric="euclidean", k_criterion=criterion)
+        want = choose_k(x[:240], y[:240], metric="euclidean", criterion=criterion)
+        assert int(res["k"].values[0]) == want

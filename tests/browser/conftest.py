@@ -78,3 +78,27 @@ def page(browser_context: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     yield page
     shoot_if_failed(request, page)
     page.close()
+
+
+def notebook_page_fixtures(name: str, notebook: str, expected: dict[str, int], **run_kwargs: Any) -> tuple[Any, Any]:
+    """Fixtures ``_<name>`` (``notebook`` opened and run once per module) and ``<name>`` (that page per test).
+
+    The per-test fixture saves ``artifacts/FAILED-<test>.png`` when its test fails. Assign both to
+    module-level names in the test module so pytest collects them.
+    """
+    @pytest.fixture(scope="module", name=f"_{name}")
+    def opened(browser_context: Any, lab_url: str) -> Iterator[Any]:
+        page = new_page(browser_context)
+        lab.open_notebook(page, lab_url, notebook)
+        runs = lab.run_until_plotted(page, expected, **run_kwargs)
+        print(f"[{notebook}] all views drawn after {runs} Run All")
+        yield page
+        page.close()
+
+    @pytest.fixture(name=name)
+    def per_test(request: pytest.FixtureRequest) -> Iterator[Any]:
+        page = request.getfixturevalue(f"_{name}")
+        yield page
+        shoot_if_failed(request, page)
+
+    return opened, per_test

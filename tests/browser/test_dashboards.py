@@ -8,13 +8,13 @@ field is rebuilt from the same seeded dataset, and each view is cross-checked ag
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 import lab
-from conftest import new_page, shoot_if_failed
+from conftest import notebook_page_fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -44,23 +44,9 @@ def flow_field() -> Any:
     return van_der_pol(mus=np.linspace(-1, 1, 4), n_initial=20)
 
 
-@pytest.fixture(scope="module")
-def _board_page(browser_context: Any, lab_url: str) -> Iterator[Any]:
-    """``dashboards.ipynb`` opened and run once for the whole module."""
-    page = new_page(browser_context)
-    lab.open_notebook(page, lab_url, "dashboards.ipynb")
-    runs = lab.run_until_plotted(page, {**TAB_VIEWS["Flow field"], f"{MONITOR} .mw-train-loss": 3},
-                                 timeout=30, run_timeout=180)
-    print(f"[dashboards] all views drawn after {runs} Run All")
-    yield page
-    page.close()
-
-
-@pytest.fixture
-def board_page(_board_page: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The module's notebook page; screenshot to artifacts/ if the test fails."""
-    yield _board_page
-    shoot_if_failed(request, _board_page)
+_board_page, board_page = notebook_page_fixtures(
+    "board_page", "dashboards.ipynb", {**TAB_VIEWS["Flow field"], f"{MONITOR} .mw-train-loss": 3},
+    timeout=30, run_timeout=180)
 
 
 def _show_tab(page: Any, title: str) -> None:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 import lab
-from conftest import new_page, shoot_if_failed
+from conftest import notebook_page_fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -18,21 +18,8 @@ CLICK = ".mw-test-click"
 SELECT = ".mw-test-select"
 
 
-@pytest.fixture(scope="module")
-def _widgets_page(browser_context: Any, lab_url: str) -> Iterator[Any]:
-    """``plotly_widgets.ipynb`` opened and run once for the whole module."""
-    page = new_page(browser_context)
-    lab.open_notebook(page, lab_url, "plotly_widgets.ipynb")
-    lab.run_until_plotted(page, {SLIDER: 2, CLICK: 1, SELECT: 1})
-    yield page
-    page.close()
-
-
-@pytest.fixture
-def widgets_page(_widgets_page: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The module's notebook page; screenshot to artifacts/ if the test fails."""
-    yield _widgets_page
-    shoot_if_failed(request, _widgets_page)
+_widgets_page, widgets_page = notebook_page_fixtures("widgets_page", "plotly_widgets.ipynb",
+                                                     {SLIDER: 2, CLICK: 1, SELECT: 1})
 
 
 def _wait_label(page: Any, selector: str, prefix: str) -> str:

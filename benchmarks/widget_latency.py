@@ -18,7 +18,11 @@ Steps wait for the redraw and the idle kernel (no fixed sleeps). Variants:
 - ``flow_explorer``: the real ``FlowFieldExplorer`` (van der Pol, 4 conditions x 20 trajectories,
   MARBLE fitted for 3 epochs); one slider step redraws all five views (state marker,
   neighbourhood, local flow, derivative features, embedding marker). Timed to the embedding
-  marker, the last view ``_redraw`` updates.
+  marker, the last view ``_redraw`` updates; ``median_view_ms`` gives each view's last redraw.
+- ``flow_explorer_3d``: the same on a 3-D flow field (paraboloid, 512 points): the state view
+  (trajectory, cones) and the neighbourhood are WebGL 3-D scenes.
+- ``flow_explorer_playing``: the same explorer with ``play.playing`` set on its Python side, as
+  while Play runs (views deferred during playback are skipped); stepped by the slider.
 - ``embedding_1e5``: the real ``EmbeddingExplorer`` on a 10^5-sample embedding (density-image
   fast path + hit layer); a slider steps ``sample`` (current-point marker moves).
 - ``embedding_1e5_recolor``: the same explorer; a slider cycles ``color_by`` (density image recoloured).
@@ -120,15 +124,36 @@ fig = FigureWidget([go.Heatmap(z=np.log1p(counts.T), x=centres, y=centres, color
 panel("static_layer_1e5", fig, mover(fig))''',
 }
 
-VARIANTS["flow_explorer"] = '''import warnings
+_FLOW_BUILD = '''import warnings
 warnings.filterwarnings("ignore", category=UserWarning)
 import marble_widgets as mw
 from marble_widgets.widgets import FlowFieldExplorer
-ff = mw.datasets.van_der_pol(mus=np.linspace(-1, 1, 4), n_initial=20)
-model = mw.MARBLE(order=2, k=10, out_dim=3, epochs=3, diffusion=False, verbose=False, seed=0).fit(ff)
-flow = FlowFieldExplorer(ff, model.inspect(ff), model.transform(ff))
+if "flow_model" not in globals():
+    ff = mw.datasets.van_der_pol(mus=np.linspace(-1, 1, 4), n_initial=20)
+    flow_model = mw.MARBLE(order=2, k=10, out_dim=3, epochs=3, diffusion=False, verbose=False, seed=0).fit(ff)
+    flow_args = (ff, flow_model.inspect(ff), flow_model.transform(ff))
+'''
+VARIANTS["flow_explorer"] = _FLOW_BUILD + '''flow = FlowFieldExplorer(*flow_args)
 flow.add_class("mw-bench-flow_explorer")
 flow'''
+# A 3-D flow field (paraboloid, 512 points): state space (with cones) and neighbourhood are
+# WebGL 3-D scenes.
+VARIANTS["flow_explorer_3d"] = '''import warnings
+warnings.filterwarnings("ignore", category=UserWarning)
+import marble_widgets as mw
+from marble_widgets.widgets import FlowFieldExplorer
+ff3 = mw.datasets.paraboloid_field(n=512)
+model3 = mw.MARBLE(order=2, k=10, out_dim=3, epochs=3, diffusion=False, verbose=False, seed=0).fit(ff3)
+flow3 = FlowFieldExplorer(ff3, model3.inspect(ff3), model3.transform(ff3))
+flow3.add_class("mw-bench-flow_explorer_3d")
+flow3'''
+# The same explorer as if Play were running (its Python side sees ``play.playing``; the browser's
+# Play timer is not started, the slider steps it). The deferred feature view is left out of every
+# step (play_refresh_s=inf; by default it is redrawn at most once a second during playback).
+VARIANTS["flow_explorer_playing"] = _FLOW_BUILD + '''flow_playing = FlowFieldExplorer(*flow_args, play_refresh_s=float("inf"))
+flow_playing.play.playing = True
+flow_playing.add_class("mw-bench-flow_explorer_playing")
+flow_playing'''
 
 # The real EmbeddingExplorer on a 10^5-sample embedding (1000 trials x 100 steps, 4 conditions):
 # above max_points it draws the static density image + a light hit layer; one slider steps the
@@ -168,12 +193,19 @@ color_slider'''
 PROBES = {n: (f".mw-bench-{n}", 1, f".mw-bench-{n} .noUi-handle", 2, "x") for n in VARIANTS}
 PROBES["flow_explorer"] = (".mw-bench-flow_explorer .mw-flow-embedding", -1,
                            ".mw-bench-flow_explorer .mw-flow-slider .noUi-handle", 2, "x")
+PROBES["flow_explorer_playing"] = tuple(v.replace("flow_explorer", "flow_explorer_playing") if isinstance(v, str)
+                                       else v for v in PROBES["flow_explorer"])
+PROBES["flow_explorer_3d"] = tuple(v.replace("flow_explorer", "flow_explorer_3d") if isinstance(v, str)
+                                  else v for v in PROBES["flow_explorer"])
 PROBES["embedding_1e5"] = (".mw-bench-embedding_1e5 .mw-emb-embedding", -1,
                            ".mw-bench-embedding_1e5 > .widget-slider .noUi-handle", 2, "x")
 PROBES["embedding_1e5_recolor"] = (".mw-bench-embedding_1e5 .mw-emb-embedding", 0,
                                    ".mw-bench-embedding_1e5_recolor .noUi-handle", 2, "z")
 
-N_POINTS = {"flow_explorer": 413, "embedding_1e5": 100_000, "embedding_1e5_recolor": 100_000, "scatter_100": 100, "scattergl_1e5": 100_000, "scattergl_1e5_recolor": 100_000,
+#: Variants measured on their own page (own lab + browser) when all variants run.
+SEPARATE_PAGE = ("flow_explorer_3d", "flow_explorer_playing")
+
+N_POINTS = {"flow_explorer": 413, "flow_explorer_playing": 413, "flow_explorer_3d": 512, "embedding_1e5": 100_000, "embedding_1e5_recolor": 100_000, "scatter_100": 100, "scattergl_1e5": 100_000, "scattergl_1e5_recolor": 100_000,
             "static_layer_1e5": 100_000}
 
 # Page-wide websocket timestamps (installed before the page loads): every send, and every
@@ -224,6 +256,18 @@ PROBE_JS = """([sel, trace, handle, key]) => {
     };
     for (const ev of ['plotly_afterplot', 'plotly_restyle', 'plotly_update', 'plotly_redraw'])
         gd.on(ev, done);
+    // per-view breakdown: keydown times and every plotly redraw event of each view of the dashboard
+    st.keys = []; st.views = {};
+    document.querySelector(handle).addEventListener('keydown', () => st.keys.push(performance.now()), true);
+    const root = gd.closest('.mw-flow-explorer, .mw-embedding-explorer');
+    for (const view of root ? root.querySelectorAll('.mw-view') : []) {
+        const name = [...view.classList].find(c => c.startsWith('mw-') && c !== 'mw-view');
+        const plot = view.classList.contains('js-plotly-plot') ? view : view.querySelector('.js-plotly-plot');
+        if (!plot || !plot.on) continue;
+        st.views[name] = [];
+        for (const ev of ['plotly_afterplot', 'plotly_restyle', 'plotly_update', 'plotly_redraw'])
+            plot.on(ev, () => st.views[name].push(performance.now()));
+    }
 }""" % lab.GD_JS
 
 
@@ -269,7 +313,32 @@ def measure_variant(page: Any, name: str, steps: int, warmup: int = 3) -> dict:
     for k, label in (("frame", ""), ("drawn", "_drawn"), ("sent", "_sent"), ("recv", "_recv")):
         out[f"median{label}_ms"], out[f"p90{label}_ms"] = _stats(cut[k])
     out["frame_ms"] = [round(v, 2) for v in cut["frame"]]
+    if st["views"]:
+        out["median_view_ms"] = _view_breakdown(st, warmup)
     return out
+
+
+def _view_breakdown(st: dict, warmup: int) -> dict[str, float | None]:
+    """Median time from each keydown to the last redraw event of each view before the next keydown.
+
+    Why: a step redraws several views; this says which of them the time goes to (and when the
+    last one is done, ``all``).
+    """
+    keys = st["keys"][warmup:] + [float("inf")]
+    per_view: dict[str, list[float]] = {name: [] for name in st["views"]}
+    last_all: list[float] = []
+    for k0, k1 in zip(keys[:-1], keys[1:]):
+        latest = None
+        for name, times in st["views"].items():
+            inside = [t - k0 for t in times if k0 <= t < k1]
+            if inside:
+                per_view[name].append(max(inside))
+                latest = max(inside) if latest is None else max(latest, max(inside))
+        if latest is not None:
+            last_all.append(latest)
+    out = {name: (_stats(v)[0] if v else None) for name, v in per_view.items()}
+    out["all"] = _stats(last_all)[0] if last_all else None
+    return {k: (round(v, 1) if v is not None else None) for k, v in out.items()}
 
 
 def _versions(context: Any) -> dict:
@@ -300,7 +369,10 @@ def run(steps: int = 30, variants: list[str] | None = None) -> dict:
                 lab.open_notebook(page, server.url, nb.name)
                 lab.run_until_plotted(page, {PROBES[n][0]: PROBES[n][3] for n in names}, timeout=60,
                                       run_timeout=300)
-                results = {n: measure_variant(page, n, steps) for n in names}
+                results = {}
+                for n in names:
+                    print(f"measuring {n}", file=sys.stderr, flush=True)
+                    results[n] = measure_variant(page, n, steps)
                 meta = _versions(context)
             finally:
                 context.close()
@@ -319,6 +391,9 @@ def print_table(results: dict) -> None:
         ok = "yes" if r["median_ms"] < TARGET_MS else "NO"
         print(f"{name:<26}{r['n_points']:>8}" + "".join(fmt(r[k]) for k in (
             "median_ms", "p90_ms", "median_sent_ms", "median_recv_ms", "median_drawn_ms")) + f"  {ok}")
+        if r.get("median_view_ms"):
+            print("    last redraw per view, median ms after keydown: " + ", ".join(
+                f"{k.removeprefix('mw-')} {v}" for k, v in r["median_view_ms"].items()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -329,7 +404,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="run only this variant (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results path")
     args = parser.parse_args(argv)
-    results = run(args.steps, args.variant)
+    if args.variant:
+        results = run(args.steps, args.variant)
+    else:  # each extra flow explorer on its own page: many WebGL views on one page slow every one
+        results = run(args.steps, [n for n in VARIANTS if n not in SEPARATE_PAGE])
+        for name in SEPARATE_PAGE:
+            results["variants"].update(run(args.steps, [name])["variants"])
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

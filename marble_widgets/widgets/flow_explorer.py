@@ -1,6 +1,7 @@
 """FlowFieldExplorer: step through a trajectory and see MARBLE's local geometry at each point."""
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -54,6 +55,10 @@ class FlowFieldExplorer(widgets.VBox):
     neighbourhood and tangent frame, the transported local flow, the derivative features, and
     (if ``embedding`` is given) where it lands in the embedding. State: ``sample`` (int),
     ``condition`` (str), ``trial`` (int); setting any of them updates the views and controls.
+    While Play runs, the derivative-feature view (the costliest browser redraw: three subplots)
+    is redrawn at most every ``play_refresh_s`` seconds and once more when playback pauses, so
+    the other views keep up with the animation; any step taken while not playing (slider,
+    keys, ``sample =``) redraws every view.
     CSS classes: ``mw-flow-explorer`` on the box; views ``mw-flow-state``, ``mw-flow-neighbourhood``,
     ``mw-flow-local``, ``mw-flow-features``, ``mw-flow-embedding``; controls ``mw-flow-controls``.
     """
@@ -63,7 +68,8 @@ class FlowFieldExplorer(widgets.VBox):
     trial = traitlets.Int(0)
 
     def __init__(self, flow_field: xr.Dataset, inspect_ds: xr.Dataset, embedding: xr.DataArray | None = None,
-                 *, dims: int | None = None, max_arrows: int = 300, interval_ms: int = 120) -> None:
+                 *, dims: int | None = None, max_arrows: int = 300, interval_ms: int = 120,
+                 play_refresh_s: float = 1.0) -> None:
         require_vars(flow_field, ("x", "v"), "flow_field", FLOW_HINT)
         self._arrays = inspect_arrays(inspect_ds, flow_field)
         n = flow_field.sizes["sample"]
@@ -79,6 +85,9 @@ class FlowFieldExplorer(widgets.VBox):
         self._context = flow_field
         self.index = TrajectoryIndex(flow_field)
         self._guard = Guard()
+        self._play_refresh_s = float(play_refresh_s)
+        self._features_at = -np.inf  # time.monotonic() of the last feature redraw
+        self._features_shown = -1     # sample the feature view shows
         self._build_controls(interval_ms)
         self._build_views(flow_field, inspect_ds, embedding, max_arrows)
         super().__init__([self.controls, grid(self._panels, 2)])
@@ -109,6 +118,7 @@ class FlowFieldExplorer(widgets.VBox):
         self.condition_dropdown.observe(lambda c: setattr(self, "condition", c["new"]), "value")
         self.trial_dropdown.observe(lambda c: setattr(self, "trial", int(c["new"])), "value")
         self.slider.observe(self._on_slider, "value")
+        self.play.observe(self._on_playing, "playing")
         self.controls = controls_box([self.condition_dropdown, self.trial_dropdown, self.play, self.slider,
                                       self.status], "mw-flow-controls")
 
@@ -187,7 +197,24 @@ class FlowFieldExplorer(widgets.VBox):
         if not self._guard.active:
             self.sample = int(self.trajectory()[change["new"]])
 
+    def _on_playing(self, change: dict) -> None:
+        if not change["new"] and self._features_shown != self.sample:
+            self._redraw_features(self.sample)  # playback paused: bring the deferred view up to date
+
+    def _redraw_features(self, i: int) -> None:
+        arrays = self._arrays
+        with self.features_view.batch_update():
+            for trace, data in zip(self.features_view.data, derivative_features_data(arrays, self._feature_layout, i)):
+                trace.update(data)
+            set_subtitle(self.features_view, _features_subtitle(self._context, i, len(arrays["feature_names"])))
+        self._features_at, self._features_shown = time.monotonic(), i
+
     def _redraw(self, i: int) -> None:
+        """Redraw the views for sample ``i``: one plotly edit per figure (data and title together).
+
+        Why one edit: a title set outside ``batch_update`` is a second full plotly redraw.
+        The feature view is skipped while Play runs (see the class docstring).
+        """
         arrays, n_dims = self._arrays, self._n_dims
         with self.state_view.batch_update():
             set_points(self.state_view.data[-1], self._x[[i], :n_dims])
@@ -195,16 +222,13 @@ class FlowFieldExplorer(widgets.VBox):
         with self.neighbourhood_view.batch_update():
             for trace, data in zip(self.neighbourhood_view.data, neighbourhood_data(arrays, i, nb_dims)):
                 trace.update(data)
+            set_subtitle(self.neighbourhood_view, neighbourhood_subtitle(arrays, i, nb_dims))
         with self.local_view.batch_update():
             for trace, data in zip(self.local_view.data, local_flow_data(arrays, i)):
                 trace.update(data)
-        with self.features_view.batch_update():
-            for trace, data in zip(self.features_view.data, derivative_features_data(arrays, self._feature_layout, i)):
-                trace.update(data)
-            n_feat = len(arrays["feature_names"])
-            set_subtitle(self.features_view, _features_subtitle(self._context, i, n_feat))
-        set_subtitle(self.neighbourhood_view, neighbourhood_subtitle(arrays, i, nb_dims))
-        set_subtitle(self.local_view, local_flow_subtitle(arrays, i))
+            set_subtitle(self.local_view, local_flow_subtitle(arrays, i))
+        if not self.play.playing or time.monotonic() - self._features_at >= self._play_refresh_s:
+            self._redraw_features(i)
         if self.embedding_view is not None:
             with self.embedding_view.batch_update():
                 set_points(self.embedding_view.data[-1], self._emb[[i]])

@@ -79,3 +79,44 @@ def test_views_and_css_classes(explorer):
 
 def test_without_embedding_has_no_embedding_view(ff, ins):
     assert "embedding" not in FlowFieldExplorer(ff, ins).views
+
+
+def test_play_defers_features_until_pause_and_manual_steps_redraw_all(ff, ins, emb):
+    explorer = FlowFieldExplorer(ff, ins, emb, play_refresh_s=float("inf"))
+    order = _time_order(ff, "right", 3)
+    explorer.sample = int(order[0])
+    feats = ins["features"].values
+    explorer.play.playing = True
+    explorer.slider.value = 2  # a Play step: live views follow, the feature view waits
+    np.testing.assert_array_equal(np.asarray(explorer.state_view.data[-1].x), ff["x"].values[[order[2]], 0])
+    np.testing.assert_array_equal(np.asarray(explorer.embedding_view.data[-1].x), emb.values[[order[2]], 0])
+    np.testing.assert_array_equal(np.asarray(explorer.features_view.data[0].y), feats[order[0]])
+    explorer.play.playing = False  # pause: the deferred view catches up
+    np.testing.assert_array_equal(np.asarray(explorer.features_view.data[0].y), feats[order[2]])
+    assert f"t = {float(ff['time'].values[order[2]]):.3g}" in explorer.features_view.layout.title.text
+    explorer.slider.value = 3  # a manual step redraws every view at once
+    np.testing.assert_array_equal(np.asarray(explorer.features_view.data[0].y), feats[order[3]])
+
+
+def test_play_refresh_redraws_features_at_most_that_often(ff, ins):
+    explorer = FlowFieldExplorer(ff, ins, play_refresh_s=0.0)
+    order = _time_order(ff, "right", 3)
+    explorer.sample = int(order[0])
+    explorer.play.playing = True
+    explorer.slider.value = 1  # refresh interval 0: every Play step redraws the features too
+    np.testing.assert_array_equal(np.asarray(explorer.features_view.data[0].y), ins["features"].values[order[1]])
+
+
+def test_one_plotly_edit_per_view_and_step(explorer):
+    sent = {name: [] for name in explorer.views}
+    for name, fw in explorer.views.items():
+        fw._send_update_msg = lambda *a, _n=name, **k: sent[_n].append("update")
+        fw._send_relayout_msg = lambda *a, _n=name, **k: sent[_n].append("relayout")
+        fw._send_restyle_msg = lambda *a, _n=name, **k: sent[_n].append("restyle")
+    try:
+        explorer.sample = (explorer.sample + 1) % explorer._x.shape[0]
+    finally:
+        for fw in explorer.views.values():
+            for attr in ("_send_update_msg", "_send_relayout_msg", "_send_restyle_msg"):
+                fw.__dict__.pop(attr, None)
+    assert {name: len(msgs) for name, msgs in sent.items()} == {name: 1 for name in explorer.views}

@@ -109,19 +109,22 @@ def knn_decode(z_train: np.ndarray, pos_train: np.ndarray, dir_train: np.ndarray
                z_test: np.ndarray, pos_test: np.ndarray, dir_test: np.ndarray) -> dict[str, float]:
     """Position (median abs error, cm) and direction (accuracy) of the test rows from a kNN on train rows.
 
-    The decoder and its k see only the training rows (in time order); test labels are used for
-    scoring only.
+    :func:`marble_widgets.analysis.train_test_decode` (cosine kNN, k by contiguous CV on the
+    training rows, which are in time order; position's k by median error, the reported figure).
+    Test labels are used for scoring only.
     """
-    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from marble_widgets.analysis import train_test_decode
 
-    from marble_widgets.analysis import choose_k
+    def latent(z: np.ndarray) -> xr.DataArray:
+        return xr.DataArray(np.asarray(z), dims=("sample", "latent"))
 
-    k_pos = choose_k_median(z_train, pos_train)
-    k_dir = choose_k(z_train, dir_train, "classification", metric="cosine", candidates=K_GRID)
-    pred = KNeighborsRegressor(k_pos, metric="cosine").fit(z_train, pos_train).predict(z_test)
-    lab = KNeighborsClassifier(k_dir, metric="cosine").fit(z_train, dir_train).predict(z_test)
-    return {"position_cm": float(np.median(np.abs(pred - pos_test)) * 100), "k_position": k_pos,
-            "direction_acc": float(np.mean(lab == dir_test)), "k_direction": int(k_dir)}
+    pos = train_test_decode(latent(z_train), pos_train, latent(z_test), pos_test, kind="knn", metric="cosine",
+                            task="regression", k_criterion="median_abs_error")
+    side = train_test_decode(latent(z_train), dir_train, latent(z_test), dir_test, kind="knn", metric="cosine",
+                             task="classification")
+    return {"position_cm": float(pos["median_abs_error"].values.ravel()[0]) * 100,
+            "k_position": int(pos["k"].values[0]),
+            "direction_acc": float(side["accuracy"].values.ravel()[0]), "k_direction": int(side["k"].values[0])}
 
 
 def decode_rat(z_tr: np.ndarray, ff_tr: xr.Dataset, z_te: np.ndarray, ff_te: xr.Dataset) -> dict[str, float]:

@@ -163,13 +163,8 @@ def _score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan")
 
 
-def _neg_median_abs_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return -float(np.median(np.abs(np.asarray(y_pred) - np.asarray(y_true))))
-
-
-#: regression criteria of :func:`choose_k` (higher is better)
-CRITERIA = {"r2": lambda y_true, y_pred: _score("regression", y_true, y_pred),
-            "median_abs_error": _neg_median_abs_error}
+#: regression criteria of :func:`choose_k`: a metric of :func:`_metrics` and its sign (higher is better)
+CRITERIA = {"r2": 1.0, "median_abs_error": -1.0}
 
 
 def choose_k(
@@ -204,8 +199,8 @@ def choose_k(
         scores = []
         for tr, te in splits:
             model = _make_model("knn", task, k, metric, 0.0, 0).fit(x[tr], y[tr])
-            pred = model.predict(x[te])
-            scores.append(_score(task, y[te], pred) if task == "classification" else CRITERIA[criterion](y[te], pred))
+            metrics = _metrics(task, y[te], model.predict(x[te]))
+            scores.append(metrics["accuracy"] if task == "classification" else CRITERIA[criterion] * metrics[criterion])
         mean = float(np.nanmean(scores)) if np.isfinite(scores).any() else -np.inf
         if mean > best:
             best_k, best = k, mean

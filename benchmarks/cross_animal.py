@@ -119,10 +119,10 @@ def labelled(values: np.ndarray, ff: xr.Dataset) -> xr.DataArray:
                         coords={k: ("sample", ff[k].values) for k in ("position", "direction", "block")})
 
 
-def fit_embed(ff: xr.Dataset, **overrides: Any) -> tuple[xr.DataArray, dict[str, Any]]:
-    """Fit one MARBLE (recipe + overrides) on ``ff``; its embedding of ``ff`` and fit facts."""
+def fit_embed(ff: xr.Dataset, settings: dict[str, Any], **overrides: Any) -> tuple[xr.DataArray, dict[str, Any]]:
+    """Fit one MARBLE (``settings`` + overrides) on ``ff``; its embedding of ``ff`` and fit facts."""
     t0 = time.perf_counter()
-    model = mw.MARBLE(**{**RECIPE, **overrides}).fit(ff)
+    model = mw.MARBLE(**{**settings, **overrides}).fit(ff)
     emb = model.transform(ff)
     info = {"seconds": time.perf_counter() - t0, "epochs_run": int(model.loss_history_.sizes["epoch"]),
             "best_epoch": int(model.best_epoch_), "n_samples": int(ff.sizes["sample"]),
@@ -176,10 +176,10 @@ def chance(ffa: xr.DataArray, ffb: xr.DataArray, dim: int) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- joint model
-def joint_model(ffa: xr.Dataset, ffb: xr.Dataset) -> dict[str, Any]:
+def joint_model(ffa: xr.Dataset, ffb: xr.Dataset, settings: dict[str, Any]) -> dict[str, Any]:
     """One model on both rats: W1 distances between split halves within and across animals."""
     joint = combine_flow_fields(dict(zip(NAMES, (ffa, ffb))))
-    emb, info = fit_embed(joint)
+    emb, info = fit_embed(joint, settings)
     animal = joint["animal"].values.astype(str)
     group = np.char.add(np.char.add(animal, "|"), joint["block"].values.astype(str))
     d = distances(emb.assign_coords(group=("sample", group)), by="group", method="exact",
@@ -229,13 +229,13 @@ def tuned_overrides() -> dict[str, Any]:
 
 def run(epochs: int, patience: int | None = 20, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole protocol (see the module docstring); a JSON-ready dict of results and timings."""
-    RECIPE.update(epochs=int(epochs), patience=patience, **(overrides or {}))
+    settings = {**RECIPE, "epochs": int(epochs), "patience": patience, **(overrides or {})}
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     ffa, ffb = buddy_flow(), track_rat_flow()
     timing["flow_fields"] = time.perf_counter() - t0
-    ea, fit_a = fit_embed(ffa)
-    eb, fit_b = fit_embed(ffb)
+    ea, fit_a = fit_embed(ffa, settings)
+    eb, fit_b = fit_embed(ffb, settings)
     timing["fit_per_rat"] = fit_a["seconds"] + fit_b["seconds"]
     t1 = time.perf_counter()
     scores: dict[str, Any] = {"marble": consistency_pair(ea, eb)}
@@ -247,20 +247,20 @@ def run(epochs: int, patience: int | None = 20, overrides: dict[str, Any] | None
     scores["chance_3d"], scores["chance_10d"] = chance(ffa, ffb, 3), chance(ffa, ffb, 10)
     timing["scores"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    joint = joint_model(ffa, ffb)
+    joint = joint_model(ffa, ffb, settings)
     scores["joint_model"] = joint["consistency"]
     timing["joint_model"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     ffr = rotated_resampled(ffa, seed=0)
-    er, fit_r = fit_embed(ffr, seed=1)
-    es, fit_s = fit_embed(ffa, seed=1)
+    er, fit_r = fit_embed(ffr, settings, seed=1)
+    es, fit_s = fit_embed(ffa, settings, seed=1)
     names = ("buddy", "buddy_rot")
     control = {"marble": consistency_pair(ea, er, names), "fit": fit_r,
                "input_pca10": consistency_pair(labelled(ffa["x"].values, ffa), labelled(ffr["x"].values, ffr), names),
                "seed_only": consistency_pair(ea, es, ("buddy", "buddy_seed1")), "fit_seed_only": fit_s}
     timing["control"] = time.perf_counter() - t3
     timing["total"] = time.perf_counter() - t0
-    return {"recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in RECIPE.items()},
+    return {"recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
             "samples": {NAMES[0]: int(ffa.sizes["sample"]), NAMES[1]: int(ffb.sizes["sample"]),
                         "track_rat_segments": int(np.unique(ffb["trial"].values).size)},
             "fits": {NAMES[0]: fit_a, NAMES[1]: fit_b},
@@ -274,13 +274,10 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=20,
                         help="early-stopping patience (estimator default 20); 0 = none, all epochs as the reference")
     args = parser.parse_args()
-    recipe = dict(RECIPE)
     res = run(args.epochs, args.patience or None)
     _report("recipe (spec 2.4, out_dim 3)", res)
     overrides = tuned_overrides()
     if overrides:
-        RECIPE.clear()
-        RECIPE.update(recipe)
         res["tuned"] = run(args.epochs, args.patience or None, overrides)
         res["tuned"]["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
         _report(f"decoding-tuned settings {overrides}", res["tuned"])

@@ -17,6 +17,7 @@ _LAZY = {
     "flow_field_from_arrays": "marble_widgets.data.flow",
     "FlowFieldBuilder": "marble_widgets.data.flow",
     "MARBLE": "marble_widgets.estimator",
+    "ModelFileError": "marble_widgets.model_file",
     "distances": "marble_widgets.analysis",
     "decode": "marble_widgets.analysis",
     "dashboard": "marble_widgets.widgets",

@@ -8,7 +8,6 @@ Parameter names and defaults follow the reference implementation (spec §16), co
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,14 @@ import torch
 import xarray as xr
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from marble_widgets import __version__
 from marble_widgets.data.containers import sample_labels
 
 from marble_widgets.engine.features import feature_count, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
 from marble_widgets.engine.network import FeatureSource, MarbleNetwork, NetworkSpec, build_feature_source
 from marble_widgets.engine.training import Callback, train_network
+from marble_widgets.model_file import ModelFileError, read_model_file, write_model_file
 
 #: name -> (default, where the reference sets it, meaning). One source of truth (spec §16).
 PARAMETERS: dict[str, tuple[Any, str, str]] = {
@@ -292,43 +293,37 @@ class MARBLE(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write params, weights and fitted metadata to one torch file (loadable weights_only)."""
+        """Write params, weights and fitted metadata to one model file (read back without pickles)."""
         self._check_fitted()
-        path = Path(path)
         meta = {
             "feature_names": list(self.feature_names_), "best_epoch": self.best_epoch_,
             "conditions": [str(c) for c in self.conditions_],
             "n_features_in": self.n_features_in_,
             "history": {k: [float(x) for x in self.loss_history_[k].values] for k in self.loss_history_},
         }
-        state = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
-        payload = {
-            "format": "marble_widgets.MARBLE/1",
-            "params": json.dumps(_json_params(self.get_params())),
-            "spec": json.dumps(self.network_.spec.to_dict()),
-            "meta": json.dumps(meta),
-            "state_dict": state,
-        }
-        torch.save(payload, path)
-        return path
+        return write_model_file(
+            path, params=_json_params(self.get_params()), spec=self.network_.spec.to_dict(), meta=meta,
+            state_dict=self.network_.state_dict(), package_version=__version__,
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> MARBLE:
-        """Read a model written by :meth:`save` (``torch.load(weights_only=True)``: no pickles)."""
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or payload.get("format") != "marble_widgets.MARBLE/1":
-            raise ValueError(f"{path} is not a model file written by MARBLE.save.")
-        params = json.loads(payload["params"])
-        params["hidden_channels"] = tuple(params["hidden_channels"]) if isinstance(
-            params["hidden_channels"], list) else params["hidden_channels"]
+        """Read a model written by :meth:`save`; any other file raises :class:`ModelFileError`."""
+        payload = read_model_file(path)
+        params = payload["params"]
+        if isinstance(params.get("hidden_channels"), list):
+            params["hidden_channels"] = tuple(params["hidden_channels"])
         if device is not None:
             params["device"] = device
-        model = cls(**params)
-        spec = NetworkSpec.from_dict(json.loads(payload["spec"]))
-        model.network_ = MarbleNetwork(spec)
-        model.network_.load_state_dict(payload["state_dict"])
+        try:
+            model = cls(**params)
+            spec = NetworkSpec.from_dict(payload["spec"])
+            model.network_ = MarbleNetwork(spec)
+            model.network_.load_state_dict(payload["state_dict"])
+        except (TypeError, ValueError, KeyError, RuntimeError) as err:
+            raise ModelFileError(f"{path} is damaged or inconsistent: {err}") from None
         model.network_.to(model.device).eval()
-        meta = json.loads(payload["meta"])
+        meta = payload["meta"]
         model._set_fitted(
             spec, meta["history"], meta["best_epoch"], n_features_in=meta["n_features_in"],
             names=meta["feature_names"], conditions=np.asarray(meta["conditions"]),

@@ -63,13 +63,14 @@ from _common import peak_rss_mb, print_table, write_json  # noqa: E402
 import marble_widgets as mw  # noqa: E402
 import marble_widgets.data.preprocess  # noqa: E402,F401  (registers the .marble accessor)
 from marble_widgets.analysis import consistency, distances, procrustes_align  # noqa: E402
+from marble_widgets import recipes  # noqa: E402
 from marble_widgets.analysis.alignment import binned_means  # noqa: E402
 from marble_widgets.data.flow import combine_flow_fields  # noqa: E402
 from marble_widgets.data.synthetic import random_rotation  # noqa: E402
 
-RECIPE: dict[str, Any] = dict(order=1, k=15, delta=1.5, hidden_channels=(64,), out_dim=3, epochs=100,
-                              diffusion=False, include_positions=True, emb_norm=True, seed=0, verbose=False)
-N_COMPONENTS, SMOOTH = 10, 0.25
+#: the paper's rat recipe with 3-D embeddings (as the paper's consistency figures)
+RECIPE: dict[str, Any] = {**recipes.get("rat_paper").marble, "out_dim": 3, "seed": 0, "verbose": False}
+N_COMPONENTS, SMOOTH = (recipes.get("rat_paper").flow_field[k] for k in ("n_components", "smooth"))
 BUDDY_TRACK_M = 1.6
 BLOCK_S = 20.0
 OT_POINTS = 1000

@@ -41,17 +41,16 @@ import xarray as xr  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mb, print_table, write_json  # noqa: E402
 
+from marble_widgets import recipes  # noqa: E402
+
 SEED = 0
 TRAIN_FRACTION = 0.8
 K_GRID = (1, 5, 10, 20, 36, 50)
-#: MARBLE's rat recipe (spec §2.4); patience=None: the reference trains all epochs
-RAT_INPUT = {"n_components": 10, "smooth": 0.25}
-RAT_MARBLE = {"order": 1, "k": 15, "delta": 1.5, "hidden_channels": (64,), "out_dim": 32, "epochs": 100,
-              "diffusion": False, "include_positions": True, "emb_norm": True, "patience": None}
-#: MARBLE's macaque recipe (spec §2.3), 20 ms bins
-MC_INPUT = {"n_components": 5, "smooth": 0.1}
-MC_MARBLE = {"order": 2, "k": 30, "delta": 1.5, "hidden_channels": (100,), "out_dim": 20, "epochs": 120,
-             "diffusion": True, "patience": None}
+#: MARBLE's rat and macaque recipes (the paper's; marble_widgets.recipes is their one home)
+RAT_INPUT = dict(recipes.get("rat_paper").flow_field)
+RAT_MARBLE = dict(recipes.get("rat_paper").marble)
+MC_INPUT = dict(recipes.get("macaque_paper").flow_field)
+MC_MARBLE = dict(recipes.get("macaque_paper").marble)
 MC_FOLDS = 5
 #: candidates tried inside each fold's training trials (one graph over all trials, as for held-out
 #: trials); the paper's decoding recipe for the rat carries positions, its macaque recipe does not
@@ -302,16 +301,13 @@ def trial_folds(conditions: np.ndarray, n_folds: int = MC_FOLDS, seed: int = SEE
     return fold
 
 
-def ridge_velocity(z_tr: np.ndarray, v_tr: np.ndarray, trial_tr: np.ndarray, z_te: np.ndarray) -> np.ndarray:
-    """Per-bin ridge decoder of velocity; alpha chosen by trial-wise CV inside the training trials only."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def ridge_velocity(z_tr: np.ndarray, ff_tr: xr.Dataset, z_te: np.ndarray, ff_te: xr.Dataset) -> np.ndarray:
+    """Per-bin velocity decoder: the library's standardised RidgeCV, alpha chosen over training trials."""
+    from marble_widgets.analysis import train_test_decode
 
-    splits = list(GroupKFold(5).split(z_tr, groups=trial_tr))
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 8), cv=splits))
-    return model.fit(z_tr, v_tr).predict(z_te)
+    result = train_test_decode(as_embedding(ff_tr, z_tr), ff_tr["hand_velocity"], as_embedding(ff_te, z_te),
+                               ff_te["hand_velocity"], kind="ridge_cv", groups="trial")
+    return result["prediction"].values
 
 
 def trial_features(z: np.ndarray, ff: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -438,7 +434,7 @@ def choose_mc_candidate(tr: xr.Dataset, recipe: dict[str, Any]) -> str:
     scores = {}
     for name, change in MC_CANDIDATES.items():
         z_fit, z_val, _ = marble_embed(unlabelled(ff_fit), unlabelled(ff_val), {**recipe, **change})
-        v_hat = ridge_velocity(z_fit, ff_fit["hand_velocity"].values, ff_fit["trial"].values, z_val)
+        v_hat = ridge_velocity(z_fit, ff_fit, z_val, ff_val)
         scores[name] = r2_score(ff_val["hand_velocity"].values, v_hat)
     return max(scores, key=scores.get)
 
@@ -451,7 +447,7 @@ RING_METHODS = ("MARBLE input: PCA-5 (100 ms)", "PCA-20 (100 ms)", "MARBLE recip
 def _mc_fold(run, tr: xr.Dataset, te: xr.Dataset, ring: bool) -> dict[str, Any]:
     """One fold of one method: velocity predictions, sector predictions, training-part distances."""
     z_tr, ff_tr, z_te, ff_te = run(tr, te)
-    v_hat = ridge_velocity(z_tr, ff_tr["hand_velocity"].values, ff_tr["trial"].values, z_te)
+    v_hat = ridge_velocity(z_tr, ff_tr, z_te, ff_te)
     f_tr, y_tr, _ = trial_features(z_tr, ff_tr)
     f_te, y_te, ids = trial_features(z_te, ff_te)
     return {"v_true": ff_te["hand_velocity"].values, "v_hat": v_hat, "sector_true": y_te,

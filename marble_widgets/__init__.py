@@ -22,7 +22,7 @@ _LAZY = {
     "decode": "marble_widgets.analysis",
     "dashboard": "marble_widgets.widgets",
 }
-_SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator"}
+_SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator", "recipes"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

@@ -18,30 +18,22 @@ from typing import Any
 import numpy as np
 
 import marble_widgets as mw
+from marble_widgets import recipes
 from marble_widgets.analysis import train_test_decode
 from marble_widgets.data.containers import positions_as_embedding
 
-RAT_RECIPE: dict[str, Any] = dict(order=1, k=15, delta=1.5, hidden_channels=(64,), out_dim=32, diffusion=False,
-                                  include_positions=True, emb_norm=True, epochs=100, seed=0)
-#: the recipe with the settings chosen on the training part (benchmarks/results/fidelity_tuning.json)
-RAT_SETTINGS: dict[str, Any] = {**RAT_RECIPE, "batch_size": 256, "k": 50, "hidden_channels": (128,),
-                                "patience": None}  # the reference trains all epochs (best-validation kept)
-
-
-def split_session(rec, train_fraction: float = 0.8):
-    """First ``train_fraction`` of the bins (in time) and the rest."""
-    cut = int(round(rec.sizes["time"] * train_fraction))
-    return rec.isel(time=slice(0, cut)), rec.isel(time=slice(cut, None))
+#: the rat recipe with the settings chosen on the training part (benchmarks/results/fidelity_tuning.json)
+RECIPE = recipes.get("rat_tuned")
 
 
 def run(out: Path, epochs: int = 100, verbose: bool = True) -> dict[str, Any]:
     """Fit, decode and export; return the summary written to ``out/summary.json``."""
     t0 = time.perf_counter()
     rec = mw.datasets.rat_hippocampus()
-    train_rec, test_rec = split_session(rec)
-    builder = mw.FlowFieldBuilder(n_components=10, smooth=0.25).fit(train_rec)
+    train_rec, test_rec = recipes.split_time(rec)
+    builder = mw.FlowFieldBuilder(**RECIPE.flow_field).fit(train_rec)
     ff_train, ff_test = builder.transform(train_rec), builder.transform(test_rec)
-    model = mw.MARBLE(**{**RAT_SETTINGS, "epochs": epochs}, verbose=verbose).fit(ff_train)
+    model = RECIPE.model(epochs=epochs, seed=0, verbose=verbose).fit(ff_train)
     t_fit = time.perf_counter() - t0
     emb_train, emb_test = model.transform(ff_train), model.transform(ff_test)
     scores = {

@@ -18,15 +18,3 @@ def test_demo_writes_dashboard_and_summary(tmp_path):
     errors = summary["test_median_position_error_cm"]
     assert set(errors) == {"marble", "input_pca10"}
     assert 0 < errors["input_pca10"] < 40 and 0 < errors["marble"] < 160  # track is 160 cm long
-
-
-def test_demo_settings_are_the_ones_chosen_on_the_training_part():
-    from pathlib import Path
-
-    chosen = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-                         / "fidelity_tuning.json").read_text())["chosen"]
-    for key, value in demo.RAT_SETTINGS.items():
-        if key in chosen:
-            want = tuple(chosen[key]) if isinstance(chosen[key], list) else chosen[key]
-            assert value == want, key
-    assert demo.RAT_SETTINGS["batch_size"] == chosen["batch_size"] != demo.RAT_RECIPE.get("batch_size")

@@ -15,7 +15,9 @@ import xarray as xr
 from marble_widgets.analysis.distances import _as_dataarray, _embedding_array, _sample_values
 
 K_CANDIDATES = (1, 5, 10, 20, 36, 50)
-_KINDS = ("linear", "knn")
+#: regularisation strengths searched by ``kind="ridge_cv"`` (inner CV on the training part only)
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 4, 8))
+_KINDS = ("linear", "knn", "ridge_cv")
 _TASKS = ("auto", "regression", "classification")
 
 
@@ -143,16 +145,35 @@ def fold_assignment(
 # --------------------------------------------------------------------------------------------
 # models
 # --------------------------------------------------------------------------------------------
-def _make_model(kind: str, task: str, k: int | None, metric: str, alpha: float, seed: int):
-    from sklearn.linear_model import LogisticRegression, Ridge
+def _make_model(kind: str, task: str, k: int | None, metric: str, alpha: float, seed: int,
+                inner_splits: list | None = None):
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge, RidgeCV
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
+    if kind == "ridge_cv":
+        if task == "regression":
+            return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS, cv=inner_splits))
+        return make_pipeline(StandardScaler(), LogisticRegressionCV(
+            Cs=[1.0 / a for a in RIDGE_ALPHAS], cv=inner_splits, max_iter=5000, random_state=seed))
     if kind == "linear":
         if task == "regression":
             return Ridge(alpha=alpha)
         return LogisticRegression(max_iter=2000, random_state=seed)
     cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
     return cls(n_neighbors=k, metric=metric)
+
+
+def _inner_splits(n: int, groups: np.ndarray | None, cv: int = 5) -> list:
+    """Inner CV folds of the training rows: whole groups (GroupKFold), else contiguous blocks."""
+    from sklearn.model_selection import GroupKFold, KFold
+
+    if groups is not None and len(np.unique(groups)) >= 2:
+        return list(GroupKFold(min(cv, len(np.unique(groups)))).split(np.zeros(n), groups=groups))
+    if n < 2:
+        raise ValueError(f"kind='ridge_cv' needs at least 2 training samples; got {n}.")
+    return list(KFold(min(cv, n), shuffle=False).split(np.zeros(n)))
 
 
 def _score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -208,14 +229,24 @@ def choose_k(
 
 
 def _fit_predict(x_tr, y_tr, x_te, kind: str, task: str, k: int | None, metric: str, alpha: float,
-                 seed: int, k_criterion: str = "r2") -> tuple[np.ndarray, int]:
+                 seed: int, k_criterion: str = "r2", groups_tr: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Fit on the training rows (in recording order) and predict the test rows; returns k used."""
     if kind == "knn":
         k = choose_k(x_tr, y_tr, task, metric=metric, criterion=k_criterion) if k is None else int(k)
         if k > len(x_tr):
             raise ValueError(f"k={k} neighbours but only {len(x_tr)} training samples; lower k.")
-    model = _make_model(kind, task, k, metric, alpha, seed).fit(x_tr, y_tr)
-    return np.asarray(model.predict(x_te)), (-1 if kind == "linear" else int(k))
+    splits = _inner_splits(len(x_tr), groups_tr) if kind == "ridge_cv" else None
+    model = _make_model(kind, task, k, metric, alpha, seed, splits).fit(x_tr, y_tr)
+    return np.asarray(model.predict(x_te)), (int(k) if kind == "knn" else -1)
+
+
+def _group_labels(emb: xr.DataArray, groups: Any) -> np.ndarray | None:
+    """Per-sample group labels (a sample coordinate's name or an array), or None for contiguous."""
+    if groups is None:
+        return None
+    if isinstance(groups, str):
+        return np.asarray(emb.coords[groups].values) if groups in emb.coords else None
+    return _sample_values(emb, groups, "groups")
 
 
 def _metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -274,8 +305,11 @@ def decode(
     Measures how much of the behaviour an embedding carries, without the optimism of shuffled
     folds over neighbouring time bins (see :func:`fold_assignment` for ``cv``, ``groups``,
     ``contiguous``, ``seed``). ``kind="linear"``: Ridge (``alpha``) for continuous targets,
-    logistic regression for labels; ``"knn"``: k-nearest neighbours with ``metric``, and
-    ``k=None`` chooses k per training fold by unshuffled inner CV from ``K_CANDIDATES``.
+    logistic regression for labels; ``"ridge_cv"``: the same on standardised inputs with the
+    strength chosen from :data:`RIDGE_ALPHAS` by inner CV over the training fold's groups (the
+    decoder behind the README's macaque velocity R^2); ``"knn"``: k-nearest neighbours with
+    ``metric``, and ``k=None`` chooses k per training fold by unshuffled inner CV from
+    ``K_CANDIDATES``.
 
     Parameters
     ----------
@@ -296,13 +330,15 @@ def decode(
     x = _embedding_array(emb)
     y, task, *extra = _resolve_target(emb, target, task)
     fold = fold_assignment(emb, cv, groups, contiguous, seed).values
+    labels = None if contiguous else _group_labels(emb, groups)
     order = _time_order(emb)
     pred = np.empty(y.shape, dtype=y.dtype if task == "classification" else np.float64)
     per_fold, ks = [], []
     for f in range(int(cv)):
         train = order[fold[order] != f]  # training rows kept in recording order
         test = np.flatnonzero(fold == f)
-        pred[test], k_used = _fit_predict(x[train], y[train], x[test], kind, task, k, metric, alpha, seed)
+        pred[test], k_used = _fit_predict(x[train], y[train], x[test], kind, task, k, metric, alpha, seed,
+                                          groups_tr=None if labels is None else labels[train])
         per_fold.append(_metrics(task, y[test], pred[test]))
         ks.append(k_used)
     attrs = {"kind": kind, "cv": int(cv), "groups": str(groups), "contiguous": int(contiguous),
@@ -338,6 +374,7 @@ def train_test_decode(
     train_fraction: float = 0.8,
     seed: int = 0,
     k_criterion: str = "r2",
+    groups: Any = "trial",
 ) -> xr.Dataset:
     """Decode with one fixed split: fit on the training embedding, score on the test embedding.
 
@@ -346,6 +383,8 @@ def train_test_decode(
     ``train_emb`` in recording order (``train_fraction``). Targets are names of sample
     coordinates or arrays on sample; a name given only as ``train_target`` is used for both.
     Without ``k``, k is chosen on the training part by :func:`choose_k` with ``k_criterion``.
+    ``kind="ridge_cv"`` chooses its strength by inner CV over the training part's ``groups``
+    (whole trials by default; contiguous blocks when the coordinate is absent).
 
     Returns
     -------
@@ -367,7 +406,9 @@ def train_test_decode(
     if x_tr.shape[1] != x_te.shape[1]:
         raise ValueError(f"train_emb has {x_tr.shape[1]} latent dims but test_emb {x_te.shape[1]}.")
     order = _time_order(tr_emb)
-    pred, k_used = _fit_predict(x_tr[order], y_tr[order], x_te, kind, task_tr, k, metric, alpha, seed, k_criterion)
+    labels = _group_labels(tr_emb, groups)
+    pred, k_used = _fit_predict(x_tr[order], y_tr[order], x_te, kind, task_tr, k, metric, alpha, seed, k_criterion,
+                                groups_tr=None if labels is None else labels[order])
     attrs = {"kind": kind, "protocol": "fixed split", "metric": metric if kind == "knn" else "",
              "alpha": alpha, "seed": seed, "n_train": len(x_tr), "n_test": len(x_te)}
     return _assemble([_metrics(task_tr, y_te, pred)], [k_used], pred, y_te, te_emb, task_tr,

@@ -142,3 +142,46 @@ def test_train_test_decode_chooses_k_with_the_requested_criterion(rng):
         res = train_test_decode(tr, y[:240], te, y[240:], kind="knn", metric="euclidean", k_criterion=criterion)
         want = choose_k(x[:240], y[:240], metric="euclidean", criterion=criterion)
         assert int(res["k"].values[0]) == want
+
+
+def _trial_embedding(seed: int = 0, n_trials: int = 12, per_trial: int = 15):
+    """Embedding with a linear 2-D target plus noise, on trials (the macaque layout)."""
+    rng = np.random.default_rng(seed)
+    n = n_trials * per_trial
+    z = rng.normal(size=(n, 4)) * np.array([1.0, 10.0, 0.1, 3.0])
+    v = z[:, :2] @ np.array([[1.0, -0.5], [0.2, 0.3]]) + 0.5 * rng.normal(size=(n, 2))
+    coords = {"trial": ("sample", np.repeat(np.arange(n_trials), per_trial)),
+              "time": ("sample", np.tile(np.arange(per_trial) * 0.02, n_trials))}
+    emb = xr.DataArray(z, dims=("sample", "latent"), coords=coords)
+    return emb, xr.DataArray(v, dims=("sample", "axis"), coords={**coords, "axis": ["x", "y"]})
+
+
+def test_ridge_cv_equals_a_standardised_ridgecv_with_trial_folds():
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from marble_widgets.analysis.decoding import RIDGE_ALPHAS, train_test_decode
+
+    emb, v = _trial_embedding()
+    train, test = emb.trial.values < 9, emb.trial.values >= 9
+    result = train_test_decode(emb[train], v[train], emb[test], v[test], kind="ridge_cv")
+    splits = list(GroupKFold(5).split(emb.values[train], groups=emb.trial.values[train]))
+    reference = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 8), cv=splits))
+    expected = reference.fit(emb.values[train], v.values[train]).predict(emb.values[test])
+    np.testing.assert_allclose(result["prediction"].values, expected, rtol=1e-10, atol=1e-12)
+    assert RIDGE_ALPHAS[0] == 1e-3 and RIDGE_ALPHAS[-1] == 1e4 and len(RIDGE_ALPHAS) == 8
+    assert result["k"].values.tolist() == [-1]
+
+
+def test_ridge_cv_in_decode_equals_a_fit_on_the_other_folds():
+    from marble_widgets.analysis.decoding import decode, train_test_decode
+
+    emb, v = _trial_embedding(seed=1)
+    result = decode(emb, v, kind="ridge_cv", cv=3, groups="trial")
+    assert result.sizes["fold"] == 3 and float(result["r2_pooled"]) > 0.9
+    for f in range(3):
+        held = result["test_fold"].values == f
+        alone = train_test_decode(emb[~held], v[~held], emb[held], v[held], kind="ridge_cv")
+        np.testing.assert_allclose(result["prediction"].values[held], alone["prediction"].values, rtol=1e-9)

@@ -1,0 +1,94 @@
+"""Named MARBLE settings: the paper's recipes and the settings chosen on training data only.
+
+One table for the demo, the tutorials and the benchmarks, so a figure in the README can be
+re-derived in a notebook with the same settings. Each recipe says how to build the flow field
+(``mw.flow_field`` / ``FlowFieldBuilder`` arguments) and how to configure :class:`MARBLE`.
+
+>>> import marble_widgets as mw
+>>> recipe = mw.recipes.get("rat_tuned")
+>>> ff = mw.flow_field(mw.datasets.rat_hippocampus(), **recipe.flow_field)   # doctest: +SKIP
+>>> model = recipe.model(epochs=10).fit(ff)                                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+
+import xarray as xr
+
+if TYPE_CHECKING:
+    from marble_widgets.estimator import MARBLE
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Flow-field and model settings under one name, with where they come from."""
+
+    name: str
+    flow_field: Mapping[str, Any]
+    marble: Mapping[str, Any]
+    source: str
+    notes: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def model(self, **overrides: Any) -> MARBLE:
+        """A fresh :class:`MARBLE` with this recipe's settings (``overrides`` win)."""
+        from marble_widgets.estimator import MARBLE
+
+        return MARBLE(**{**self.marble, **overrides})
+
+    def with_changes(self, name: str, source: str, **marble: Any) -> Recipe:
+        """A new recipe: these MARBLE settings changed, everything else kept."""
+        return Recipe(name, self.flow_field, {**self.marble, **marble}, source, extra=self.extra)
+
+
+def split_time(recording: xr.Dataset, train_fraction: float = 0.8) -> tuple[xr.Dataset, xr.Dataset]:
+    """First ``train_fraction`` of a continuous recording's time bins, and the rest (the rat protocol)."""
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must be in (0, 1), e.g. 0.8; got {train_fraction!r}.")
+    if "time" not in recording.dims:
+        raise ValueError(f"split_time needs a recording with a 'time' dimension; got dims {tuple(recording.dims)}.")
+    cut = int(round(recording.sizes["time"] * train_fraction))
+    if cut < 1 or cut >= recording.sizes["time"]:
+        raise ValueError(f"train_fraction={train_fraction} leaves an empty part of {recording.sizes['time']} bins.")
+    return recording.isel(time=slice(0, cut)), recording.isel(time=slice(cut, None))
+
+
+_RAT_PAPER = Recipe(
+    name="rat_paper",
+    flow_field={"n_components": 10, "smooth": 0.25},
+    marble={"order": 1, "k": 15, "delta": 1.5, "hidden_channels": (64,), "out_dim": 32, "epochs": 100,
+            "diffusion": False, "include_positions": True, "emb_norm": True, "patience": None},
+    source="Gosztolai et al. 2025, rat hippocampus decoding (the reference trains all epochs)",
+)
+_RAT_TUNED = _RAT_PAPER.with_changes(
+    "rat_tuned", "chosen on the first 60 % / validated on the next 20 % of the session "
+    "(benchmarks/fidelity_tuning.py); the test part never seen",
+    batch_size=256, k=50, hidden_channels=(128,),
+)
+_MACAQUE_PAPER = Recipe(
+    name="macaque_paper",
+    flow_field={"n_components": 5, "smooth": 0.1},
+    marble={"order": 2, "k": 30, "delta": 1.5, "hidden_channels": (100,), "out_dim": 20, "epochs": 120,
+            "diffusion": True, "patience": None},
+    source="Gosztolai et al. 2025, macaque reaching (one graph per reach condition), 20 ms bins",
+    extra={"bin_size": 0.02},
+)
+_MACAQUE_TUNED = _MACAQUE_PAPER.with_changes(
+    "macaque_tuned", "chosen in every outer fold on an inner fifth of the training trials "
+    "(benchmarks/fidelity.py); one graph over all trials, labels unused",
+    include_positions=True,
+)
+
+#: every named recipe; read with :func:`get`
+RECIPES: Mapping[str, Recipe] = MappingProxyType(
+    {r.name: r for r in (_RAT_PAPER, _RAT_TUNED, _MACAQUE_PAPER, _MACAQUE_TUNED)})
+
+
+def get(name: str) -> Recipe:
+    """The recipe called ``name`` (see :data:`RECIPES`)."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise KeyError(f"no recipe named {name!r}; choose one of {sorted(RECIPES)}.") from None

@@ -1,0 +1,71 @@
+"""The recipe table: the paper's settings, the training-chosen ones, and the time split."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import marble_widgets as mw
+from marble_widgets import demo, recipes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_rat_tuned_is_the_paper_recipe_with_the_settings_chosen_on_the_training_part():
+    chosen = json.loads((ROOT / "benchmarks" / "results" / "fidelity_tuning.json").read_text())["chosen"]
+    paper, tuned = recipes.get("rat_paper"), recipes.get("rat_tuned")
+    changed = {k for k in tuned.marble if tuned.marble[k] != paper.marble.get(k)}
+    assert changed == {"batch_size", "k", "hidden_channels"}
+    for key in changed:
+        want = tuple(chosen[key]) if isinstance(chosen[key], list) else chosen[key]
+        assert tuned.marble[key] == want, key
+    assert tuned.flow_field == paper.flow_field == {"n_components": 10, "smooth": 0.25}
+    assert demo.RECIPE is tuned
+
+
+def test_paper_recipes_match_the_paper():
+    rat, mc = recipes.get("rat_paper").marble, recipes.get("macaque_paper").marble
+    assert (rat["order"], rat["k"], rat["out_dim"], rat["emb_norm"], rat["diffusion"]) == (1, 15, 32, True, False)
+    assert (mc["order"], mc["k"], mc["out_dim"], mc["diffusion"]) == (2, 30, 20, True)
+    assert rat["patience"] is None and mc["patience"] is None  # the reference trains every epoch
+
+
+def test_model_builds_a_fresh_estimator_with_overrides_and_the_table_is_read_only():
+    recipe = recipes.get("rat_tuned")
+    model = recipe.model(epochs=7, seed=3)
+    assert isinstance(model, mw.MARBLE)
+    params = model.get_params()
+    assert params["epochs"] == 7 and params["seed"] == 3 and params["k"] == 50 and params["batch_size"] == 256
+    assert recipe.marble["epochs"] == 100  # the override did not leak into the table
+    with pytest.raises(TypeError):
+        recipes.RECIPES["mine"] = recipe  # type: ignore[index]
+
+
+def test_unknown_recipe_names_the_choices():
+    with pytest.raises(KeyError, match=r"no recipe named 'rat'; choose one of \['macaque_paper', "):
+        recipes.get("rat")
+
+
+def _recording(n: int) -> xr.Dataset:
+    return xr.Dataset({"spike_counts": (("time", "unit"), np.arange(2 * n).reshape(n, 2))},
+                      coords={"time": np.arange(n) * 0.1})
+
+
+def test_split_time_cuts_at_the_rounded_fraction():
+    train, test = recipes.split_time(_recording(11), 0.8)
+    assert train.sizes["time"] == 9 and test.sizes["time"] == 2
+    np.testing.assert_array_equal(test["time"].values, [0.9, 1.0])
+
+
+@pytest.mark.parametrize("fraction, message", [(1.0, r"must be in \(0, 1\)"), (0.01, "leaves an empty part of 11 bins")])
+def test_split_time_refuses_empty_parts(fraction, message):
+    with pytest.raises(ValueError, match=message):
+        recipes.split_time(_recording(11), fraction)
+
+
+def test_split_time_needs_a_time_dimension():
+    with pytest.raises(ValueError, match=r"needs a recording with a 'time' dimension; got dims \('trial',\)"):
+        recipes.split_time(xr.Dataset({"a": ("trial", [1, 2, 3])}), 0.5)

@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, print_table, write_json  # noqa: E402
 
 import marble_widgets as mw  # noqa: E402
-import marble_widgets.data.preprocess  # noqa: E402,F401  (registers the .marble accessor)
+
 from marble_widgets.analysis import consistency, distances, procrustes_align  # noqa: E402
 from marble_widgets import recipes  # noqa: E402
 from marble_widgets.analysis.alignment import binned_means  # noqa: E402

@@ -1,7 +1,8 @@
 """marble_widgets: MARBLE on neural recordings, with interactive Jupyter dashboards.
 
 Data flows one way: recording (xarray) -> flow field -> fitted MARBLE model -> results -> views.
-Heavy rooms (torch engine, widgets) are imported lazily so that the data layer stays light.
+Heavy rooms (torch engine, widgets) are imported lazily so that the data layer stays light;
+the ``rec.marble`` accessor is registered on import.
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
+
+from marble_widgets.data import accessor as _accessor  # noqa: E402,F401  registers ``rec.marble``
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_is_fitted
 
-from marble_widgets.data import preprocess as pp  # importing registers the ``.marble`` accessor
+from marble_widgets.data import preprocess as pp
 from marble_widgets.data.containers import flow_field_from_arrays, make_flow_field
 from marble_widgets.data.errors import MarbleDataError
 
@@ -51,10 +51,10 @@ def _pieces(rec: xr.Dataset, rates: np.ndarray, kind: str, bin_size: float) -> l
     if kind == "trials":
         out: list[_Piece] = []
         for i, tid in enumerate(_trial_ids(rec)):
-            runs = pp._runs(np.isfinite(rates[i]).all(axis=1), times, bin_size)
+            runs = pp.contiguous_runs(np.isfinite(rates[i]).all(axis=1), times, bin_size)
             out += [(int(tid), i, np.arange(r.start, r.stop)) for r in runs] or [(int(tid), i, np.arange(0))]
         return out
-    runs = pp._runs(np.isfinite(rates).all(axis=1), times, bin_size)
+    runs = pp.contiguous_runs(np.isfinite(rates).all(axis=1), times, bin_size)
     if not _has_trials(rec, kind):
         return [(k, -1, np.arange(r.start, r.stop)) for k, r in enumerate(runs)]
     out = []
@@ -193,7 +193,7 @@ class FlowFieldBuilder(TransformerMixin, BaseEstimator):
         n = self.n_components
         if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
             raise ValueError(f"n_components must be a positive int or None (no PCA); got {n!r}.")
-        pp._check_sigma(self.smooth)
+        pp.check_sigma(self.smooth)
 
     def _prepare(self, rec: xr.Dataset) -> tuple[np.ndarray, list[_Piece], str, float]:
         """Rates array ((time, unit) or (trial, time, unit)), the pieces, the layout and bin size."""
@@ -202,10 +202,10 @@ class FlowFieldBuilder(TransformerMixin, BaseEstimator):
         self._check_params()
         kind = pp.layout(rec, self.variable)
         _check_condition(rec, self.condition, _has_trials(rec, kind))
-        bin_size = pp._bin_size(rec)
+        bin_size = pp.bin_size_of(rec)
         order = ("trial", "time", "unit") if kind == "trials" else ("time", "unit")
         da = rec[self.variable].transpose(*order)
-        rates = pp.rate_values(da, pp._check_sigma(self.smooth), bin_size, sqrt=self.sqrt).values
+        rates = pp.rate_values(da, pp.check_sigma(self.smooth), bin_size, sqrt=self.sqrt).values
         return rates, _pieces(rec, rates, kind, bin_size), kind, bin_size
 
     @staticmethod
@@ -285,7 +285,7 @@ class FlowFieldBuilder(TransformerMixin, BaseEstimator):
         attrs.setdefault("source", "recording")
         attrs.update(
             n_components=int(self.n_components) if self.n_components is not None else "none",
-            smooth=float(pp._check_sigma(self.smooth)), sqrt=int(self.sqrt), zscore=int(self.zscore),
+            smooth=float(pp.check_sigma(self.smooth)), sqrt=int(self.sqrt), zscore=int(self.zscore),
             difference=self.difference, bin_size=float(bin_size), variable=self.variable,
             condition_by=self.condition or "", kind=str(rec.attrs.get("kind", "")),
         )

@@ -12,7 +12,6 @@ border correction).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ GAP_FACTOR = 1.5  # a step between bin centres longer than this many bins is a g
 
 
 # ----------------------------------------------------------------------------- helpers
-def _bin_size(obj: xr.Dataset | xr.DataArray, bin_size: float | None = None) -> float:
+def bin_size_of(obj: xr.Dataset | xr.DataArray, bin_size: float | None = None) -> float:
     """Bin width in seconds: the argument, else ``attrs['bin_size']``, else the median time step."""
     if bin_size is None:
         bin_size = obj.attrs.get("bin_size")
@@ -40,7 +39,7 @@ def _bin_size(obj: xr.Dataset | xr.DataArray, bin_size: float | None = None) -> 
     return float(bin_size)
 
 
-def _runs(valid: np.ndarray, times: np.ndarray | None = None, bin_size: float | None = None) -> list[slice]:
+def contiguous_runs(valid: np.ndarray, times: np.ndarray | None = None, bin_size: float | None = None) -> list[slice]:
     """Contiguous runs of valid rows, split at invalid rows and at time gaps > GAP_FACTOR bins."""
     idx = np.flatnonzero(valid)
     if idx.size == 0:
@@ -76,7 +75,7 @@ def _smooth_array(
         block = moved[:, g].reshape(moved.shape[0], -1)
         valid = np.isfinite(block).all(axis=1)
         res = np.full(block.shape, np.nan)
-        for run in _runs(valid, times, bin_size):
+        for run in contiguous_runs(valid, times, bin_size):
             res[run] = gaussian_filter1d(block[run], sigma_bins, axis=0, mode="constant", cval=0.0, truncate=TRUNCATE)
         out[:, g] = res.reshape(moved.shape[:1] + moved.shape[2:])
     if group_axis is None:
@@ -84,7 +83,7 @@ def _smooth_array(
     return np.moveaxis(out, list(range(len(axes))), axes)
 
 
-def _check_sigma(sigma: float | None) -> float:
+def check_sigma(sigma: float | None) -> float:
     """Return sigma as a float (None -> 0); raise for negative or non-finite values."""
     value = 0.0 if sigma is None else float(sigma)
     if not np.isfinite(value) or value < 0:
@@ -122,18 +121,18 @@ def smooth(
     DataArrays: along ``dim``. numpy arrays: along axis ``dim`` ("time" = axis 0); ``bin_size``
     required. ``sigma=0`` returns an unchanged copy.
     """
-    sigma = _check_sigma(sigma)
+    sigma = check_sigma(sigma)
     if isinstance(rec_or_array, xr.Dataset):
         names = list(variables) if variables is not None else ["spike_counts"]
         _require_vars(rec_or_array, names, "variables")
-        bs = _bin_size(rec_or_array, bin_size)
+        bs = bin_size_of(rec_or_array, bin_size)
         out = rec_or_array.copy()
         for name in names:
             if sigma > 0:
                 out[name] = _smooth_dataarray(rec_or_array[name], sigma, bs, str(dim))
         return out
     if isinstance(rec_or_array, xr.DataArray):
-        bs = _bin_size(rec_or_array, bin_size)
+        bs = bin_size_of(rec_or_array, bin_size)
         return _smooth_dataarray(rec_or_array, sigma, bs, str(dim)) if sigma > 0 else rec_or_array.copy()
     arr = np.asarray(rec_or_array)
     axis = 0 if dim == "time" else dim
@@ -141,7 +140,7 @@ def smooth(
         raise MarbleDataError(f"for a numpy array, dim must be 'time' (axis 0) or an axis number; got {dim!r}.")
     if bin_size is None:
         raise MarbleDataError("bin_size is required to smooth a numpy array (sigma is in seconds).")
-    bs = _bin_size(xr.DataArray(0), bin_size)
+    bs = bin_size_of(xr.DataArray(0), bin_size)
     return _smooth_array(arr, sigma / bs, int(axis)) if sigma > 0 else arr.astype(np.float64, copy=True)
 
 
@@ -221,8 +220,8 @@ def rates(
     before smoothing, ``zscore`` standardises each unit over all its bins after smoothing.
     """
     layout(rec, variable)
-    sigma = _check_sigma(sigma)
-    bs = _bin_size(rec)
+    sigma = check_sigma(sigma)
+    bs = bin_size_of(rec)
     r = rate_values(rec[variable], sigma, bs, sqrt=sqrt)
     if zscore:
         flat = np.asarray(r.transpose(..., "unit").values).reshape(-1, r.sizes["unit"])
@@ -313,7 +312,7 @@ def align(
             f"event {event!r} is not a column of the trials table; available columns: "
             f"{list(trials_table(rec).columns)}."
         )
-    bs = _bin_size(rec)
+    bs = bin_size_of(rec)
     starts, n_bins = _window_starts(rec, event, window, bs)
     _check_windows(rec, starts, n_bins, bs, within_trial)
     index = xr.DataArray(starts[:, None] + np.arange(n_bins)[None, :], dims=("trial", "time"),
@@ -369,7 +368,7 @@ def rebin(rec: xr.Dataset, bin_size: float, *, sum_vars: Sequence[str] = ("spike
     of the current one; each contiguous run (and each trial) is rebinned on its own and a remainder
     shorter than one new bin at its end is dropped. The new ``time`` is the mean of the old centres.
     """
-    old = _bin_size(rec)
+    old = bin_size_of(rec)
     ratio = float(bin_size) / old
     factor = int(round(ratio))
     if factor < 1 or abs(ratio - factor) > 1e-6:
@@ -385,7 +384,7 @@ def rebin(rec: xr.Dataset, bin_size: float, *, sum_vars: Sequence[str] = ("spike
     else:
         times = np.asarray(rec["time"].values, dtype=float)
         parts = [_rebin_part(rec[timed].isel(time=run), factor, sum_vars)
-                 for run in _runs(np.ones(times.size, bool), times, old) if run.stop - run.start >= factor]
+                 for run in contiguous_runs(np.ones(times.size, bool), times, old) if run.stop - run.start >= factor]
         if not parts:
             raise MarbleDataError(f"no contiguous stretch is as long as one new bin of {bin_size} s.")
         out = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
@@ -394,41 +393,3 @@ def rebin(rec: xr.Dataset, bin_size: float, *, sum_vars: Sequence[str] = ("spike
                 out[name] = rec[name]
     out.attrs = {**rec.attrs, "bin_size": float(bin_size)}
     return out
-
-
-# ----------------------------------------------------------------------------- accessor
-@xr.register_dataset_accessor("marble")
-class MarbleAccessor:
-    """``rec.marble.<verb>``: the few preprocessing verbs users chain, on any recording Dataset."""
-
-    def __init__(self, ds: xr.Dataset) -> None:
-        self._ds = ds
-
-    def smooth(self, sigma: float, **kw: Any) -> xr.Dataset:
-        """See :func:`smooth`."""
-        return smooth(self._ds, sigma, **kw)
-
-    def rates(self, sigma: float = 0.05, **kw: Any) -> xr.Dataset:
-        """See :func:`rates`."""
-        return rates(self._ds, sigma, **kw)
-
-    def align(
-        self, event: str = "move_onset_time", window: tuple[float, float] = (-0.25, 0.45), **kw: Any
-    ) -> xr.Dataset:
-        """See :func:`align`."""
-        return align(self._ds, event, window, **kw)
-
-    def rebin(self, bin_size: float, **kw: Any) -> xr.Dataset:
-        """See :func:`rebin`."""
-        return rebin(self._ds, bin_size, **kw)
-
-    def flow_field(self, **kw: Any) -> xr.Dataset:
-        """See :func:`marble_widgets.data.flow.flow_field`."""
-        from marble_widgets.data.flow import flow_field
-
-        return flow_field(self._ds, **kw)
-
-    @property
-    def trials(self) -> pd.DataFrame:
-        """The trials table (variables on the ``trial`` dim only) as a DataFrame."""
-        return trials_table(self._ds)

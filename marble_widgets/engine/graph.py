@@ -112,18 +112,6 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return out[keep]
 
 
-def unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of ``x`` (lexicographic order) and the inverse map ``x = uniq[inverse]``."""
-    order = np.lexsort(x.T[::-1])
-    xs = x[order]
-    new = np.ones(len(x), dtype=bool)
-    new[1:] = np.any(xs[1:] != xs[:-1], axis=1)
-    group = np.cumsum(new) - 1
-    inverse = np.empty(len(x), dtype=np.int64)
-    inverse[order] = group
-    return xs[new], inverse
-
-
 def _unique_edges(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
     """Sorted unique (2, E) edge list from index arrays, via 1-D int64 keys (fast)."""
     key = sorted_unique(i.astype(np.int64) * n + j)
@@ -198,7 +186,8 @@ def cknn_edges(x: np.ndarray, k: int = 20, delta: float = 1.0, name: str = "x") 
     (2, E) int64 edge list, symmetric, sorted, without self-loops.
     """
     x = np.asarray(x, dtype=float)
-    uniq, inverse = unique_rows(x)
+    uniq, inverse = np.unique(x, axis=0, return_inverse=True)  # rows sorted lexicographically
+    inverse = inverse.reshape(-1)
     if len(uniq) < k + 1:
         raise ValueError(
             f"{name} has {len(uniq)} distinct point(s) but k={k} needs at least k+1={k + 1}: "
@@ -206,8 +195,8 @@ def cknn_edges(x: np.ndarray, k: int = 20, delta: float = 1.0, name: str = "x") 
         )
     edges = _cknn_distinct(uniq, k, delta)
     if len(uniq) == len(x):
-        # unique_rows sorted the points: map back to input order.
-        edges = inverse_perm(inverse)[edges]
+        # np.unique sorted the points: map back to input order (inverse is a permutation here).
+        edges = np.argsort(inverse)[edges]
         return _unique_edges(edges[0], edges[1], len(x))
     members = np.argsort(inverse, kind="stable")
     counts = np.bincount(inverse, minlength=len(uniq))
@@ -215,13 +204,6 @@ def cknn_edges(x: np.ndarray, k: int = 20, delta: float = 1.0, name: str = "x") 
     e1, src = _expand_groups(edges[0], starts, counts, members)
     e2, dst = _expand_groups(edges[1][e1], starts, counts, members)
     return _unique_edges(src[e2], dst, len(x))
-
-
-def inverse_perm(perm: np.ndarray) -> np.ndarray:
-    """Inverse of a permutation array: ``out[perm[i]] = i``."""
-    out = np.empty_like(perm)
-    out[perm] = np.arange(len(perm), dtype=perm.dtype)
-    return out
 
 
 def count_components(edge_index: np.ndarray, condition: np.ndarray) -> np.ndarray:

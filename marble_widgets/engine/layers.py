@@ -50,14 +50,6 @@ def heat_coefficients_torch(t: torch.Tensor, deg: int) -> torch.Tensor:
     return factor * sign * ive
 
 
-def chebyshev_tail(t: float, deg: int) -> float:
-    """Upper bound on the heat-kernel truncation error at degree ``deg`` (sum of dropped |c_k|)."""
-    from scipy.special import ive
-
-    k = np.arange(deg + 1, deg + 200)
-    return float(2.0 * ive(k, max(t, MIN_TIME)).sum())
-
-
 class Diffusion(nn.Module):
     """Learnable scalar diffusion time ``t`` (init ``t0 = 0``) and its Chebyshev coefficients.
 

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from marble_widgets.plotting.theme import FONT, HIGHLIGHT, INK, SELECTION, SUBTLE
 from marble_widgets.widgets._figure import FigureWidget
+from marble_widgets.widgets.text import VIEW_TEXT
 
 #: Heights (px) of the live views: 3-D and the feature view taller, time series shorter.
 HEIGHTS = {"3d": 500, "2d": 440, "features": 460, "series": 320}
@@ -71,14 +72,6 @@ def overlay_trace(n_dims: int, kind: str, name: str | None = None) -> Any:
     return cls(**empty, mode="markers", name=name or kind, marker=marker, showlegend=False, hoverinfo="skip")
 
 
-def trace_index(fig: go.Figure, name: str) -> int:
-    """Index of the (last) trace called ``name`` in ``fig``; KeyError if absent."""
-    for i in range(len(fig.data) - 1, -1, -1):
-        if fig.data[i].name == name:
-            return i
-    raise KeyError(f"figure has no trace named {name!r}")
-
-
 def set_points(trace: Any, points: np.ndarray) -> None:
     """Set a trace's x/y(/z) from the columns of ``points`` (n, 2|3)."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, np.shape(points)[-1])
@@ -101,8 +94,7 @@ def panel(title: str, child: widgets.Widget, css: str, caption: str | None = Non
 
 
 def view_panel(name: str, child: widgets.Widget) -> widgets.VBox:
-    """:func:`panel` titled and captioned from ``report.VIEW_TEXT[name]``, class ``mw-panel-<name>``."""
-    from marble_widgets.widgets.report import VIEW_TEXT
+    """:func:`panel` titled and captioned from ``VIEW_TEXT[name]``, class ``mw-panel-<name>``."""
     title, caption = VIEW_TEXT.get(name, (name, None))
     return panel(title, child, f"mw-panel-{name}", caption)
 

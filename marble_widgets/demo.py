@@ -1,7 +1,7 @@
 """The README's main job: MARBLE on the bundled rat recording, exported as an offline dashboard.
 
 Run with ``python -m marble_widgets.demo --out out`` (``make demo``). It follows the paper's rat
-recipe (spec §2.4): PCA-10 of 250-ms-smoothed rates fitted on the first 80 % of the session,
+recipe (docs/spec.md §2.4): PCA-10 of 250-ms-smoothed rates fitted on the first 80 % of the session,
 MARBLE fitted on that part, position decoded on the held-out last 20 % with a cosine k-NN. Three
 training settings differ from the recipe (batch 256, k 50, hidden width 128): they were chosen on
 the training part only by ``benchmarks/fidelity_tuning.py`` and make the embedding decode better

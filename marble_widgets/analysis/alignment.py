@@ -1,4 +1,4 @@
-"""Cross-animal/session alignment of embeddings and CEBRA-style consistency (spec §13.5).
+"""Cross-animal/session alignment of embeddings and CEBRA-style consistency (docs/spec.md §13.5).
 
 MARBLE has no learned alignment step: separately trained models give embeddings that agree up
 to an isometry at best. These tools estimate that isometry (orthogonal Procrustes on matched

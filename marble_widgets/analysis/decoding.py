@@ -3,7 +3,7 @@
 Neighbouring time bins are nearly identical, so shuffled K-fold over samples overstates decoding
 accuracy. Folds here hold out whole trials (grouped K-fold on a sample coordinate) or contiguous
 blocks of time; the fixed-split protocol of the rat analysis (first 80 % trains, last 20 %
-tests) is :func:`train_test_decode` (spec §13.4).
+tests) is :func:`train_test_decode` (docs/spec.md §13.4).
 """
 from __future__ import annotations
 
@@ -378,7 +378,7 @@ def train_test_decode(
 ) -> xr.Dataset:
     """Decode with one fixed split: fit on the training embedding, score on the test embedding.
 
-    The rat protocol (spec §13.4: k-NN, ``k=36``, cosine metric, trained on the first 80 % and
+    The rat protocol (docs/spec.md §13.4: k-NN, ``k=36``, cosine metric, trained on the first 80 % and
     tested on the last 20 % of the session). Without ``test_emb`` the split is made here from
     ``train_emb`` in recording order (``train_fraction``). Targets are names of sample
     coordinates or arrays on sample; a name given only as ``train_target`` is used for both.

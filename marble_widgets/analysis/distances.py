@@ -2,7 +2,7 @@
 
 Each group (condition, animal, ...) is an empirical distribution of embedded samples with
 uniform weights; two groups are compared by the Wasserstein-1 distance with Euclidean ground
-cost (earth mover's distance, spec §13.2). Such distances ignore isometries of latent space, so
+cost (earth mover's distance, docs/spec.md §13.2). Such distances ignore isometries of latent space, so
 they can be compared and averaged across separately trained models.
 """
 from __future__ import annotations
@@ -162,7 +162,7 @@ def distances(
     """Wasserstein-1 distances between the embedded distributions of every pair of groups.
 
     Compares conditions (or animals) as point clouds, independent of latent-space isometries
-    (spec §13.2). ``method="exact"``: exact EMD between the groups' samples (uniform weights,
+    (docs/spec.md §13.2). ``method="exact"``: exact EMD between the groups' samples (uniform weights,
     Euclidean ground cost); ``max_points`` caps each group by a seeded subsample. ``"kmeans"``:
     k-means on all samples jointly (``n_clusters``, ``random_state=seed``) and EMD between the
     groups' cluster histograms with centroid distances as ground cost — for large N.

@@ -1,4 +1,4 @@
-"""Low-dimensional views: metric MDS of distance matrices, UMAP or PCA of embeddings (spec §13.3).
+"""Low-dimensional views: metric MDS of distance matrices, UMAP or PCA of embeddings (docs/spec.md §13.3).
 
 Plots need two or three coordinates; these functions compute them (plotting never does) and
 return labelled xarray objects so the groups/samples stay attached to their coordinates.

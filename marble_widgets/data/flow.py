@@ -1,6 +1,6 @@
 """Flow fields from recordings: smoothed rates -> PCA positions -> per-bin differences as vectors.
 
-MARBLE's input (spec §2.2): for each trial (or contiguous stretch of a continuous recording) with
+MARBLE's input (docs/spec.md §2.2): for each trial (or contiguous stretch of a continuous recording) with
 state trajectory x(0..T-1), positions are x(0..T-2) and vectors the forward differences
 x(t+1) - x(t) per bin (not divided by the bin width). No difference ever spans two trials, a time
 gap or a NaN row. The preprocessing (smoothing, optional sqrt/z-score, PCA) is learned on one part
@@ -342,7 +342,7 @@ def combine_flow_fields(
 ) -> xr.Dataset:
     """Concatenate several flow fields on ``sample`` with a coord ``dim`` naming each one's source.
 
-    For training one model on several animals/sessions (spec §13.5). MARBLE builds one graph per
+    For training one model on several animals/sessions (docs/spec.md §13.5). MARBLE builds one graph per
     condition, so by default conditions are relabelled ``"<key>/<condition>"`` to keep animals'
     clouds apart; the original label is kept in the sample coord ``base_condition``.
     Variables missing from some fields are dropped (with a warning).

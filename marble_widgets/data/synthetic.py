@@ -1,4 +1,4 @@
-"""Seeded toy systems returning flow-field Datasets (spec section 15.2), all built with ``make_flow_field``.
+"""Seeded toy systems returning flow-field Datasets (docs/spec.md §15.2), all built with ``make_flow_field``.
 
 Toys have known answers (analytic vectors, known geometry), so the engine and the analysis can be
 tested against them. Every random draw takes a ``seed`` and nothing here mutates its inputs.
@@ -101,7 +101,7 @@ def van_der_pol(
     bound: float = 5.0,
     seed: int = 0,
 ) -> xr.Dataset:
-    """Van der Pol family ``dx = y, dy = mu (1 - x^2) y - x`` sampled along trajectories (spec 15.2, paper Fig. 2).
+    """Van der Pol family ``dx = y, dy = mu (1 - x^2) y - x`` sampled along trajectories (docs/spec.md §15.2, paper Fig. 2).
 
     The canonical MARBLE toy: a Hopf bifurcation at mu = 0 that embeddings must order by mu.
     For each mu (default ``np.linspace(-1, 1, 40)``) ``n_initial`` initial conditions are drawn
@@ -206,7 +206,7 @@ def constant_field(
     c: Sequence[float] = (1.0, 1.0), n: int = 512, seed: int = 0, *, points: np.ndarray | None = None,
     name: str | None = None,
 ) -> xr.Dataset:
-    """Constant field ``v = c`` on seeded points in [-1, 1]^2 (spec 15.2: c = (-1, -1) and (1, 1))."""
+    """Constant field ``v = c`` on seeded points in [-1, 1]^2 (docs/spec.md §15.2: c = (-1, -1) and (1, 1))."""
     c = np.array(c, dtype=np.float64, copy=True)
     if c.shape != (2,):
         raise MarbleDataError(f"c must be a 2-vector (cx, cy); got shape {c.shape}.")
@@ -269,7 +269,7 @@ def concat_fields(fields: Mapping[str, xr.Dataset]) -> xr.Dataset:
 def planar_fields(
     fields: Sequence[str] | Mapping[str, xr.Dataset] = DEFAULT_PLANAR_FIELDS, *, n: int = 512, seed: int = 0,
 ) -> xr.Dataset:
-    """Several planar fields in one Dataset, conditions named after them (spec 15.2's flat-field case).
+    """Several planar fields in one Dataset, conditions named after them (docs/spec.md §15.2's flat-field case).
 
     Names are from {"constant_neg", "constant_pos", "vortex_left", "vortex_right", "rotation", "saddle"};
     field ``i`` gets its own ``n`` points drawn with seed ``seed + i`` (the spec's seeds 0-3). A mapping
@@ -331,7 +331,7 @@ def sphere_field(n: int = 2000, kind: str = "rotation", seed: int = 0) -> xr.Dat
 def paraboloid_field(
     field: str | xr.Dataset = "vortex_left", alpha: float = 0.05, *, n: int = 512, seed: int = 0,
 ) -> xr.Dataset:
-    """A planar field lifted to the paraboloid ``z = -(alpha x)^2 - (alpha y)^2`` (spec 15.2's curved surface).
+    """A planar field lifted to the paraboloid ``z = -(alpha x)^2 - (alpha y)^2`` (docs/spec.md §15.2's curved surface).
 
     Tests that the embedding of a field survives bending the surface it lives on. ``field`` is a name of
     :func:`planar_fields` or a planar flow-field Dataset. Lifted vectors ``lift(x + v) - lift(x)`` are

@@ -1,4 +1,4 @@
-"""MARBLE's linear feature stack: iterated directional derivatives (spec §7.3-7.4).
+"""MARBLE's linear feature stack: iterated directional derivatives (docs/spec.md §7.3-7.4).
 
 Layout (order-major, interleaved): ``[F0, F1, ..., Fp]`` with ``F0`` the signal (if
 ``include_self``), ``F1 = [d1 f1, ..., dd' f1, d1 f2, ...]`` and ``F_q`` taking each channel of

@@ -1,4 +1,4 @@
-"""The geometry MARBLE learns on: one frozen container and its builder (spec §3-§7).
+"""The geometry MARBLE learns on: one frozen container and its builder (docs/spec.md §3-§7).
 
 ``build_geometry`` runs, per condition, subsampling -> CkNN graph, then gauges (identity or
 local PCA frames + connections), directional kernels and the symmetric normalised Laplacian,

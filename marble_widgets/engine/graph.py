@@ -1,7 +1,7 @@
 """Point-cloud graphs for MARBLE: furthest-point subsampling and the continuous-kNN graph.
 
 Everything is sparse: KD-tree queries, O(N) memory subsampling, edge lists. No N x N matrix is
-ever formed (spec §3, §4, §14 item 1).
+ever formed (docs/spec.md §3, §4, §14 item 1).
 
 Coincident points (exact duplicates within one condition) are treated explicitly rather than
 jittered: the graph is built on the *distinct* positions (so a duplicate never shrinks

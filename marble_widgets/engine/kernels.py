@@ -1,4 +1,4 @@
-"""Directional-derivative kernels (spec §7.1-7.2; Beaini et al. 2021).
+"""Directional-derivative kernels (docs/spec.md §7.1-7.2; Beaini et al. 2021).
 
 For node i, direction c and neighbour j: ``p^c_ij = <x_j - x_i, T_i e_c>``,
 ``F^c_ij = p^c_ij / sum_j' |p^c_ij'|`` and ``K^c = F^c - diag(F^c 1)``, so

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-#: smallest diffusion time; the reference clamps ``t`` here before every forward pass (spec §6.3)
+#: smallest diffusion time; the reference clamps ``t`` here before every forward pass (docs/spec.md §6.3)
 MIN_TIME = 1e-8
 
 
@@ -55,7 +55,7 @@ class Diffusion(nn.Module):
 
     Diffused signal: ``x(t) = D^{-1/2} exp(-t L_sym) D^{1/2} x = exp(-t L_rw) x``; the network
     only needs the coefficients ``c_k(t)`` of :func:`heat_coefficients_torch`, since every
-    feature is linear in the signal and its Chebyshev basis is precomputed (spec §6.3, §11).
+    feature is linear in the signal and its Chebyshev basis is precomputed (docs/spec.md §6.3, §11).
     """
 
     def __init__(self, deg: int = 20, t0: float = 0.0) -> None:
@@ -87,7 +87,7 @@ class Diffusion(nn.Module):
 
 
 class InnerProductFeatures(nn.Module):
-    """Per-node inner-product features ``h_k = tanh(<v_k, sum_j O_j v_j>)`` (spec §8).
+    """Per-node inner-product features ``h_k = tanh(<v_k, sum_j O_j v_j>)`` (docs/spec.md §8).
 
     The linear features of a node are cut into ``C`` consecutive vectors ``v_1..v_C`` of length
     ``s`` (the signal dimension); learnable ``O_j`` (s x s, no bias) start at the identity.
@@ -119,7 +119,7 @@ def _directional_derivative_class() -> type:
     from torch_geometric.nn import MessagePassing
 
     class DirectionalDerivative(MessagePassing):
-        """Directional derivatives on a graph: ``(K^c x)_i = sum_j F^c_ij (R_ij x_j - x_i)`` (spec §7).
+        """Directional derivatives on a graph: ``(K^c x)_i = sum_j F^c_ij (R_ij x_j - x_i)`` (docs/spec.md §7).
 
         ``F^c_ij`` are the normalised kernel weights of direction ``c`` on the edge (i, j) (no
         self-loops: they contribute 0) and ``R_ij`` the optional connection (local gauges), which

@@ -124,17 +124,15 @@ def pca(embedding: xr.DataArray, n_components: int = 2) -> xr.DataArray:
     -------
     xr.DataArray (sample, component) with the sample coords; ``attrs["explained_variance_ratio"]``.
     """
+    from sklearn.decomposition import PCA
+
     emb = _as_dataarray(embedding)
     x = _embedding_array(emb)
     _check_n_components(n_components, upper=min(x.shape))
-    centred = x - x.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    signs = np.sign(vt[np.arange(len(vt)), np.argmax(np.abs(vt), axis=1)])
-    signs[signs == 0] = 1.0
-    vt = vt * signs[:, None]
-    var = s**2
-    ratio = var[:n_components] / var.sum() if var.sum() > 0 else np.zeros(n_components)
-    return _sample_output(centred @ vt[:n_components].T, emb, "pca",
+    model = PCA(n_components=n_components, svd_solver="full")  # sign: largest loading positive
+    scores = model.fit_transform(x)
+    ratio = np.nan_to_num(model.explained_variance_ratio_)
+    return _sample_output(scores, emb, "pca",
                           {"method": "pca", "explained_variance_ratio": [float(r) for r in ratio]})
 
 

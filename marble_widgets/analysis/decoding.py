@@ -7,6 +7,7 @@ tests) is :func:`train_test_decode` (docs/spec.md §13.4).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -204,7 +205,8 @@ def choose_k(
     a contiguous block. Score: accuracy (classification); for regression ``criterion="r2"`` or
     ``"median_abs_error"`` (choose k by the figure you will report). Ties go to the smaller k.
     """
-    from sklearn.model_selection import KFold
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GridSearchCV, KFold
 
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {sorted(CRITERIA)}; got {criterion!r}.")
@@ -215,17 +217,17 @@ def choose_k(
     splits = list(KFold(inner_cv, shuffle=False).split(x))
     max_k = min(len(tr) for tr, _ in splits)
     usable = [c for c in candidates if c <= max_k] or [max(1, max_k)]
-    best_k, best = usable[0], -np.inf
-    for k in usable:
-        scores = []
-        for tr, te in splits:
-            model = _make_model("knn", task, k, metric, 0.0, 0).fit(x[tr], y[tr])
-            metrics = _metrics(task, y[te], model.predict(x[te]))
-            scores.append(metrics["accuracy"] if task == "classification" else CRITERIA[criterion] * metrics[criterion])
-        mean = float(np.nanmean(scores)) if np.isfinite(scores).any() else -np.inf
-        if mean > best:
-            best_k, best = k, mean
-    return int(best_k)
+    metric_name = "accuracy" if task == "classification" else criterion
+    scorer = make_scorer(lambda yt, yp: _metrics(task, yt, yp)[metric_name],
+                         greater_is_better=task == "classification" or CRITERIA[criterion] > 0)
+    search = GridSearchCV(_make_model("knn", task, usable[0], metric, 0.0, 0), {"n_neighbors": usable},
+                          scoring=scorer, cv=splits, refit=False, error_score=np.nan).fit(x, y)
+    folds = np.array([search.cv_results_[f"split{i}_test_score"] for i in range(len(splits))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a candidate whose every fold failed
+        mean = np.nanmean(folds, axis=0)
+    mean = np.where(np.isnan(mean), -np.inf, mean)
+    return int(usable[int(np.argmax(mean))])  # argmax: ties go to the smaller k
 
 
 def _fit_predict(x_tr, y_tr, x_te, kind: str, task: str, k: int | None, metric: str, alpha: float,

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from marble_widgets.data.errors import MarbleDataError
+from marble_widgets.data.preprocess import block_reduce
 
 BUDDY_CITATION = (
     "Grosmark, A. D. & Buzsaki, G. (2016). Diversity in neural firing dynamics supports both rigid and "
@@ -133,13 +134,6 @@ def _rebin_factor(bin_size: float) -> int:
     return factor
 
 
-def _rebin(values: np.ndarray, factor: int, how: str) -> np.ndarray:
-    """Merge ``factor`` consecutive bins along axis 1 (sum or mean); a trailing partial bin is dropped."""
-    n_new = values.shape[1] // factor
-    blocks = values[:, : n_new * factor].reshape(values.shape[0], n_new, factor, *values.shape[2:])
-    return blocks.sum(axis=2) if how == "sum" else blocks.mean(axis=2)
-
-
 def reach_angles(hand_velocity: np.ndarray, dt: float) -> np.ndarray:
     """Reach direction (radians, in (-pi, pi]) of each trial: angle of the integrated velocity end point.
 
@@ -183,8 +177,8 @@ def mc_maze_small(bin_size: float = 0.005) -> xr.Dataset:
         velocity = np.asarray(h5["train_behavior"][()], dtype=np.float64)
     angles = reach_angles(velocity, _MC_BIN)  # from the native bins, independent of rebinning
     if factor > 1:
-        heldin, heldout = _rebin(heldin, factor, "sum"), _rebin(heldout, factor, "sum")
-        velocity = _rebin(velocity, factor, "mean")
+        heldin, heldout = block_reduce(heldin, 1, factor, "sum"), block_reduce(heldout, 1, factor, "sum")
+        velocity = block_reduce(velocity, 1, factor, "mean")
     width = factor * _MC_BIN
     time = _MC_WINDOW_START + (np.arange(heldin.shape[1]) + 0.5) * width
     ds = xr.Dataset(

@@ -330,7 +330,7 @@ def align(
 
 
 # ----------------------------------------------------------------------------- rebinning
-def _block_reduce(arr: np.ndarray, axis: int, factor: int, how: str) -> np.ndarray:
+def block_reduce(arr: np.ndarray, axis: int, factor: int, how: str) -> np.ndarray:
     """Reduce consecutive blocks of ``factor`` rows along ``axis`` (remainder dropped)."""
     moved = np.moveaxis(np.asarray(arr), axis, 0)
     n = moved.shape[0] // factor
@@ -354,10 +354,10 @@ def _rebin_part(part: xr.Dataset, factor: int, sum_vars: Sequence[str]) -> xr.Da
             continue
         kind = da.dtype.kind
         how = "sum" if name in sum_vars else ("mean" if kind in "fc" else "first")
-        red = _block_reduce(da.values, da.dims.index("time"), factor, how)
+        red = block_reduce(da.values, da.dims.index("time"), factor, how)
         other = {c: da[c] for c in da.coords if "time" not in da[c].dims}
         data[name] = xr.DataArray(red, dims=da.dims, coords=other, attrs=da.attrs)
-    times = _block_reduce(part["time"].values.astype(float), 0, factor, "mean")
+    times = block_reduce(part["time"].values.astype(float), 0, factor, "mean")
     return xr.Dataset(data, attrs=part.attrs).assign_coords(time=times)
 
 

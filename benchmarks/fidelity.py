@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_rss_mb, print_table, write_json  # noqa: E402
 
 from marble_widgets import recipes  # noqa: E402
+from marble_widgets.data.containers import as_embedding  # noqa: E402
 
 SEED = 0
 TRAIN_FRACTION = 0.8
@@ -61,20 +62,6 @@ RAT_SEEDS = (0, 1, 2)
 
 
 # ============================================================================ protocol helpers
-def time_split(rec: xr.Dataset, fraction: float = TRAIN_FRACTION,
-               start: float = 0.0) -> tuple[xr.Dataset, xr.Dataset]:
-    """Contiguous split of a continuous recording in time order: bins [start, fraction) and the rest.
-
-    ``start``/``fraction`` are fractions of the whole session; the second part runs from
-    ``fraction`` to the end (or is used by callers up to a later cut). Never overlapping.
-    """
-    if not 0.0 <= start < fraction < 1.0:
-        raise ValueError(f"need 0 <= start < fraction < 1; got start={start!r}, fraction={fraction!r}.")
-    n = rec.sizes["time"]
-    a, cut = int(round(start * n)), int(round(fraction * n))
-    return rec.isel(time=slice(a, cut)), rec.isel(time=slice(cut, n))
-
-
 def flow_pair(train: xr.Dataset, test: xr.Dataset, n_components: int | None, smooth: float | None,
               condition: str | None = None, seed: int = SEED) -> tuple[xr.Dataset, xr.Dataset]:
     """Flow fields of a train and a test part, the preprocessing (smoothing, PCA) fitted on train only."""
@@ -82,13 +69,6 @@ def flow_pair(train: xr.Dataset, test: xr.Dataset, n_components: int | None, smo
 
     builder = FlowFieldBuilder(n_components, smooth, condition=condition, seed=seed)
     return builder.fit_transform(train), builder.transform(test)
-
-
-def as_embedding(ff: xr.Dataset, values: np.ndarray | None = None) -> xr.DataArray:
-    """(sample, latent) DataArray with the flow field's sample coords (its positions by default)."""
-    values = ff["x"].values if values is None else np.asarray(values)
-    coords = {name: c for name, c in ff.coords.items() if c.dims == ("sample",)}
-    return xr.DataArray(values, dims=("sample", "latent"), coords=coords, name="embedding")
 
 
 def choose_k_median(x: np.ndarray, y: np.ndarray, candidates: tuple[int, ...] = K_GRID,
@@ -193,7 +173,7 @@ def rat_parts(fraction: float = TRAIN_FRACTION, start: float = 0.0, stop: float 
     rec = rat_hippocampus()
     n = rec.sizes["time"]
     rec = rec.isel(time=slice(0, int(round(stop * n))))
-    return time_split(rec, fraction / stop, start / stop)
+    return recipes.split_time(rec, fraction / stop, start / stop)
 
 
 def tuned_rat_config() -> dict[str, Any] | None:

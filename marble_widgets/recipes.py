@@ -43,16 +43,23 @@ class Recipe:
         return Recipe(name, self.flow_field, {**self.marble, **marble}, source, extra=self.extra)
 
 
-def split_time(recording: xr.Dataset, train_fraction: float = 0.8) -> tuple[xr.Dataset, xr.Dataset]:
-    """First ``train_fraction`` of a continuous recording's time bins, and the rest (the rat protocol)."""
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be in (0, 1), e.g. 0.8; got {train_fraction!r}.")
+def split_time(recording: xr.Dataset, train_fraction: float = 0.8,
+               start: float = 0.0) -> tuple[xr.Dataset, xr.Dataset]:
+    """Bins ``[start, train_fraction)`` of a continuous recording (in time order) and the rest.
+
+    The rat protocol: the first 80 % trains, the last 20 % tests. Fractions are of the whole
+    session; ``start > 0`` drops an initial stretch from the first part (nested tuning splits).
+    """
     if "time" not in recording.dims:
         raise ValueError(f"split_time needs a recording with a 'time' dimension; got dims {tuple(recording.dims)}.")
-    cut = int(round(recording.sizes["time"] * train_fraction))
-    if cut < 1 or cut >= recording.sizes["time"]:
-        raise ValueError(f"train_fraction={train_fraction} leaves an empty part of {recording.sizes['time']} bins.")
-    return recording.isel(time=slice(0, cut)), recording.isel(time=slice(cut, None))
+    if not 0.0 <= start < train_fraction < 1.0:
+        raise ValueError(f"need 0 <= start < train_fraction < 1, e.g. 0.8; got start={start!r}, "
+                         f"train_fraction={train_fraction!r}.")
+    n = recording.sizes["time"]
+    first, cut = int(round(start * n)), int(round(train_fraction * n))
+    if first >= cut or cut >= n:
+        raise ValueError(f"train_fraction={train_fraction} (start={start}) leaves an empty part of {n} bins.")
+    return recording.isel(time=slice(first, cut)), recording.isel(time=slice(cut, n))
 
 
 _RAT_PAPER = Recipe(

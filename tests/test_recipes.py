@@ -60,7 +60,7 @@ def test_split_time_cuts_at_the_rounded_fraction():
     np.testing.assert_array_equal(test["time"].values, [0.9, 1.0])
 
 
-@pytest.mark.parametrize("fraction, message", [(1.0, r"must be in \(0, 1\)"), (0.01, "leaves an empty part of 11 bins")])
+@pytest.mark.parametrize("fraction, message", [(1.0, r"need 0 <= start < train_fraction < 1"), (0.01, "leaves an empty part of 11 bins")])
 def test_split_time_refuses_empty_parts(fraction, message):
     with pytest.raises(ValueError, match=message):
         recipes.split_time(_recording(11), fraction)

@@ -132,10 +132,19 @@ def sample_labels(flow_field: xr.Dataset) -> dict[str, xr.Variable]:
     return labels
 
 
-def positions_as_embedding(flow_field: xr.Dataset) -> xr.DataArray:
-    """The flow field's positions shaped like an embedding (sample, latent) with the same labels.
+def as_embedding(flow_field: xr.Dataset, values: np.ndarray | None = None) -> xr.DataArray:
+    """``values`` (sample, latent) as an embedding with the flow field's sample labels.
 
-    This is MARBLE's own input, the baseline every embedding must beat when decoded.
+    Any per-sample representation (another method's output, a baseline) can then go through the
+    same analysis functions as a MARBLE embedding. Default: the flow field's positions.
     """
-    x = flow_field["x"].values
-    return xr.DataArray(x.copy(), dims=("sample", "latent"), coords={**sample_labels(flow_field), "latent": np.arange(x.shape[1])}, name="embedding")
+    x = np.array(flow_field["x"].values if values is None else values, copy=True)
+    if x.ndim != 2 or x.shape[0] != flow_field.sizes["sample"]:
+        raise ValueError(f"values must be (sample, latent) with {flow_field.sizes['sample']} rows; got shape {x.shape}.")
+    return xr.DataArray(x, dims=("sample", "latent"), coords={**sample_labels(flow_field), "latent": np.arange(x.shape[1])},
+                        name="embedding")
+
+
+def positions_as_embedding(flow_field: xr.Dataset) -> xr.DataArray:
+    """The flow field's positions shaped like an embedding: MARBLE's own input, the baseline to beat."""
+    return as_embedding(flow_field)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from marble_widgets.recipes import split_time
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import fidelity as F  # noqa: E402
 import fidelity_tuning as T  # noqa: E402
@@ -25,18 +27,18 @@ def _continuous(n: int = 200, units: int = 6, seed: int = 0) -> xr.Dataset:
 
 def test_time_split_is_contiguous_ordered_and_disjoint():
     rec = _continuous(200)
-    train, test = F.time_split(rec, 0.8)
+    train, test = split_time(rec, 0.8)
     assert (train.sizes["time"], test.sizes["time"]) == (160, 40)
     assert train["time"].values.max() < test["time"].values.min()
     assert np.array_equal(np.concatenate([train["time"].values, test["time"].values]), rec["time"].values)
 
 
 def test_time_split_with_start_and_bad_fractions():
-    a, b = F.time_split(_continuous(200), 0.6, start=0.2)
+    a, b = split_time(_continuous(200), 0.6, start=0.2)
     assert a["time"].values[0] == pytest.approx(40.5 * 0.025) and a.sizes["time"] == 80
     assert b["time"].values[0] > a["time"].values[-1]
-    with pytest.raises(ValueError, match="start < fraction"):
-        F.time_split(_continuous(), 0.5, start=0.6)
+    with pytest.raises(ValueError, match="start < train_fraction"):
+        split_time(_continuous(), 0.5, start=0.6)
 
 
 def test_tuning_never_loads_the_test_part():
@@ -50,7 +52,7 @@ def test_tuning_never_loads_the_test_part():
 
 def test_preprocessing_is_fitted_on_train_only():
     rec = _continuous(200)
-    train, test = F.time_split(rec, 0.8)
+    train, test = split_time(rec, 0.8)
     ff_tr, _ = F.flow_pair(train, test, 3, 0.05)
     louder = test.copy(deep=True)
     louder["spike_counts"] = louder["spike_counts"] * 50

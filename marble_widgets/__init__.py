@@ -16,6 +16,10 @@ from marble_widgets.data import accessor as _accessor  # noqa: E402,F401  regist
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "read_nwb": "marble_widgets.data.nwb",
+    "nwb_summary": "marble_widgets.data.nwb",
+    "open_sessions": "marble_widgets.sessions",
+    "fit_sessions": "marble_widgets.sessions",
+    "Sessions": "marble_widgets.sessions",
     "flow_field": "marble_widgets.data.flow",
     "flow_field_from_arrays": "marble_widgets.data.flow",
     "FlowFieldBuilder": "marble_widgets.data.flow",
@@ -25,7 +29,7 @@ _LAZY = {
     "decode": "marble_widgets.analysis",
     "dashboard": "marble_widgets.widgets",
 }
-_SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator", "recipes"}
+_SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator", "recipes", "sessions"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

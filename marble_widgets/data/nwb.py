@@ -2,15 +2,17 @@
 
 The file is opened with ``pynwb.NWBHDF5IO`` inside a ``with`` block, only the arrays needed are
 read (behaviour is sliced to the binned range) and everything returned is a plain NumPy array, so
-the HDF5 file is closed when :func:`read_nwb` or :func:`nwb_summary` returns.
+the HDF5 file is closed when :func:`read_nwb` or :func:`nwb_summary` returns. An ``http(s)://``
+address is streamed with HTTP range requests (:mod:`marble_widgets.data.remote`), so only the
+bytes those reads touch are fetched.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import h5py
 import numpy as np
 import xarray as xr
 
+from marble_widgets.data import remote
 from marble_widgets.data.errors import MarbleDataError
 
 # columns of the units table that are not per-unit scalars (handled apart or skipped)
@@ -35,6 +38,8 @@ def read_nwb(
     t_stop: float | None = None,
     units: Sequence[int] | None = None,
     behavior: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Bin an NWB file's spike times and resample its behaviour onto common time bins.
 
@@ -44,7 +49,8 @@ def read_nwb(
     Parameters
     ----------
     path : str or os.PathLike
-        NWB 2 (HDF5) file.
+        NWB 2 (HDF5) file, or its ``http(s)://`` URL (e.g. a DANDI asset URL), read lazily with
+        HTTP range requests (fsspec); the result equals the local read's (``source`` = the URL).
     bin_size : float
         Bin width in seconds.
     t_start, t_stop : float, optional
@@ -55,6 +61,10 @@ def read_nwb(
         Ids of the units to keep, in this order (default all).
     behavior : bool
         Also resample the behavioural series of the processing modules.
+    cache_dir, storage_options
+        URLs only: a folder keeping fetched blocks on disk, so a second read fetches only blocks
+        not yet seen; options of ``fsspec.filesystem("http")`` (e.g. ``headers``) plus
+        ``block_size`` (bytes per request, default ``remote.DEFAULT_BLOCK_SIZE``).
 
     Returns
     -------
@@ -66,7 +76,7 @@ def read_nwb(
     """
     path = _check_path(path)
     _check_bin_size(bin_size)
-    with _open_nwb(path) as nwbfile:
+    with _open_nwb(path, cache_dir, storage_options) as nwbfile:
         spikes = _read_spikes(nwbfile, path)
         keep = _select_units(spikes["ids"], units)
         series = [(*item, _timestamps(item[2])) for item in _behavior_series(nwbfile)] if behavior else []
@@ -93,14 +103,20 @@ def read_nwb(
     return ds
 
 
-def nwb_summary(path: str | os.PathLike) -> dict[str, Any]:
+def nwb_summary(
+    path: str | os.PathLike,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Describe an NWB file (units, behaviour series, trials, time range) without binning it.
 
     Inspect before you bin: choose ``bin_size``, ``t_start``/``t_stop`` and ``units`` for
-    :func:`read_nwb` from metadata (plus the first/last spike of each unit) only.
+    :func:`read_nwb` from metadata (plus the first/last spike of each unit) only. ``path`` may be
+    an ``http(s)://`` URL (``cache_dir``, ``storage_options`` as in :func:`read_nwb`).
     """
     path = _check_path(path)
-    with _open_nwb(path) as nwbfile:
+    with _open_nwb(path, cache_dir, storage_options) as nwbfile:
         out: dict[str, Any] = _file_attrs(nwbfile, path)
         unit_table = nwbfile.units
         out["n_units"] = 0 if unit_table is None else len(unit_table.id)
@@ -113,10 +129,13 @@ def nwb_summary(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- opening
-def _check_path(path: Any) -> Path:
-    """Return ``path`` as a Path to an existing HDF5 file, or raise naming what is wrong."""
+def _check_path(path: Any) -> Path | str:
+    """Return ``path`` as a Path to an existing HDF5 file (a URL as a str), or raise naming what is wrong."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike pointing to an .nwb file; got {type(path).__name__}.")
+        raise TypeError(f"path must be a str or os.PathLike pointing to an .nwb file (or an http(s):// URL); "
+                        f"got {type(path).__name__}.")
+    if remote.is_url(path):
+        return remote.check_url(path)
     path = Path(path)
     if not path.exists():
         raise MarbleDataError(f"path {str(path)!r} does not exist. Check the spelling or the working directory.")
@@ -139,20 +158,36 @@ def _check_bin_size(bin_size: Any) -> None:
 
 
 @contextmanager
-def _open_nwb(path: Path) -> Iterator[Any]:
-    """Open ``path`` read-only with pynwb and close it on exit; unreadable files raise MarbleDataError."""
-    from hdmf.build.errors import ConstructError
+def _open_nwb(path: Path | str, cache_dir: Any = None, storage_options: Any = None) -> Iterator[Any]:
+    """Open ``path`` (or a URL) read-only with pynwb, close it on exit; unreadable files raise MarbleDataError."""
     from pynwb import NWBHDF5IO
 
+    if isinstance(path, Path):
+        with _read_nwbfile(path, lambda: NWBHDF5IO(str(path), "r"), lambda: h5py.File(path, "r")) as nwbfile:
+            yield nwbfile
+        return
     try:
-        io = NWBHDF5IO(str(path), "r")
+        with remote.open_nwb_url(path, cache_dir=cache_dir, storage_options=storage_options) as (h5, io), \
+                _read_nwbfile(path, lambda: io, lambda: nullcontext(h5)) as nwbfile:
+            yield nwbfile
+    except OSError as err:  # an HDF5 read failing over the network mid-way
+        raise _unreadable(path, err) from err
+
+
+@contextmanager
+def _read_nwbfile(path: Path | str, make_io: Callable[[], Any], open_h5: Callable[[], Any]) -> Iterator[Any]:
+    """``make_io().read()``, closing the io on exit and turning read errors into MarbleDataError."""
+    from hdmf.build.errors import ConstructError
+
+    try:
+        io = make_io()
     except (OSError, KeyError, TypeError, ValueError) as err:
         raise _unreadable(path, err) from err
     try:
         try:
             nwbfile = io.read()
         except ConstructError as err:
-            raise _construct_error(path, err) from err
+            raise _construct_error(path, err, open_h5) from err
         except (OSError, KeyError, TypeError, ValueError) as err:
             raise _unreadable(path, err) from err
         yield nwbfile
@@ -160,7 +195,7 @@ def _open_nwb(path: Path) -> Iterator[Any]:
         io.close()
 
 
-def _unreadable(path: Path, err: Exception) -> MarbleDataError:
+def _unreadable(path: Path | str, err: Exception) -> MarbleDataError:
     msg = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
     return MarbleDataError(
         f"path {str(path)!r} is HDF5 but could not be read as NWB ({type(err).__name__}: {msg}). "
@@ -168,10 +203,10 @@ def _unreadable(path: Path, err: Exception) -> MarbleDataError:
     )
 
 
-def _construct_error(path: Path, err: Exception) -> MarbleDataError:
+def _construct_error(path: Path | str, err: Exception, open_h5: Callable[[], Any]) -> MarbleDataError:
     """Turn pynwb's ConstructError into a message naming the broken object (found with h5py)."""
     broken: list[str] = []
-    with h5py.File(path, "r") as f:
+    with open_h5() as f:
         if "processing" in f:
             f["processing"].visititems(lambda name, obj: broken.append(name) if (
                 isinstance(obj, h5py.Group) and "data" in obj and not {"timestamps", "starting_time"} & set(obj)
@@ -188,7 +223,7 @@ def _construct_error(path: Path, err: Exception) -> MarbleDataError:
 
 
 # ----------------------------------------------------------------------------- units
-def _read_spikes(nwbfile: Any, path: Path) -> dict[str, np.ndarray]:
+def _read_spikes(nwbfile: Any, path: Path | str) -> dict[str, np.ndarray]:
     """Read unit ids, all spike times (flat) and each unit's end index; validate the times."""
     table = nwbfile.units
     if table is None or len(table.id) == 0:
@@ -490,7 +525,7 @@ def _summary_time_range(nwbfile: Any, behaviour: dict[str, dict[str, Any]]) -> t
     return (float(np.nanmin(lows)), float(np.nanmax(highs))) if lows else (math.nan, math.nan)
 
 
-def _file_attrs(nwbfile: Any, path: Path) -> dict[str, Any]:
+def _file_attrs(nwbfile: Any, path: Path | str) -> dict[str, Any]:
     """Provenance as netCDF-safe strings ("" when absent)."""
     subject = nwbfile.subject
     return {

@@ -1,0 +1,391 @@
+"""Many recording sessions as one labelled collection whose per-session work is a dask graph.
+
+Why: an archive holds tens to hundreds of NWB sessions, local or on DANDI. :func:`open_sessions`
+names them and builds, per session, a lazy chain read -> bin (``read_nwb``) -> smooth + PCA +
+differences (``FlowFieldBuilder``, fitted on that session alone, so sessions with different
+neurons each get their own preprocessing) -> MARBLE fit (:func:`fit_sessions`). Nothing is read
+until a result is asked for; then dask runs the sessions in parallel: locally on its threaded
+(``scheduler="threads"``) or synchronous (``"sync"``) scheduler when ``client=None``, or on any
+``dask.distributed.Client`` (a ``LocalCluster``, SLURM, Kubernetes) with the same code.
+Results come back as one xarray Dataset on a ``session`` dim. Seeded: each session's model seed
+is derived from ``seed`` and the session's name, so a session gets the same embedding whatever
+the scheduler, the worker or the other sessions in the call.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from marble_widgets.data import remote
+from marble_widgets.data.errors import MarbleDataError
+
+__all__ = ["Sessions", "open_sessions", "fit_sessions", "session_seed"]
+
+_SCHEDULERS = ("threads", "sync", "synchronous", "processes")
+_TORCH_LOCK = threading.Lock()
+_TORCH_STATE = {"open": 0, "previous": 0}
+
+
+# ----------------------------------------------------------------------------- the collection
+class Sessions:
+    """Named NWB sessions (paths or URLs) with lazy per-session reads, flow fields and fits.
+
+    Build with :func:`open_sessions`. ``names`` label the ``session`` dim of every result;
+    :attr:`info` is the per-session metadata table (``nwb_summary``, read on first access);
+    :meth:`recordings` and :meth:`flow_fields` are ``{name: dask.delayed}`` mappings;
+    :meth:`compute` evaluates such a mapping; :meth:`fit` fits one MARBLE model per session.
+    """
+
+    def __init__(self, names: Sequence[str], sources: Sequence[str], read_kw: Mapping[str, Any]) -> None:
+        self.names = list(names)
+        self.sources = list(sources)
+        self.read_kw = dict(read_kw)
+        self._info: xr.Dataset | None = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __repr__(self) -> str:
+        rows = "\n".join(f"  {n}: {s}" for n, s in list(zip(self.names, self.sources))[:10])
+        more = f"\n  ... ({len(self) - 10} more)" if len(self) > 10 else ""
+        head = f"<Sessions: {len(self)} sessions, bin_size={self.read_kw['bin_size']} s, nothing read yet>"
+        return f"{head}\n{rows}{more}"
+
+    def sel(self, names: str | Sequence[str]) -> Sessions:
+        """The sub-collection of the given session names (in that order)."""
+        wanted = [names] if isinstance(names, str) else list(names)
+        unknown = [n for n in wanted if n not in self.names]
+        if unknown:
+            raise MarbleDataError(f"unknown session name(s) {unknown}; the collection has {self.names}.")
+        index = [self.names.index(n) for n in wanted]
+        return Sessions(wanted, [self.sources[i] for i in index], self.read_kw)
+
+    # --------------------------------------------------------------------------- lazy stages
+    def summaries(self) -> dict[str, Any]:
+        """``{name: delayed nwb_summary}``: metadata only (units, behaviour, trials, time range)."""
+        import dask
+
+        from marble_widgets.data.nwb import nwb_summary
+
+        remote_kw = {k: self.read_kw[k] for k in ("cache_dir", "storage_options")}
+        return {n: dask.delayed(nwb_summary, pure=True)(s, **remote_kw) for n, s in zip(self.names, self.sources)}
+
+    def recordings(self) -> dict[str, Any]:
+        """``{name: delayed read_nwb(...)}``: each session binned on its own clock, read when computed."""
+        import dask
+
+        from marble_widgets.data.nwb import read_nwb
+
+        return {n: dask.delayed(read_nwb, pure=True)(s, **self.read_kw) for n, s in zip(self.names, self.sources)}
+
+    def flow_fields(
+        self, preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None, **builder: Any
+    ) -> dict[str, Any]:
+        """``{name: delayed flow field}``: smoothing, PCA and differences fitted per session.
+
+        ``builder`` are :class:`~marble_widgets.data.flow.FlowFieldBuilder` parameters (``n_components``,
+        ``smooth``, ``condition`` ...); ``preprocess(rec)`` (e.g. ``lambda r: r.marble.align()``)
+        runs on each recording first. Each session gets its own PCA, so their unit counts may differ.
+        """
+        import dask
+
+        from marble_widgets.data.flow import FlowFieldBuilder
+
+        FlowFieldBuilder(**builder)  # unknown parameter names fail now, not inside a worker
+        if preprocess is not None and not callable(preprocess):
+            raise TypeError(f"preprocess must be a callable rec -> rec or None; got {type(preprocess).__name__}.")
+        return {n: dask.delayed(_flow_field, pure=True)(rec, preprocess, builder)
+                for n, rec in self.recordings().items()}
+
+    # --------------------------------------------------------------------------- evaluation
+    @property
+    def info(self) -> xr.Dataset:
+        """Per-session metadata on the ``session`` dim (read once, in parallel, on first access)."""
+        if self._info is None:
+            self._info = _info_table(self.compute(self.summaries()))
+        return self._info
+
+    def compute(self, tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "threads") -> dict[str, Any]:
+        """Evaluate ``{name: delayed}`` on ``client`` (a ``dask.distributed.Client``) or dask's ``scheduler``."""
+        return compute(tasks, client=client, scheduler=scheduler)
+
+    def fit(
+        self,
+        estimator: Any = None,
+        *,
+        seed: int = 0,
+        client: Any = None,
+        scheduler: str = "threads",
+        torch_threads: int | None = 1,
+        preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
+        **builder: Any,
+    ) -> xr.Dataset:
+        """Fit one MARBLE model per session (see :func:`fit_sessions`) on :meth:`flow_fields` ``(**builder)``."""
+        return fit_sessions(self.flow_fields(preprocess, **builder), estimator, seed=seed, client=client,
+                            scheduler=scheduler, torch_threads=torch_threads)
+
+
+# ----------------------------------------------------------------------------- opening
+def open_sessions(
+    sources: str | os.PathLike | Sequence[str | os.PathLike],
+    bin_size: float = 0.02,
+    *,
+    names: Sequence[str] | None = None,
+    t_start: float | None = None,
+    t_stop: float | None = None,
+    behavior: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Sessions:
+    """Collect NWB sessions (a folder, a glob, or a list of paths/URLs) without reading any of them.
+
+    Why: one object to hand many sessions to preprocessing and fitting, local or remote, with
+    every step a dask task. Names default to the file stems (they must be distinct; pass
+    ``names`` otherwise). ``bin_size``, ``t_start``, ``t_stop``, ``behavior``, ``cache_dir`` and
+    ``storage_options`` are :func:`~marble_widgets.data.nwb.read_nwb`'s, applied to every session.
+    Local paths are only checked to exist; URLs are not contacted until something is computed.
+    """
+    number = isinstance(bin_size, (int, float, np.integer, np.floating)) and not isinstance(bin_size, bool)
+    if not number or not np.isfinite(bin_size) or bin_size <= 0:
+        raise MarbleDataError(f"bin_size must be a finite positive number of seconds (e.g. 0.02); got {bin_size!r}.")
+    paths = _expand(sources)
+    labels = [_stem(p) for p in paths] if names is None else [str(n) for n in names]
+    if len(labels) != len(paths):
+        raise MarbleDataError(f"names has {len(labels)} entries but {len(paths)} sessions were found; "
+                              "pass one name each.")
+    duplicates = sorted({n for n in labels if labels.count(n) > 1})
+    if duplicates:
+        raise MarbleDataError(f"session names must be distinct; {duplicates} occur more than once "
+                              "(same file stem in different folders?). Pass names=[...] explicitly.")
+    read_kw = {"bin_size": float(bin_size), "t_start": t_start, "t_stop": t_stop, "behavior": bool(behavior),
+               "cache_dir": None if cache_dir is None else str(cache_dir),
+               "storage_options": None if storage_options is None else dict(storage_options)}
+    return Sessions(labels, paths, read_kw)
+
+
+def _expand(sources: Any) -> list[str]:
+    """Paths/URLs of the sessions: a folder's *.nwb, a glob's matches, or the given list (checked)."""
+    if isinstance(sources, (str, os.PathLike)):
+        text = os.fspath(sources)
+        if remote.is_url(text):
+            return [remote.check_url(text)]
+        if Path(text).is_dir():
+            found = sorted(str(p) for p in Path(text).glob("*.nwb"))
+            if not found:
+                raise MarbleDataError(f"folder {text!r} holds no *.nwb files; pass a folder of NWB files or a glob.")
+            return found
+        if glob.has_magic(text):
+            found = sorted(glob.glob(text))
+            if not found:
+                raise MarbleDataError(f"the pattern {text!r} matches no files; check it (e.g. 'data/*.nwb').")
+            return [_checked(p) for p in found]
+        return [_checked(text)]
+    if not isinstance(sources, Sequence) or isinstance(sources, bytes) or len(sources) == 0:
+        raise TypeError("sources must be a folder, a glob pattern, a path/URL, or a non-empty list of paths/URLs; "
+                        f"got {type(sources).__name__}.")
+    return [_checked(s) for s in sources]
+
+
+def _checked(source: Any) -> str:
+    """A URL (scheme checked, not contacted) or the path of an existing local file, as a str."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"each session must be a path or an http(s) URL; got {type(source).__name__}.")
+    text = os.fspath(source)
+    if remote.is_url(text):
+        return remote.check_url(text)
+    if not Path(text).is_file():
+        raise MarbleDataError(f"session file {text!r} does not exist (or is not a file); check the path.")
+    return str(Path(text).resolve())
+
+
+def _stem(source: str) -> str:
+    """A session's default name: the file name without extension (URLs: the last path segment,
+    skipping a trailing ``download`` so that DANDI asset URLs are named by their asset id)."""
+    if remote.is_url(source):
+        parts = [p for p in PurePosixPath(source.split("?")[0].split("://", 1)[1]).parts[1:] if p]
+        if len(parts) > 1 and parts[-1] == "download":
+            parts = parts[:-1]
+        return PurePosixPath(parts[-1]).stem if parts else source
+    return Path(source).stem
+
+
+# ----------------------------------------------------------------------------- tasks (run on workers)
+def _flow_field(rec: xr.Dataset, preprocess: Callable | None, builder: dict[str, Any]) -> xr.Dataset:
+    """One session's flow field, its preprocessing fitted on that session alone."""
+    from marble_widgets.data.flow import FlowFieldBuilder
+
+    if preprocess is not None:
+        rec = preprocess(rec)
+    return FlowFieldBuilder(**builder).fit_transform(rec)
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run torch on ``n`` intra-op threads while any fit of this process needs it, then restore.
+
+    Why: float reductions split over a different number of threads can round differently, so
+    equal seeds give identical embeddings only on equal thread counts (serial vs a worker).
+    """
+    import torch
+
+    if n is None:
+        yield
+        return
+    with _TORCH_LOCK:
+        if _TORCH_STATE["open"] == 0:
+            _TORCH_STATE["previous"] = torch.get_num_threads()
+            torch.set_num_threads(int(n))
+        _TORCH_STATE["open"] += 1
+    try:
+        yield
+    finally:
+        with _TORCH_LOCK:
+            _TORCH_STATE["open"] -= 1
+            if _TORCH_STATE["open"] == 0:
+                torch.set_num_threads(_TORCH_STATE["previous"])
+
+
+def _fit_one(flow_field: xr.Dataset, params: dict[str, Any], seed: int, torch_threads: int | None) -> dict[str, Any]:
+    """Fit MARBLE(**params, seed=seed) on one session's flow field; its embedding and scores."""
+    from marble_widgets.estimator import MARBLE
+
+    with _torch_threads(torch_threads):
+        start, cpu = time.perf_counter(), time.thread_time()
+        model = MARBLE(**{**params, "seed": int(seed), "verbose": False}).fit(flow_field)
+        embedding = model.transform(flow_field)
+        seconds, cpu = time.perf_counter() - start, time.thread_time() - cpu
+    best = model.loss_history_.isel(epoch=model.best_epoch_)
+    return {"embedding": embedding, "seed": int(seed), "fit_seconds": seconds, "fit_cpu_seconds": cpu,
+            "best_epoch": model.best_epoch_,
+            "n_epochs": model.loss_history_.sizes["epoch"], "train_loss": float(best["train_loss"]),
+            "val_loss": float(best["val_loss"])}
+
+
+# ----------------------------------------------------------------------------- fitting
+def session_seed(seed: int, name: str) -> int:
+    """The model seed of session ``name``: ``seed`` mixed with a checksum of the name (stable across runs)."""
+    return int((int(seed) * 1_000_003 + zlib.crc32(str(name).encode())) % (2**31 - 1))
+
+
+def fit_sessions(
+    flow_fields: Mapping[str, Any] | Sessions,
+    estimator: Any = None,
+    *,
+    seed: int = 0,
+    client: Any = None,
+    scheduler: str = "threads",
+    torch_threads: int | None = 1,
+) -> xr.Dataset:
+    """Fit one MARBLE model per session as dask tasks; embeddings and scores in one Dataset.
+
+    Why: per-session fits are independent, so they spread over threads, processes or a cluster.
+    ``flow_fields`` maps session names to flow fields (Datasets or dask delayed ones, e.g.
+    :meth:`Sessions.flow_fields`); a :class:`Sessions` uses its default flow fields.
+    ``estimator`` (an unfitted ``MARBLE``, default ``MARBLE()``) gives the hyper-parameters;
+    session ``s`` is fitted with ``seed=session_seed(seed, s)`` and ``verbose=False``.
+    ``client=None`` runs on dask's local ``scheduler`` ("threads": one process, fits in parallel
+    threads; "sync": one after another; "processes"); a ``dask.distributed.Client`` runs the same
+    tasks on its workers. ``torch_threads`` fixes torch's intra-op threads per fit (None: leave).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``embedding`` (session, sample, latent), NaN-padded past each session's ``n_samples``;
+        sample coords ``condition``/``trial``/``time`` (session, sample) ("" / -1 / NaN padded);
+        per session: ``n_samples``, ``seed``, ``best_epoch``, ``n_epochs``, ``train_loss`` and
+        ``val_loss`` (at the best epoch), ``fit_seconds`` (wall) and ``fit_cpu_seconds`` (CPU time
+        of the fitting thread; torch on one thread computes there). attrs: ``params`` (JSON), ``seed``.
+    """
+    import dask
+
+    if isinstance(flow_fields, Sessions):
+        flow_fields = flow_fields.flow_fields()
+    if not isinstance(flow_fields, Mapping) or not flow_fields:
+        raise TypeError("flow_fields must be a non-empty mapping {session name: flow field (or delayed)}, or Sessions.")
+    params = _estimator_params(estimator)
+    tasks = {str(name): dask.delayed(_fit_one, pure=True)(ff, params, session_seed(seed, str(name)), torch_threads)
+             for name, ff in flow_fields.items()}
+    results = compute(tasks, client=client, scheduler=scheduler)
+    out = _results_dataset(results)
+    out.attrs.update(params=json.dumps(params, default=str), seed=int(seed))
+    return out
+
+
+def compute(tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "threads") -> dict[str, Any]:
+    """``{name: value}`` of ``{name: delayed}``, on ``client`` or on dask's local ``scheduler``."""
+    import dask
+
+    names = list(tasks)
+    if client is None:
+        if scheduler not in _SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {_SCHEDULERS} (or pass client=); got {scheduler!r}.")
+        values = dask.compute(*tasks.values(), scheduler=scheduler)
+    else:
+        if not (hasattr(client, "compute") and hasattr(client, "gather")):
+            raise TypeError(f"client must be a dask.distributed.Client (or None); got {type(client).__name__}.")
+        values = client.gather(client.compute(list(tasks.values())))
+    return dict(zip(names, values))
+
+
+def _estimator_params(estimator: Any) -> dict[str, Any]:
+    """Hyper-parameters of an unfitted MARBLE (defaults when None); seed/verbose are set per fit."""
+    from marble_widgets.estimator import MARBLE
+
+    if estimator is None:
+        estimator = MARBLE()
+    if not isinstance(estimator, MARBLE):
+        raise TypeError(f"estimator must be a marble_widgets.MARBLE (or None); got {type(estimator).__name__}.")
+    return {k: v for k, v in estimator.get_params().items() if k not in ("seed", "verbose")}
+
+
+def _results_dataset(results: dict[str, dict[str, Any]]) -> xr.Dataset:
+    """Stack per-session results on a ``session`` dim, padding samples to the longest session."""
+    names = list(results)
+    embeddings = [results[n]["embedding"] for n in names]
+    n_max, n_latent = max(e.sizes["sample"] for e in embeddings), embeddings[0].sizes["latent"]
+    z = np.full((len(names), n_max, n_latent), np.nan)
+    condition = np.full((len(names), n_max), "", dtype=object)
+    trial, t = np.full((len(names), n_max), -1, dtype=np.int64), np.full((len(names), n_max), np.nan)
+    for i, e in enumerate(embeddings):
+        n = e.sizes["sample"]
+        z[i, :n] = e.values
+        condition[i, :n] = e["condition"].values.astype(str)
+        trial[i, :n] = e["trial"].values
+        t[i, :n] = e["time"].values
+    keys = ("seed", "best_epoch", "n_epochs", "train_loss", "val_loss", "fit_seconds", "fit_cpu_seconds")
+    per_session = {key: ("session", np.array([results[n][key] for n in names])) for key in keys}
+    return xr.Dataset(
+        {"embedding": (("session", "sample", "latent"), z),
+         "n_samples": ("session", np.array([e.sizes["sample"] for e in embeddings])), **per_session},
+        coords={"session": names, "latent": np.arange(n_latent),
+                "condition": (("session", "sample"), condition.astype(str)),
+                "trial": (("session", "sample"), trial), "time": (("session", "sample"), t)},
+    )
+
+
+def _info_table(summaries: dict[str, dict[str, Any]]) -> xr.Dataset:
+    """The per-session metadata table from ``nwb_summary`` dicts (str/int/float columns only)."""
+    names = list(summaries)
+    text = ("source", "identifier", "session_id", "subject_id", "species", "session_start_time")
+    columns: dict[str, tuple[str, np.ndarray]] = {
+        key: ("session", np.array([str(summaries[n].get(key, "")) for n in names])) for key in text}
+    columns["n_units"] = ("session", np.array([int(summaries[n]["n_units"]) for n in names]))
+    columns["n_trials"] = ("session", np.array([(summaries[n]["trials"] or {"n": 0})["n"] for n in names]))
+    columns["n_behavior_series"] = ("session", np.array([len(summaries[n]["behavior"]) for n in names]))
+    columns["t_start"] = ("session", np.array([summaries[n]["time_range"][0] for n in names], dtype=float))
+    columns["t_stop"] = ("session", np.array([summaries[n]["time_range"][1] for n in names], dtype=float))
+    return xr.Dataset(columns, coords={"session": names})

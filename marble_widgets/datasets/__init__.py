@@ -1,4 +1,4 @@
-"""Bundled real recordings and seeded synthetic systems (the public ``marble_widgets.datasets`` namespace)."""
+"""Bundled recordings, seeded synthetic systems and simulated RNNs: the public ``marble_widgets.datasets`` namespace."""
 from __future__ import annotations
 
 from marble_widgets.data.bundled import (
@@ -10,6 +10,7 @@ from marble_widgets.data.bundled import (
     mc_maze_small,
     rat_hippocampus,
 )
+from marble_widgets.data.rnn import available_rnns, load_rnn, rnn_gain_modulation
 from marble_widgets.data.synthetic import (
     circle_field,
     concat_fields,
@@ -27,6 +28,7 @@ from marble_widgets.data.synthetic import (
 )
 
 __all__ = [
+    "available_rnns",
     "circle_field",
     "concat_fields",
     "constant_field",
@@ -37,10 +39,12 @@ __all__ = [
     "linear_field",
     "linear_track",
     "linear_track_nwb_path",
+    "load_rnn",
     "mc_maze_small",
     "paraboloid_field",
     "planar_fields",
     "rat_hippocampus",
+    "rnn_gain_modulation",
     "rotated_copies",
     "rotation_field",
     "saddle_field",

@@ -1,0 +1,280 @@
+"""The recurrent-network study (paper Fig. 3, issue 16): MARBLE orders input-gain conditions, the same in every network.
+
+Data: ``mw.datasets.rnn_gain_modulation`` — the shipped rank-2 networks (two trained from different seeds,
+two resampled from Gaussian-mixture fits of their connectivity), 20 gains from 1 to 0 on A-A trials,
+each network's states in its own 3 PCs. Per gain one *stimulated* field (both stimulus epochs) and one
+*unstimulated* field (fixation, delay, decision: the control).
+
+Measured, every figure in this run:
+- MARBLE embedding-aware, one model per network, on its 20 stimulated fields; exact OT distances
+  between the fields' embeddings; |Spearman| of metric-MDS axis 1 with gain. Consistency across
+  networks: mean pairwise Spearman correlation of the networks' distance matrices.
+- MARBLE embedding-agnostic, one model for all networks' fields, in two modes: ``inner_product_features=True``
+  (the paper's RNN recipe) and the same with ``local_gauges=True``: |Spearman| of the joint MDS axis 1
+  with gain over all conditions (jointly) and per network; the joint OT distances are the paper's
+  clustered ones (k-means, 60 clusters).
+- Control: the same two analyses on the unstimulated fields.
+- Baselines on the same fields: OT distances between the raw vectors, between the PCA positions
+  (the fields' own coordinates) and, jointly, between positions and vectors after CCA alignment of
+  every network to ``trained0`` (fitted on condition-averaged stimulated trajectories).
+
+Defaults are smaller than the paper's (200 trajectories per gain): ``--n-trajectories`` (default 8)
+per gain for the stimulated fields, and as many unstimulated samples per condition (fewer
+trajectories), so that the run stays near 10 minutes on 2 cores.
+
+Run: ``python benchmarks/rnn_study.py [--quick] [--n-trajectories N]``; writes
+benchmarks/results/rnn_study.json (``--quick`` leaves it unchanged).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import peak_rss_mb, print_table, write_json  # noqa: E402
+from marble_widgets.data.containers import as_embedding  # noqa: E402
+
+SEED = 0
+N_TRAJ = 8
+STIM_STEPS, UNSTIM_STEPS = 50, 210  # samples per trajectory in each kind of field
+#: the paper's RNN recipe (docs/spec.md §15.2): k=15, 40 epochs, hidden 64, out 5, no diffusion; but spacing 0 (all
+#: samples) instead of 0.01-0.015: near g = 0 the states stay close to rest, and furthest-point sampling at
+#: 0.015 of the data's diameter leaves fewer than k + 1 points in those conditions
+MARBLE_RNN = {"order": 2, "k": 15, "spacing": 0.0, "epochs": 40, "hidden_channels": (64,), "out_dim": 5,
+              "diffusion": False, "patience": None}
+MAX_POINTS = 300  # exact OT on a seeded subsample of each condition (within a network: 20 conditions)
+#: across networks (80 conditions, 3160 pairs) the paper's clustered OT: k-means with 60 clusters on all
+#: samples, EMD between the conditions' cluster histograms (docs/spec.md §13.2); exact OT took > 6 min per method
+JOINT_OT = {"method": "kmeans", "n_clusters": 60}
+#: embedding-agnostic modes across networks (docs/spec.md §5.1): inner products of ambient derivatives (the paper's
+#: RNN recipe), and inner products in local tangent frames
+AGNOSTIC_MODES = {"marble_agnostic": {"inner_product_features": True},
+                  "marble_agnostic_local": {"inner_product_features": True, "local_gauges": True}}
+REFERENCE = "trained0"
+
+
+# ============================================================================ helpers
+def select(ds: xr.Dataset, stimulated: bool, networks: list[str] | None = None,
+           n_traj: int | None = None) -> xr.Dataset:
+    """The stimulated or unstimulated fields of some networks, optionally their first ``n_traj`` trajectories."""
+    keep = ds["stimulated"].values == stimulated
+    if networks is not None:
+        keep &= np.isin(ds["network"].values, networks)
+    if n_traj is not None:
+        keep &= (ds["trial"].values % ds.attrs["n_trajectories"]) < n_traj
+    return ds.isel(sample=np.flatnonzero(keep))
+
+
+def ordering(emb: xr.DataArray, ot: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OT distances between conditions (exact by default), 1-D metric MDS, |Spearman| of the axis with gain.
+
+    The Spearman is given over all conditions and per network.
+    """
+    from marble_widgets.analysis import distances, mds
+
+    ot = {"method": "exact", "max_points": MAX_POINTS} if ot is None else ot
+    dist = distances(emb, by="condition", seed=SEED, **ot)
+    axis = mds(dist, 1, seed=SEED).values[:, 0]
+    labels = [str(c).split("|") for c in dist["condition"].values]
+    net = np.array([lab[0] for lab in labels])
+    gain = np.array([float(lab[1][2:]) for lab in labels])
+    per = {n: float(abs(spearmanr(axis[net == n], gain[net == n])[0])) for n in dict.fromkeys(net)}
+    return {"spearman": float(abs(spearmanr(axis, gain)[0])), "per_network": per, "dist": dist, "axis": axis}
+
+
+def fit_embed(ff: xr.Dataset, params: dict[str, Any]) -> tuple[xr.DataArray, float]:
+    """MARBLE fitted on ``ff`` and applied to it; returns the embedding and the seconds it took."""
+    from marble_widgets import MARBLE
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        emb = MARBLE(**params, seed=SEED, verbose=False).fit_transform(ff)
+    return emb, time.perf_counter() - t0
+
+
+def matrix_consistency(dists: dict[str, xr.DataArray]) -> float:
+    """Mean pairwise Spearman correlation between networks' condition-distance matrices (upper triangles)."""
+    iu = None
+    tri = {}
+    for name, d in dists.items():
+        iu = np.triu_indices(d.shape[0], 1) if iu is None else iu
+        tri[name] = d.values[iu]
+    pairs = [spearmanr(tri[a], tri[b])[0] for a, b in combinations(tri, 2)]
+    return float(np.mean(pairs)) if pairs else float("nan")
+
+
+def cca_align(ds: xr.Dataset, networks: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]]]:
+    """Positions and vectors of every network's stimulated samples mapped into ``trained0``'s PC space by CCA.
+
+    CCA (3 components, no scaling) between a network's and the reference's condition-averaged stimulated
+    trajectories (rows matched by gain and step); a network's canonical variates, rescaled to the variances
+    of the reference's, are mapped back through the reference's canonical transform, so that matched
+    variates coincide (exactly when one network is a linear map of the other). Returns the aligned positions,
+    vectors (in ``ds`` sample order) and each network's canonical correlations.
+    """
+    from sklearn.cross_decomposition import CCA
+
+    n_gain = len(np.unique(ds["gain"].values))
+
+    def means(name: str) -> np.ndarray:
+        part = ds.isel(sample=ds["network"].values == name)
+        return part["x"].values.reshape(n_gain, -1, STIM_STEPS, part.sizes["dim"]).mean(axis=1).reshape(
+            -1, part.sizes["dim"])
+
+    ref = means(REFERENCE)
+    x, v = ds["x"].values.copy(), ds["v"].values.copy()
+    corrs = {}
+    for name in networks:
+        rows = ds["network"].values == name
+        if name == REFERENCE:
+            corrs[name] = [1.0] * x.shape[1]
+            continue
+        cca = CCA(n_components=x.shape[1], scale=False, max_iter=2000).fit(means(name), ref)
+        su, sv = cca.transform(means(name), ref)
+        r = np.array([np.corrcoef(su[:, c], sv[:, c])[0, 1] for c in range(x.shape[1])])
+        corrs[name] = [float(c) for c in r]
+        # variate c of this network, rescaled to the variance (and sign) of the reference's variate c
+        to_ref = cca.x_rotations_ @ np.diag(np.sign(r) * sv.std(axis=0) / su.std(axis=0)) @ np.linalg.inv(
+            cca.y_rotations_)
+        x[rows] = (x[rows] - means(name).mean(axis=0)) @ to_ref + ref.mean(axis=0)
+        v[rows] = v[rows] @ to_ref
+    return x, v, corrs
+
+
+# ============================================================================ the study
+def within_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any], n_control: int) -> dict[str, Any]:
+    """Per network: MARBLE embedding-aware on stimulated fields, its control, raw-vector and PCA-position baselines."""
+    out: dict[str, Any] = {"marble": {}, "marble_control": {}, "raw_vectors": {}, "pca_positions": {},
+                           "raw_vectors_control": {}, "seconds": {}}
+    dists: dict[str, xr.DataArray] = {}
+    for name in networks:
+        stim = select(ds, True, [name])
+        ctrl = select(ds, False, [name], n_control)
+        emb, secs = fit_embed(stim, params)
+        res = ordering(emb)
+        dists[name] = res["dist"]
+        emb_c, secs_c = fit_embed(ctrl, params)
+        out["marble"][name] = res["spearman"]
+        out["marble_control"][name] = ordering(emb_c)["spearman"]
+        out["raw_vectors"][name] = ordering(as_embedding(stim, stim["v"].values))["spearman"]
+        out["pca_positions"][name] = ordering(as_embedding(stim, stim["x"].values))["spearman"]
+        out["raw_vectors_control"][name] = ordering(as_embedding(ctrl, ctrl["v"].values))["spearman"]
+        out["seconds"][name] = secs + secs_c
+        print(f"  {name}: MARBLE {res['spearman']:.3f}, control {out['marble_control'][name]:.3f}, "
+              f"raw vectors {out['raw_vectors'][name]:.3f}, PCA {out['pca_positions'][name]:.3f} "
+              f"({secs + secs_c:.0f} s)", flush=True)
+    out["distance_matrix_consistency"] = matrix_consistency(dists)
+    return out
+
+
+def across_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any], n_control: int) -> dict[str, Any]:
+    """All networks in one model per agnostic mode, its control, and the joint baselines (raw, PCA, CCA)."""
+    stim = select(ds, True, networks)
+    ctrl = select(ds, False, networks, n_control)
+    embeddings: dict[str, xr.DataArray] = {}
+    seconds: dict[str, float] = {}
+    for mode, extra in AGNOSTIC_MODES.items():
+        embeddings[mode], seconds[mode] = fit_embed(stim, {**params, **extra})
+        embeddings[f"{mode}_control"], seconds[f"{mode}_control"] = fit_embed(ctrl, {**params, **extra})
+    x_cca, v_cca, corrs = cca_align(stim, networks)
+    embeddings.update({
+        "raw_vectors": as_embedding(stim, stim["v"].values), "pca_positions": as_embedding(stim, stim["x"].values),
+        "cca_positions": as_embedding(stim, x_cca), "cca_vectors": as_embedding(stim, v_cca),
+    })
+    rows = {}
+    for key, values in embeddings.items():
+        rows[key] = ordering(values, JOINT_OT)
+        print(f"  joint {key}: {rows[key]['spearman']:.3f}", flush=True)
+    out: dict[str, Any] = {k: {"spearman": r["spearman"], "per_network": r["per_network"]} for k, r in rows.items()}
+    for mode in AGNOSTIC_MODES:
+        out[mode]["mds_axis"] = [float(a) for a in rows[mode]["axis"]]
+    out["cca_canonical_correlations"] = corrs
+    out["seconds"] = seconds
+    return out
+
+
+def table(within: dict[str, Any], joint: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per method: per-network |Spearman| (min and mean) and the joint figure."""
+    rows = []
+
+    def per(values: dict[str, float]) -> dict[str, Any]:
+        v = np.array(list(values.values()))
+        return {"per-network min": float(v.min()), "per-network mean": float(v.mean())}
+
+    labels = {"marble": "MARBLE aware, per network", "marble_control": "MARBLE aware, per network (control)",
+              "raw_vectors": "raw-vector OT, per network", "raw_vectors_control": "raw-vector OT (control)",
+              "pca_positions": "PCA-position OT, per network"}
+    for key, label in labels.items():
+        rows.append({"method": label, "fields": "unstimulated" if "control" in key else "stimulated",
+                     **per(within[key])})
+    jl = {"marble_agnostic": "MARBLE agnostic (inner products), joint",
+          "marble_agnostic_control": "MARBLE agnostic (inner products), joint (control)",
+          "marble_agnostic_local": "MARBLE agnostic (+ local gauges), joint",
+          "marble_agnostic_local_control": "MARBLE agnostic (+ local gauges), joint (control)",
+          "raw_vectors": "raw-vector OT, joint", "pca_positions": "PCA-position OT, joint (unaligned)",
+          "cca_positions": "CCA-aligned positions OT, joint", "cca_vectors": "CCA-aligned vectors OT, joint"}
+    for key, label in jl.items():
+        rows.append({"method": label, "fields": "unstimulated" if "control" in key else "stimulated",
+                     **per(joint[key]["per_network"]), "joint": joint[key]["spearman"]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Simulate, run every method, print the table and write benchmarks/results/rnn_study.json."""
+    import marble_widgets as mw
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 gains, 6 trajectories, 10 epochs (smoke run)")
+    parser.add_argument("--n-trajectories", type=int, default=N_TRAJ)
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    n_traj = 6 if args.quick else args.n_trajectories
+    gains = np.linspace(1.0, 0.0, 8 if args.quick else 20)
+    params = dict(MARBLE_RNN, epochs=10 if args.quick else MARBLE_RNN["epochs"])
+    n_control = max(1, round(n_traj * STIM_STEPS / UNSTIM_STEPS))
+    ds = mw.datasets.rnn_gain_modulation("all", gains=gains, n_trajectories=n_traj, seed=SEED)
+    networks = list(ds["rnn"].values)
+    accuracy = {n: [float(a) for a in ds["accuracy"].sel(rnn=n).values] for n in networks}
+    print(f"{len(networks)} networks, {gains.size} gains, {n_traj} trajectories per gain "
+          f"({n_control} for the control); accuracy at g = 1 / 0 (from these {n_traj} trajectories): "
+          + ", ".join(f"{n} {a[0]:.2f}/{a[-1]:.2f}" for n, a in accuracy.items()), flush=True)
+    within = within_networks(ds, networks, params, n_control)
+    joint = across_networks(ds, networks, params, n_control)
+    rows = table(within, joint)
+    print()
+    print_table(rows, ["method", "fields", "per-network min", "per-network mean", "joint"])
+    print(f"\ndistance-matrix consistency across networks (MARBLE aware): "
+          f"{within['distance_matrix_consistency']:.3f}")
+    results = {
+        "seed": SEED, "quick": args.quick, "n_trajectories": n_traj, "n_trajectories_control": n_control,
+        "gains": [float(g) for g in gains], "networks": networks, "accuracy_vs_gain": accuracy,
+        "explained_variance_ratio": {n: [float(e) for e in ds["explained_variance_ratio"].sel(rnn=n).values]
+                                     for n in networks},
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+        "max_points": MAX_POINTS, "joint_ot": JOINT_OT, "within": within, "joint": joint, "table": rows,
+        "total_seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
+    }
+    print(f"total {results['total_seconds']:.0f} s")
+    if args.quick:
+        print("quick run: benchmarks/results/rnn_study.json left unchanged")
+    else:
+        write_json("rnn_study", results)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Fast checks of the RNN study's helpers: field selection, CCA alignment, ordering score, consistency."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import marble_widgets as mw
+from marble_widgets.data.containers import make_flow_field
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import rnn_study as R  # noqa: E402
+
+GAINS = [1.0, 0.5, 0.0]
+
+
+@pytest.fixture(scope="module")
+def small() -> xr.Dataset:
+    return mw.datasets.rnn_gain_modulation("trained0", gains=GAINS, n_trajectories=3, seed=0)
+
+
+def _relabel(ds: xr.Dataset, name: str, x: np.ndarray, v: np.ndarray) -> xr.Dataset:
+    """The same samples as another network's, with new positions and vectors."""
+    cond = np.char.replace(ds["condition"].values.astype(str), "trained0", name)
+    return make_flow_field(x, v, condition=cond, trial=ds["trial"].values, time=ds["time"].values,
+                           dim_names=list(ds["dim"].values),
+                           sample_coords={"network": np.full(ds.sizes["sample"], name), "gain": ds["gain"].values,
+                                          "stimulated": ds["stimulated"].values, "epoch": ds["epoch"].values},
+                           attrs=ds.attrs)
+
+
+def test_select_picks_kind_network_and_first_trajectories(small):
+    stim = R.select(small, True, ["trained0"])
+    assert stim["stimulated"].values.all() and stim.sizes["sample"] == 3 * 3 * R.STIM_STEPS
+    ctrl = R.select(small, False, None, n_traj=1)
+    assert not ctrl["stimulated"].values.any() and ctrl.sizes["sample"] == 3 * R.UNSTIM_STEPS
+    assert set(ctrl["trial"].values) == {0, 3, 6}
+
+
+def test_cca_maps_a_linearly_transformed_network_back_onto_the_reference(small):
+    stim = R.select(small, True)
+    rng = np.random.default_rng(0)
+    mat = rng.standard_normal((3, 3)) + 2 * np.eye(3)
+    other = _relabel(stim, "trained1", stim["x"].values @ mat + [1.0, -2.0, 0.5], stim["v"].values @ mat)
+    both = xr.concat([stim, other], dim="sample", data_vars="all")
+    x, v, corrs = R.cca_align(both, ["trained0", "trained1"])
+    n = stim.sizes["sample"]
+    np.testing.assert_allclose(corrs["trained1"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(x[n:], stim["x"].values, atol=1e-5)
+    np.testing.assert_allclose(v[n:], stim["v"].values, atol=1e-5)
+    np.testing.assert_array_equal(x[:n], stim["x"].values)  # the reference is left as it is
+
+
+def test_ordering_of_clouds_shifted_by_gain_is_perfect(small):
+    stim = R.select(small, True)
+    shifted = stim["gain"].values[:, None] * np.array([[3.0, 0.0, 0.0]]) + 0.01 * stim["x"].values
+    res = R.ordering(R.as_embedding(stim, shifted))
+    assert res["spearman"] == pytest.approx(1.0) and res["per_network"] == {"trained0": pytest.approx(1.0)}
+    np.testing.assert_allclose(res["dist"].values, res["dist"].values.T)
+
+
+def test_matrix_consistency_is_one_for_equal_and_minus_one_for_reversed_distances():
+    d = xr.DataArray(np.array([[0, 1, 2, 3], [1, 0, 4, 5], [2, 4, 0, 6], [3, 5, 6, 0]], dtype=float))
+    rev = xr.DataArray(np.where(np.eye(4, dtype=bool), 0.0, 7.0 - d.values))
+    assert R.matrix_consistency({"a": d, "b": d}) == pytest.approx(1.0)
+    assert R.matrix_consistency({"a": d, "b": rev}) == pytest.approx(-1.0)

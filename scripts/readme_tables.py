@@ -111,9 +111,31 @@ def cross_animal(d: dict) -> str:
             f"models, {_when(d)}):\n\n" + _table(["setting", "embedding", a, b], rows))
 
 
+def rnn_study(d: dict) -> str:
+    """|Spearman| of MDS axis 1 with gain: MARBLE and the baselines, per network and jointly."""
+    metrics = [k for k in dict.fromkeys(k for r in d["table"] for k in r) if k not in ("method", "fields")]
+    rows = [[r["method"], r["fields"], *(_fmt(r.get(m)) for m in metrics)] for r in d["table"]]
+    return (f"**RNN gain modulation** (`benchmarks/rnn_study.py`, |Spearman| of MDS axis 1 with gain, "
+            f"{len(d['networks'])} networks, {d['n_trajectories']} trajectories per gain, {_when(d)}):\n\n"
+            + _table(["method", "fields", *metrics], rows))
+
+
+def sessions(d: dict) -> str:
+    """Streaming fractions and per-session fits serially vs on dask."""
+    rows = [["stream", s["file"], f"{s['size_MB']:.2f} MB", f"summary fetches {s['summary_fetched_pct']:.1f} %",
+             f"read {s['read_http_over_local']:.2f}x local time"] for s in d["streaming"]]
+    rows += [["fit", f["run"], f"{f['seconds']:.1f} s", f"speed-up {f['speedup']:.2f}x",
+              "identical" if f["identical_to_serial"] else "DIFFERENT"] for f in d["fits"]]
+    lazy = d["lazy_open"]
+    rows.append(["open", f"{lazy['sessions']} sessions lazily", f"{lazy['open_and_graph_s']:.2f} s",
+                 f"peak RSS {lazy['process_peak_rss_MB']:.0f} MB", ""])
+    return (f"**Sessions and streaming** (`benchmarks/sessions.py`, 127.0.0.1 server; 1-min load "
+            f"{d['load_average_start'][0]:.1f} at start on 2 cores: timings are pessimistic, {_when(d)}):\n\n" + _table(["what", "case", "size/time", "figure", ""], rows))
+
+
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "fidelity": fidelity, "cross_animal": cross_animal, "engine_scaling": scaling, "data_layer": data_layer,
-    "notebooks": notebooks, "widget_latency": widget_latency,
+    "notebooks": notebooks, "widget_latency": widget_latency, "rnn_study": rnn_study, "sessions": sessions,
 }
 
 

@@ -14,7 +14,7 @@ Flow fields. Per rat PCA-10 of 250-ms-smoothed rates (Gaussian sigma 0.25 s), fo
 (``marble_widgets.flow_field(rec, n_components=10, smooth=0.25)``). For the linear-track rat the
 rates are smoothed over the whole track epoch first, then non-running bins are set to NaN, so the
 PCA is fitted on running bins only and no difference spans a stop (each running stretch is a segment).
-Models. One MARBLE per rat with the rat recipe (spec §2.4) and ``out_dim=3`` as in the paper's
+Models. One MARBLE per rat with the rat recipe (docs/spec.md §2.4) and ``out_dim=3`` as in the paper's
 consistency analysis: ``MARBLE(order=1, k=15, delta=1.5, hidden_channels=(64,), out_dim=3,
 epochs=100, diffusion=False, include_positions=True, emb_norm=True, seed=0, verbose=False)``
 (estimator defaults otherwise: best-validation checkpoint, early stopping after 20 epochs without

@@ -1,7 +1,7 @@
 """Naive dense MARBLE construction, kept only as a benchmark baseline (never used by the package).
 
 Why: the speed-up of our sparse engine must be measured against the approach of the reference
-implementation (spec §14 item 1) doing the *same* work. Written from spec §3-§7, it forms
+implementation (docs/spec.md §14 item 1) doing the *same* work. Written from docs/spec.md §3-§7, it forms
 N x N matrices wherever the reference does:
 
 - one full N x N Euclidean distance matrix, used for furthest-point sampling (§3) and CkNN (§4);

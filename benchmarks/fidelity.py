@@ -3,16 +3,16 @@
 Why: an embedding is only worth its training time if it carries more behaviour than its own input.
 Every figure below is computed here, on this machine, with one protocol per data set:
 
-- Rat Buddy (spec §2.4): first 80 % of the session fits the preprocessing, the model and the
+- Rat Buddy (docs/spec.md §2.4): first 80 % of the session fits the preprocessing, the model and the
   decoder; the last 20 % tests. Position (median absolute error, cm) and running direction
   (accuracy) from a kNN decoder (cosine metric) whose k is chosen by unshuffled contiguous CV
   on the training part only. Baselines: smoothed spikes (50 ms), MARBLE's own input (PCA-10 of
   250-ms-smoothed rates), PCA with MARBLE's output dimension, CEBRA-Time and CEBRA-Behavior.
-- MC_Maze_Small (spec §2.3 with trial-wise CV): 5 stratified folds over trials; preprocessing,
+- MC_Maze_Small (docs/spec.md §2.3 with trial-wise CV): 5 stratified folds over trials; preprocessing,
   model and decoders are fitted on the training trials of each fold. Hand-velocity R^2 (ridge per
   bin, pooled over held-out samples), reach-sector accuracy from per-trial embeddings, and the
   ring arrangement of the reach conditions in the MDS of their OT distances.
-- Toys (spec §15.2): van der Pol mu-ordering (Spearman of MDS axis 1 with mu) and rotated
+- Toys (docs/spec.md §15.2): van der Pol mu-ordering (Spearman of MDS axis 1 with mu) and rotated
   copies (embedding-agnostic mode puts them together, embedding-aware mode separates them).
 
 Run: ``python benchmarks/fidelity.py [--quick] [--no-cebra] [--only rat macaque toys]``.
@@ -315,7 +315,7 @@ def sector_classifier(f_tr: np.ndarray, y_tr: np.ndarray, f_te: np.ndarray) -> n
 
 
 def sector_distances(z: np.ndarray, ff: xr.Dataset) -> xr.DataArray:
-    """OT distances between the reach sectors' embedded distributions (k-means 50 histograms, spec §13.2)."""
+    """OT distances between the reach sectors' embedded distributions (k-means 50 histograms, docs/spec.md §13.2)."""
     from marble_widgets.analysis import distances
 
     return distances(as_embedding(ff, z), by="condition", method="kmeans", n_clusters=50, seed=SEED)

@@ -3,7 +3,7 @@
 Why: the test 20 % may be scored once, with a configuration chosen without looking at it. Inside
 the training part, the first 60 % of the session fits the preprocessing, the model and the kNN
 decoder and the next 20 % validates (contiguous blocks, time order); the last 20 % is never
-loaded here. The search is greedy coordinate descent from the spec §2.4 recipe: each factor in
+loaded here. The search is greedy coordinate descent from the docs/spec.md §2.4 recipe: each factor in
 turn takes the value with the lowest validation median position error, the others held fixed.
 
 Run: ``python benchmarks/fidelity_tuning.py [--quick]``; writes

@@ -3,7 +3,7 @@
 ``MARBLE(...).fit(flow_field)`` builds the geometry of the flow field (graph, gauges, kernels),
 the derivative features and the network, and trains it with MARBLE's contrastive loss;
 ``transform`` embeds any flow field with the fitted settings (its own graph, eval mode).
-Parameter names and defaults follow the reference implementation (spec §16), collected in
+Parameter names and defaults follow the reference implementation (docs/spec.md §16), collected in
 :data:`PARAMETERS`; departures are marked there.
 """
 from __future__ import annotations
@@ -22,10 +22,11 @@ from marble_widgets.data.containers import sample_labels
 from marble_widgets.engine.features import feature_count, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
 from marble_widgets.engine.network import FeatureSource, MarbleNetwork, NetworkSpec, build_feature_source
-from marble_widgets.engine.training import Callback, train_network
+from marble_widgets.engine.loss import check_temperature
+from marble_widgets.engine.training import Callback, check_training_options, train_network
 from marble_widgets.model_file import ModelFileError, read_model_file, write_model_file
 
-#: name -> (default, where the reference sets it, meaning). One source of truth (spec §16).
+#: name -> (default, where the reference sets it, meaning). One source of truth (docs/spec.md §16).
 PARAMETERS: dict[str, tuple[Any, str, str]] = {
     "order": (2, "yaml order", "derivative order p"),
     "k": (20, "construct_dataset k", "CkNN neighbours"),
@@ -50,12 +51,16 @@ PARAMETERS: dict[str, tuple[Any, str, str]] = {
     "lr": (0.01, "yaml lr", "SGD learning rate"),
     "momentum": (0.9, "yaml momentum", "SGD momentum"),
     "patience": (20, "[ours] (reference: none)", "early stop after this many epochs without val gain"),
+    "temperature": (1.0, "[ours] (reference: 1)", "contrastive logits divided by it (1 = reference)"),
+    "selection": ("best_val", "[ours] (reference: best_val)", "state kept: best_val, last or average"),
+    "lr_schedule": ("plateau", "[ours] (reference: plateau)", "plateau (ReduceLROnPlateau) or cosine"),
+    "average_from": (0.5, "[ours]", "selection='average': average epochs from this fraction on"),
     "seed": (0, "yaml seed (unused by the reference)", "drives every random step"),
     "device": ("cpu", "[ours]", "torch device"),
     "verbose": (True, "[ours]", "progress bar and messages"),
 }
 
-#: the largest MLP input we accept (spec §14 item 15): beyond it PCA first
+#: the largest MLP input we accept (docs/spec.md §14 item 15): beyond it PCA first
 MAX_FEATURES = 100_000
 
 
@@ -66,7 +71,20 @@ class MARBLE(TransformerMixin, BaseEstimator):
     per-condition distributions can be compared by optimal transport. Parameters: see
     :data:`PARAMETERS` (reference names and defaults). Learned attributes: ``network_``,
     ``geometry_``, ``loss_history_``, ``n_features_in_``, ``feature_names_``, ``conditions_``,
-    ``best_epoch_``, ``diffusion_time_``, ``n_directions_``.
+    ``best_epoch_`` (the epoch whose state is kept; the last averaged one for
+    ``selection="average"``), ``diffusion_time_``, ``n_directions_``.
+
+    Training options beyond the reference ([ours]; the defaults are the reference's rule):
+    ``temperature`` divides the contrastive logits (with ``emb_norm=True`` the reference's
+    logits are capped at +/-1 and the loss saturates within a few epochs; ``T < 1`` uncaps them,
+    but on the rat it decoded worse and with 3-D embeddings ``T = 0.1`` did not train, so the
+    recommended settings keep 1; a smaller ``T`` also scales the gradients by ``1/T``);
+    ``lr_schedule="cosine"`` anneals the learning rate to 0 over ``epochs``;
+    ``selection`` keeps the best-validation state (``"best_val"``, with early stopping after
+    ``patience`` epochs), the last state (``"last"``) or the weight average of the epochs from
+    ``average_from * epochs`` on (``"average"``, BatchNorm statistics recomputed);
+    ``patience`` must be None unless ``selection="best_val"``.
+    ``benchmarks/seed_stability.py`` measures what they change (decoding, spread over seeds).
     """
 
     def __init__(
@@ -94,6 +112,10 @@ class MARBLE(TransformerMixin, BaseEstimator):
         lr: float = 0.01,
         momentum: float = 0.9,
         patience: int | None = 20,
+        temperature: float = 1.0,
+        selection: str = "best_val",
+        lr_schedule: str = "plateau",
+        average_from: float = 0.5,
         seed: int = 0,
         device: str = "cpu",
         verbose: bool = True,
@@ -121,6 +143,10 @@ class MARBLE(TransformerMixin, BaseEstimator):
         self.lr = lr
         self.momentum = momentum
         self.patience = patience
+        self.temperature = temperature
+        self.selection = selection
+        self.lr_schedule = lr_schedule
+        self.average_from = average_from
         self.seed = seed
         self.device = device
         self.verbose = verbose
@@ -142,6 +168,8 @@ class MARBLE(TransformerMixin, BaseEstimator):
             raise ValueError(f"momentum must be in [0, 1); got {self.momentum!r}.")
         if self.patience is not None and (not isinstance(self.patience, (int, np.integer)) or self.patience < 1):
             raise ValueError(f"patience must be a positive integer or None; got {self.patience!r}.")
+        check_temperature(self.temperature)
+        check_training_options(self.selection, self.lr_schedule, self.average_from, self.patience)
         _hidden(self.hidden_channels)
         if self.order == 0 and not self.include_self:
             raise ValueError("order=0 with include_self=False leaves no features: raise order or include_self.")
@@ -199,7 +227,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
     def fit(self, flow_field: xr.Dataset, y: Any = None, *, callback: Callback | None = None) -> MARBLE:
         """Learn the embedding network from a flow-field Dataset (x, v on (sample, dim)).
 
-        Why: one network for all conditions, trained unsupervised (spec §10-11). ``callback(info)``
+        Why: one network for all conditions, trained unsupervised (docs/spec.md §10-11). ``callback(info)``
         is called after every epoch (keys: epoch, n_epochs, train_loss, val_loss, lr,
         diffusion_time, elapsed); returning True stops training.
         """
@@ -215,7 +243,9 @@ class MARBLE(TransformerMixin, BaseEstimator):
                 network, source, geometry.edge_index, geometry.n_nodes, epochs=int(self.epochs),
                 batch_size=int(self.batch_size), lr=float(self.lr), momentum=float(self.momentum),
                 patience=self.patience, seed=int(self.seed), device=self.device,
-                verbose=bool(self.verbose), callback=callback,
+                verbose=bool(self.verbose), callback=callback, temperature=float(self.temperature),
+                selection=str(self.selection), lr_schedule=str(self.lr_schedule),
+                average_from=float(self.average_from),
             )
         self.network_ = network
         self.geometry_ = geometry
@@ -353,7 +383,7 @@ def _json_params(params: dict) -> dict:
 
 
 def _names(spec: NetworkSpec, dim_names: list[str] | None) -> list[str]:
-    """Feature names: positions (if used) then the derivative features (spec §7.3 layout)."""
+    """Feature names: positions (if used) then the derivative features (docs/spec.md §7.3 layout)."""
     names = feature_names(spec.n_signal, spec.n_directions, spec.order, spec.include_self)
     if spec.n_positions:
         pos = dim_names if dim_names and len(dim_names) == spec.n_positions else [

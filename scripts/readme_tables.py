@@ -120,6 +120,14 @@ def rnn_study(d: dict) -> str:
             + _table(["method", "fields", *metrics], rows))
 
 
+def seed_stability(d: dict) -> str:
+    """Decoding mean +- SD over seeds and seed-to-seed consistency, per setting, with the input."""
+    metrics = [k for k in dict.fromkeys(k for r in d["table"] for k in r) if k not in ("data", "method", "seconds")]
+    rows = [[r["data"], r["method"], *(str(r.get(m, "")) for m in metrics)] for r in d["table"]]
+    return (f"**Seed stability** (`benchmarks/seed_stability.py`, 5 seeds, mean +- SD; rat: fidelity protocol; "
+            f"macaque: outer fold 0 only; {_when(d)}):\n\n" + _table(["data", "method", *metrics], rows))
+
+
 def sessions(d: dict) -> str:
     """Streaming fractions and per-session fits serially vs on dask."""
     rows = [["stream", s["file"], f"{s['size_MB']:.2f} MB", f"summary fetches {s['summary_fetched_pct']:.1f} %",
@@ -135,7 +143,8 @@ def sessions(d: dict) -> str:
 
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "fidelity": fidelity, "cross_animal": cross_animal, "engine_scaling": scaling, "data_layer": data_layer,
-    "notebooks": notebooks, "widget_latency": widget_latency, "rnn_study": rnn_study, "sessions": sessions,
+    "notebooks": notebooks, "widget_latency": widget_latency, "seed_stability": seed_stability, "rnn_study": rnn_study,
+    "sessions": sessions,
 }
 
 

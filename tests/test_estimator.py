@@ -125,6 +125,12 @@ def test_inspect_global_gauge(flow, fitted):
         (dict(dropout=1.5), "dropout must be in"),
         (dict(hidden_channels=[32, -1]), "hidden_channels must be positive"),
         (dict(order=0, include_self=False), "leaves no features"),
+        (dict(temperature=0), "temperature must be a positive number"),
+        (dict(temperature="low"), "temperature must be a positive number"),
+        (dict(selection="best"), "selection must be one of \\('best_val', 'last', 'average'\\)"),
+        (dict(lr_schedule="linear"), "lr_schedule must be one of \\('plateau', 'cosine'\\)"),
+        (dict(selection="average", patience=None, average_from=-0.1), "average_from must be a fraction"),
+        (dict(selection="average", patience=20), "set patience=None with selection='average'"),
     ],
 )
 def test_bad_parameters_are_named(flow, bad, match):
@@ -176,3 +182,27 @@ def test_duplicates_and_more_dims_than_neighbours():
         warnings.simplefilter("ignore")  # the geometry warns about the duplicates' components
         emb = MARBLE(k=5, order=1, **FAST).fit_transform(flow_field_from_arrays(x, v))
     assert emb.shape == (70, 3) and np.isfinite(emb.values).all()
+
+
+SEED_STABLE = dict(temperature=0.1, selection="average", lr_schedule="cosine", average_from=0.5, patience=None)
+
+
+def test_training_options_are_deterministic_and_round_trip(tmp_path, flow):
+    params = dict(k=10, seed=5, **{**FAST, "epochs": 4}, **SEED_STABLE)
+    a = MARBLE(**params).fit(flow)
+    b = MARBLE(**params).fit(flow)
+    np.testing.assert_array_equal(a.transform(flow).values, b.transform(flow).values)
+    assert a.best_epoch_ == 3  # the last epoch of the average (epochs 2 and 3)
+    np.testing.assert_allclose(a.loss_history_.lr.values, [0.01 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
+    loaded = MARBLE.load(a.save(tmp_path / "stable.pt"))
+    assert {k: loaded.get_params()[k] for k in SEED_STABLE} == SEED_STABLE
+    np.testing.assert_array_equal(loaded.transform(flow).values, a.transform(flow).values)
+    assert clone(a).get_params() == a.get_params()
+
+
+def test_temperature_changes_the_fit_and_one_is_the_default(flow):
+    base = MARBLE(k=10, **FAST).fit(flow).loss_history_.train_loss.values
+    same = MARBLE(k=10, temperature=1.0, **FAST).fit(flow).loss_history_.train_loss.values
+    other = MARBLE(k=10, temperature=0.5, **FAST).fit(flow).loss_history_.train_loss.values
+    np.testing.assert_array_equal(base, same)
+    assert np.abs(base - other).max() > 1e-3

@@ -69,3 +69,11 @@ def test_split_time_refuses_empty_parts(fraction, message):
 def test_split_time_needs_a_time_dimension():
     with pytest.raises(ValueError, match=r"needs a recording with a 'time' dimension; got dims \('trial',\)"):
         recipes.split_time(xr.Dataset({"a": ("trial", [1, 2, 3])}), 0.5)
+
+
+def test_rat_recommended_is_the_tuned_recipe_with_the_seed_stability_changes():
+    tuned, recommended = recipes.get("rat_tuned"), recipes.get("rat_recommended")
+    changed = {k: v for k, v in recommended.marble.items() if tuned.marble.get(k) != v}
+    assert changed == {"k": 200, "lr_schedule": "cosine", "selection": "average", "average_from": 0.5}
+    model = recommended.model(epochs=4)
+    assert model.get_params()["selection"] == "average" and model.get_params()["patience"] is None

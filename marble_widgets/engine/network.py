@@ -1,8 +1,8 @@
 """The MARBLE network and the feature sources that feed it rows of derivative features.
 
-Network (spec §6.3, §8, §9): optional diffusion time -> linear derivative features ->
+Network (docs/spec.md §6.3, §8, §9): optional diffusion time -> linear derivative features ->
 optional inner products -> MLP (Linear, BatchNorm, ReLU, Dropout per hidden layer) -> optional
-L2 normalisation. The features are linear in the signal, so (spec §11 [ours]) a *source*
+L2 normalisation. The features are linear in the signal, so (docs/spec.md §11 [ours]) a *source*
 precomputes what it can and hands the network the rows of a minibatch:
 
 - :class:`StaticFeatures` - no diffusion: features computed once, ``(N, E)``.
@@ -195,7 +195,7 @@ class GraphFeatures(FeatureSource):
     ``signal_basis (N, deg+1, s)`` is the Chebyshev basis of the signal (scalar heat kernel per
     channel), or of the local-frame field under the connection heat kernel; with ``norm_basis
     (N, deg+1)`` (scalar heat of ``|u|``) the vector heat method ``u_i(t) / |u_i(t)| * a_i(t)``
-    is applied (spec §6.3; ``b(t) = e^{-tL_rw} 1 = 1``). ``weight (E, d')`` are the kernel weights, ``connection`` the
+    is applied (docs/spec.md §6.3; ``b(t) = e^{-tL_rw} 1 = 1``). ``weight (E, d')`` are the kernel weights, ``connection`` the
     ``R_ij`` (local gauges) or None.
     """
 
@@ -276,7 +276,7 @@ def derivative_stack(
     include_self: bool,
     vec_norm: bool = False,
 ) -> torch.Tensor:
-    """``[F^(0) (if include_self), F^(1), ..., F^(p)]`` with ``F^(q) = K F^(q-1)`` (spec §7.3).
+    """``[F^(0) (if include_self), F^(1), ..., F^(p)]`` with ``F^(q) = K F^(q-1)`` (docs/spec.md §7.3).
 
     ``vec_norm`` L2-normalises each node's row of ``F^(q)`` after every order (zero rows stay 0).
     """
@@ -307,7 +307,7 @@ def _graph_source(geometry, *, order, include_self, vec_norm, diffusion, deg, po
     if not diffusion:
         basis = u[:, None, :]
     elif geometry.local_gauges:
-        # vector heat method: connection heat on u, scalar heat on |u| (spec §6.3)
+        # vector heat method: connection heat on u, scalar heat on |u| (docs/spec.md §6.3)
         d = u.shape[1]
         basis = chebyshev_heat_basis(geometry.laplacian, deg, u.reshape(n * d), geometry.degree)
         basis = basis.reshape(deg + 1, n, d).transpose(1, 0, 2)

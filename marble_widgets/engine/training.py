@@ -1,9 +1,11 @@
-"""Unsupervised contrastive training of the MARBLE network on node minibatches (spec §10, §11).
+"""Unsupervised contrastive training of the MARBLE network on node minibatches (docs/spec.md §10, §11).
 
 One ``numpy.random.Generator`` seeded from ``seed`` drives the node split, the epoch shuffles
 and the positive/negative sampling; torch's own RNG (initialisation, dropout) is seeded by the
 caller. Positives are random graph neighbours and never the node itself (§14 item 4);
-negatives are uniform over all nodes. The best-validation state is kept in memory (§14 item 11).
+negatives are uniform over all nodes. The state returned is chosen by ``selection``: the
+best-validation state kept in memory (§14 item 11, the reference's rule), the last state, or
+the average of the weights over the last epochs (stochastic weight averaging, [ours]).
 """
 from __future__ import annotations
 
@@ -18,11 +20,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from marble_widgets.engine.loss import contrastive_loss
+from marble_widgets.engine.loss import check_temperature, contrastive_loss
 from marble_widgets.engine.network import FeatureSource, MarbleNetwork
 
 #: callback(info) -> True stops training; info keys listed in docs/design.md
 Callback = Callable[[dict], "bool | None"]
+
+#: which state training returns (see :func:`train_network`)
+SELECTIONS = ("best_val", "last", "average")
+#: learning-rate schedules: the reference's ReduceLROnPlateau, or cosine annealing to 0
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass
@@ -90,6 +97,7 @@ def batch_loss(
     n_nodes: int,
     rng: np.random.Generator,
     device: torch.device,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """Contrastive loss of one minibatch: embed anchors, positives and negatives together."""
     pos = sample_positives(anchors, *adjacency, rng)
@@ -98,10 +106,11 @@ def batch_loss(
     diffusion = network.diffusion
     z = network(source.rows(index, diffusion), source.pos(index))
     za, zp, zn = z.split(len(anchors))
-    return contrastive_loss(za, zp, zn)
+    return contrastive_loss(za, zp, zn, temperature=temperature)
 
 
-def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_size, rng, device) -> float:
+def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_size, rng, device,
+                 temperature=1.0) -> float:
     """One pass over the shuffled training nodes; returns the mean (size-weighted) loss."""
     network.train()
     order = rng.permutation(split)
@@ -112,7 +121,7 @@ def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_si
             if len(anchors) < 2 and len(order) > 1:
                 continue  # BatchNorm needs more than one row per channel (3 rows here) - skip a stub
             optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device)
+            loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device, temperature)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     "training loss became non-finite (NaN/inf). Lower lr, check the flow field for "
@@ -130,7 +139,7 @@ def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_si
 
 
 @torch.no_grad()
-def _val_loss(network, source, split, adjacency, n_nodes, batch_size, rng, device) -> float:
+def _val_loss(network, source, split, adjacency, n_nodes, batch_size, rng, device, temperature=1.0) -> float:
     """Validation loss in eval mode on the same positives/negatives every epoch.
 
     Why: redrawing them each epoch makes the loss noise (about 0.02 on the rat) larger than the
@@ -143,7 +152,8 @@ def _val_loss(network, source, split, adjacency, n_nodes, batch_size, rng, devic
     with source.cached(network.diffusion, train=False):
         for start in range(0, len(split), step):
             anchors = split[start:start + step]
-            total += float(batch_loss(network, source, anchors, adjacency, n_nodes, rng, device)) * len(anchors)
+            loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device, temperature)
+            total += float(loss) * len(anchors)
     return total / max(len(split), 1)
 
 
@@ -162,18 +172,54 @@ def train_network(
     device: str | torch.device = "cpu",
     verbose: bool = True,
     callback: Callback | None = None,
+    temperature: float = 1.0,
+    selection: str = "best_val",
+    lr_schedule: str = "plateau",
+    average_from: float = 0.5,
 ) -> TrainResult:
-    """Train ``network`` in place with SGD + momentum and ReduceLROnPlateau on the training loss.
+    """Train ``network`` in place with SGD + momentum; the state kept is chosen by ``selection``.
 
-    Why: MARBLE's unsupervised objective (§10) with the reference's optimiser (§11), plus an
-    in-memory best-validation checkpoint and early stopping after ``patience`` epochs without
-    improvement (None: never). ``callback(info)`` runs after every epoch; True stops.
-    At the end the network holds the best-validation state, in eval mode.
+    Why: MARBLE's unsupervised objective (§10, logits divided by ``temperature``) with the
+    reference's optimiser (§11). ``lr_schedule``: ``"plateau"`` (the reference:
+    ReduceLROnPlateau on the training loss) or ``"cosine"`` (annealed from ``lr`` to 0 over
+    ``epochs``, so the last epochs move little). ``selection``:
+
+    - ``"best_val"`` - the epoch with the lowest validation loss (the reference's rule), with
+      early stopping after ``patience`` epochs without improvement (None: never);
+    - ``"last"`` - the state after the last epoch;
+    - ``"average"`` - the mean of the weights at the end of every epoch from
+      ``floor(average_from * epochs)`` on (stochastic weight averaging), BatchNorm statistics
+      then recomputed on the training nodes. ``best_epoch`` is the last epoch in the average.
+
+    ``patience`` must be None unless ``selection="best_val"``. ``callback(info)`` runs after
+    every epoch; True stops. At the end the network holds the selected state, in eval mode.
     """
+    check_training_options(selection, lr_schedule, average_from, patience)
     device = torch.device(device)
+    options = dict(temperature=check_temperature(temperature), selection=selection,
+                   lr_schedule=lr_schedule, average_from=float(average_from))
     with _cpu_threads(1 if device.type == "cpu" else None):
         return _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentum,
-                      patience, seed, device, verbose, callback)
+                      patience, seed, device, verbose, callback, **options)
+
+
+def check_training_options(selection: str, lr_schedule: str, average_from: float, patience: int | None) -> None:
+    """Raise a ValueError naming a bad ``selection``/``lr_schedule``/``average_from``/``patience`` mix."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}; got {selection!r}.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {lr_schedule!r}.")
+    if isinstance(average_from, bool) or not isinstance(average_from, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(average_from) < 1.0:
+        raise ValueError(
+            f"average_from must be a fraction of the epochs in [0, 1) (0.5: average the second half); "
+            f"got {average_from!r}."
+        )
+    if patience is not None and selection != "best_val":
+        raise ValueError(
+            f"patience={patience!r} stops on the validation loss, which only selection='best_val' uses: "
+            f"set patience=None with selection={selection!r}."
+        )
 
 
 @contextlib.contextmanager
@@ -193,25 +239,28 @@ def _cpu_threads(n: int | None):
 
 
 def _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentum, patience,
-           seed, device, verbose, callback) -> TrainResult:
+           seed, device, verbose, callback, *, temperature=1.0, selection="best_val",
+           lr_schedule="plateau", average_from=0.5) -> TrainResult:
     """Body of :func:`train_network` (same arguments)."""
     rng = np.random.default_rng(seed)
     network.clamp_time()
     split = split_nodes(n_nodes, rng)
     adjacency = neighbour_lists(edge_index, n_nodes)
     optimizer = torch.optim.SGD(network.parameters(), lr=lr, momentum=momentum)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    cosine = lr_schedule == "cosine"
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine
+                 else torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer))
     result = TrainResult(history={k: [] for k in ("train_loss", "val_loss", "lr", "diffusion_time")}, split=split)
-    best, best_state, wait = math.inf, copy.deepcopy(network.state_dict()), 0
+    keeper = _StateKeeper(network, selection, first_averaged=int(math.floor(average_from * epochs)))
     t0 = time.perf_counter()
     bar = tqdm(range(epochs), disable=not verbose, desc="MARBLE", unit="epoch")
-    common = (adjacency, n_nodes, batch_size, rng, device)
+    common = (adjacency, n_nodes, batch_size, rng, device, temperature)
     for epoch in bar:
         current_lr = optimizer.param_groups[0]["lr"]
         train = _train_epoch(network, optimizer, source, split["train"], *common)
         val = _val_loss(network, source, split["val"], adjacency, n_nodes, batch_size,
-                        np.random.default_rng([seed, 1]), device)
-        scheduler.step(train)
+                        np.random.default_rng([seed, 1]), device, temperature)
+        scheduler.step() if cosine else scheduler.step(train)
         info = {
             "epoch": epoch, "n_epochs": epochs, "train_loss": train, "val_loss": val,
             "lr": current_lr, "diffusion_time": network.diffusion_time,
@@ -219,10 +268,7 @@ def _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentu
         }
         for key in result.history:
             result.history[key].append(info[key])
-        if val < best:
-            best, best_state, wait, result.best_epoch = val, copy.deepcopy(network.state_dict()), 0, epoch
-        else:
-            wait += 1
+        wait = keeper.update(epoch, val)
         bar.set_postfix(train=f"{train:.4f}", val=f"{val:.4f}")
         if callback is not None and callback(dict(info)) is True:
             result.stopped_early = True
@@ -231,6 +277,70 @@ def _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentu
             result.stopped_early = True
             break
     bar.close()
-    network.load_state_dict(best_state)
+    result.best_epoch = keeper.finish(source, split["train"], device)
     network.eval()
     return result
+
+
+class _StateKeeper:
+    """Keeps the state ``selection`` asks for while training runs (see :func:`train_network`)."""
+
+    def __init__(self, network: MarbleNetwork, selection: str, first_averaged: int) -> None:
+        self.network, self.selection, self.first_averaged = network, selection, first_averaged
+        self.best, self.best_epoch, self.wait = math.inf, -1, 0
+        self.state = copy.deepcopy(network.state_dict())
+        self.sum: dict[str, torch.Tensor] | None = None
+        self.count, self.last_epoch = 0, -1
+
+    def update(self, epoch: int, val: float) -> int:
+        """Record the end of ``epoch`` (validation loss ``val``); returns epochs since the best."""
+        self.last_epoch = epoch
+        if val < self.best:
+            self.best, self.wait = val, 0
+            if self.selection == "best_val":
+                self.state, self.best_epoch = copy.deepcopy(self.network.state_dict()), epoch
+        else:
+            self.wait += 1
+        if self.selection == "average" and epoch >= self.first_averaged:
+            params = {k: v.detach().double() for k, v in self.network.state_dict().items() if v.is_floating_point()}
+            self.sum = params if self.sum is None else {k: self.sum[k] + params[k] for k in params}
+            self.count += 1
+        return self.wait
+
+    def finish(self, source: FeatureSource, train_nodes: np.ndarray, device: torch.device) -> int:
+        """Load the selected state into the network; returns the epoch it stands for."""
+        if self.selection == "best_val":
+            self.network.load_state_dict(self.state)
+            return self.best_epoch
+        if self.selection == "average" and self.count > 0:  # (a callback may stop before averaging: last)
+            state = self.network.state_dict()
+            self.network.load_state_dict({k: (self.sum[k] / self.count).to(v.dtype) if k in self.sum else v
+                                          for k, v in state.items()})
+            refresh_batchnorm(self.network, source, train_nodes, device)
+        return self.last_epoch
+
+
+@torch.no_grad()
+def refresh_batchnorm(network: MarbleNetwork, source: FeatureSource, nodes: np.ndarray,
+                      device: torch.device) -> None:
+    """Recompute every BatchNorm's running mean/variance from one pass over ``nodes``.
+
+    Why: averaged weights were never run together, so the running statistics collected during
+    training do not describe them (the usual SWA step). Exact population statistics of the
+    hidden activations of all ``nodes`` (no momentum); a no-op without BatchNorm.
+    """
+    norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or len(nodes) < 2:
+        return
+    saved = [m.momentum for m in norms]
+    network.eval()  # dropout off: only the BatchNorm layers collect statistics
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the forward passes below (here: exactly one)
+        m.train()
+    with source.cached(network.diffusion, train=False):
+        index = torch.as_tensor(np.asarray(nodes), device=device)
+        network(source.rows(index, network.diffusion), source.pos(index))
+    for m, mom in zip(norms, saved):
+        m.momentum = mom
+    network.eval()

@@ -1,4 +1,4 @@
-"""Cross-animal alignment (Procrustes, OT + Procrustes) and consistency (spec §13.5)."""
+"""Cross-animal alignment (Procrustes, OT + Procrustes) and consistency (docs/spec.md §13.5)."""
 from __future__ import annotations
 
 import numpy as np

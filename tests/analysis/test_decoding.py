@@ -1,4 +1,4 @@
-"""Cross-validated decoding without leakage between neighbouring bins (spec §13.4)."""
+"""Cross-validated decoding without leakage between neighbouring bins (docs/spec.md §13.4)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Optimal-transport distances between groups of embedded samples (spec §13.2, §15.1 item 10)."""
+"""Optimal-transport distances between groups of embedded samples (docs/spec.md §13.2, §15.1 item 10)."""
 from __future__ import annotations
 
 import numpy as np

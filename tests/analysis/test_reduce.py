@@ -1,4 +1,4 @@
-"""MDS of distance matrices, PCA/UMAP views of embeddings (spec §13.3)."""
+"""MDS of distance matrices, PCA/UMAP views of embeddings (docs/spec.md §13.3)."""
 from __future__ import annotations
 
 import sys

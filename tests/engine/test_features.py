@@ -1,4 +1,4 @@
-"""Tests of the derivative feature stack and the diffusion feature basis (spec §7.3-7.4, §15.1)."""
+"""Tests of the derivative feature stack and the diffusion feature basis (docs/spec.md §7.3-7.4, §15.1)."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +28,7 @@ def test_names_and_counts():
     assert names[:6] == ["v1", "v2", "d1 v1", "d2 v1", "d1 v2", "d2 v2"]
     assert names[6:10] == ["d1 d1 v1", "d2 d1 v1", "d1 d2 v1", "d2 d2 v1"]
     assert len(names) == feature_count(2, 2, 2) == 14
-    assert feature_count(5, 5, 2) == 155 and feature_count(10, 10, 1) == 110  # spec §7.4
+    assert feature_count(5, 5, 2) == 155 and feature_count(10, 10, 1) == 110  # docs/spec.md §7.4
     assert feature_count(1, 1, 3) == 4 and feature_count(1, 2, 1, include_self=False) == 2
     assert feature_names(1, 1, 1, include_self=False) == ["d1 v1"]
     with pytest.raises(ValueError, match="signal_names has 1"):

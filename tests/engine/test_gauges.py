@@ -1,4 +1,4 @@
-"""Tests of local PCA frames, manifold dimension and connections (spec §5, §15.1.4-6)."""
+"""Tests of local PCA frames, manifold dimension and connections (docs/spec.md §5, §15.1.4-6)."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +42,7 @@ def test_sphere_dimension_and_normals(rng):
     x = _sphere(rng, 2000)
     frames, d, curve = local_frames(x, np.zeros(2000, int), n_neighbours=30, var_explained=0.9)
     assert d == 2 and frames.shape == (2000, 3, 2)
-    np.testing.assert_allclose(curve, [0.55, 0.997, 1.0], atol=0.01)  # spec §15.1.4 numbers
+    np.testing.assert_allclose(curve, [0.55, 0.997, 1.0], atol=0.01)  # docs/spec.md §15.1.4 numbers
     np.testing.assert_allclose(np.einsum("nka,nkb->nab", frames, frames), np.broadcast_to(np.eye(2), (2000, 2, 2)), atol=1e-12)
     normal = np.cross(frames[:, :, 0], frames[:, :, 1])
     angle = np.degrees(np.arccos(np.clip(np.abs((normal * x).sum(1)), 0, 1)))

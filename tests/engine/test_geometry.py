@@ -1,4 +1,4 @@
-"""Tests of the Geometry builder (spec §2-§7 assembled, §14, §15.1.9)."""
+"""Tests of the Geometry builder (docs/spec.md §2-§7 assembled, §14, §15.1.9)."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""Tests of furthest-point sampling and the CkNN graph (spec §3, §4, §15.1)."""
+"""Tests of furthest-point sampling and the CkNN graph (docs/spec.md §3, §4, §15.1)."""
 from __future__ import annotations
 
 import numpy as np

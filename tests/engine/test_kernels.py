@@ -1,4 +1,4 @@
-"""Tests of the directional-derivative kernels (spec §7.1-7.2, §15.1.1-3, §15.1.9)."""
+"""Tests of the directional-derivative kernels (docs/spec.md §7.1-7.2, §15.1.1-3, §15.1.9)."""
 from __future__ import annotations
 
 import numpy as np

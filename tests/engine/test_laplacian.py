@@ -1,4 +1,4 @@
-"""Tests of the Laplacians, truncated spectra and the Chebyshev heat kernel (spec §6, §15.1.7)."""
+"""Tests of the Laplacians, truncated spectra and the Chebyshev heat kernel (docs/spec.md §6, §15.1.7)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,8 +1,9 @@
-"""Contrastive loss (spec §10): analytic values and gradients."""
+"""Contrastive loss (docs/spec.md §10): analytic values and gradients."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,3 +41,32 @@ def test_mask_term_adds_sigmoid_of_spread_minus_half():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="same \\(B, E\\) shape"):
         contrastive_loss(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(2, 2))
+
+
+def test_temperature_divides_the_logits_against_a_numpy_computation():
+    rng = np.random.default_rng(0)
+    za, zp, zn = (rng.normal(size=(7, 4)) for _ in range(3))
+    za, zp, zn = (z / np.linalg.norm(z, axis=1, keepdims=True) for z in (za, zp, zn))  # emb_norm
+    for temp in (1.0, 0.3, 0.05):
+        pos, neg = (za * zp).sum(1) / temp, (za * zn).sum(1) / temp
+        expected = np.mean(np.log1p(np.exp(-pos))) + np.mean(np.log1p(np.exp(neg)))  # -log s(x) = log(1 + e^-x)
+        got = contrastive_loss(*(torch.tensor(z, dtype=torch.float64) for z in (za, zp, zn)), temperature=temp)
+        assert float(got) == pytest.approx(expected, rel=1e-12)
+    # temperature 1 is the reference's loss exactly
+    args = [torch.tensor(z, dtype=torch.float64) for z in (za, zp, zn)]
+    assert float(contrastive_loss(*args, temperature=1.0)) == float(contrastive_loss(*args))
+
+
+def test_temperature_uncaps_the_unit_norm_floor():
+    # unit vectors: perfect positives (dot 1), perfect negatives (dot -1)
+    za = torch.tensor([[1.0, 0.0]])
+    floor_t1 = 2 * math.log1p(math.exp(-1.0))  # the saturation level of the reference with emb_norm
+    assert float(contrastive_loss(za, za, -za)) == pytest.approx(floor_t1, rel=1e-6)
+    assert float(contrastive_loss(za, za, -za, temperature=0.1)) == pytest.approx(2 * math.log1p(math.exp(-10.0)), rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, float("nan"), float("inf"), "0.1", True, None])
+def test_bad_temperature_is_named(bad):
+    z = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        contrastive_loss(z, z, z, temperature=bad)

@@ -1,6 +1,9 @@
 """Training loop pieces: split, samplers, feature sources, callback and best-state handling."""
 from __future__ import annotations
 
+import copy
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -148,3 +151,119 @@ def test_training_with_an_epoch_cached_source_learns_the_diffusion_time(geometry
     result = train_network(net, graph, geometry.edge_index, geometry.n_nodes, epochs=4, seed=0, verbose=False)
     assert len(result.history["diffusion_time"]) == 4
     assert net.diffusion_time != pytest.approx(t0, abs=1e-6)
+
+
+# ------------------------------------------------------------------ state selection, schedules, temperature
+class _Counter(torch.nn.Module):
+    """A 'network' whose only weight is set by hand, to play a constructed training history."""
+
+    diffusion = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(2))
+
+
+@pytest.mark.parametrize(
+    "selection, first, expected_w, expected_epoch",
+    [
+        # val loss is lowest at epoch 2 (a noisy early dip), the weights at epoch e are (e, -e)
+        ("best_val", 0, 2.0, 2),
+        ("last", 0, 5.0, 5),
+        ("average", 3, (3 + 4 + 5) / 3, 5),  # mean of the weights of epochs 3, 4, 5
+        ("average", 0, 2.5, 5),
+    ],
+)
+def test_state_keeper_picks_what_the_rule_says_on_a_constructed_history(selection, first, expected_w, expected_epoch):
+    from marble_widgets.engine.training import _StateKeeper
+
+    net = _Counter()
+    keeper = _StateKeeper(net, selection, first_averaged=first)
+    waits = []
+    for epoch, val in enumerate([1.0, 0.9, 0.5, 0.6, 0.55, 0.7]):
+        net.w.data[:] = torch.tensor([epoch, -epoch], dtype=torch.float32)
+        waits.append(keeper.update(epoch, val))
+    assert waits == [0, 0, 0, 1, 2, 3]  # epochs since the best validation loss (drives patience)
+    epoch = keeper.finish(source=None, train_nodes=np.arange(3), device=torch.device("cpu"))
+    assert epoch == expected_epoch
+    np.testing.assert_allclose(net.w.detach().numpy(), [expected_w, -expected_w], rtol=1e-6)
+
+
+def test_average_selection_is_the_mean_of_late_states_with_population_batchnorm(geometry):
+    source = build_feature_source(geometry, order=1, include_self=True, diffusion=False)
+    torch.manual_seed(0)
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1, diffusion=False, hidden_channels=(8,)))
+    states = []
+    result = train_network(net, source, geometry.edge_index, geometry.n_nodes, epochs=6, selection="average",
+                           average_from=0.5, patience=None, verbose=False,
+                           callback=lambda info: states.append(copy.deepcopy(net.state_dict())))
+    assert result.best_epoch == 5 and not net.training
+    late = states[3:]  # floor(0.5 * 6) = 3: epochs 3, 4, 5
+    for name in ("mlp.0.weight", "mlp.0.bias", "mlp.1.weight", "mlp.3.weight"):
+        expected = torch.stack([s[name] for s in late]).double().mean(0).float()
+        torch.testing.assert_close(net.state_dict()[name], expected, rtol=1e-6, atol=1e-7)
+    # BatchNorm statistics: exact mean / unbiased variance of the averaged first layer on the training nodes
+    train = torch.as_tensor(result.split["train"])
+    hidden = net.mlp[0](source.rows(train, None)).detach()
+    torch.testing.assert_close(net.mlp[1].running_mean, hidden.mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(net.mlp[1].running_var, hidden.var(0, unbiased=True), rtol=1e-5, atol=1e-6)
+
+
+def test_last_selection_keeps_the_final_state(geometry):
+    states = []
+    net, result = _train_with(geometry, states, epochs=4, selection="last", patience=None)
+    assert result.best_epoch == 3
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, states[-1][name])
+
+
+def test_cosine_schedule_anneals_to_zero(geometry):
+    _, result = _train(geometry, epochs=5, lr=0.02, lr_schedule="cosine", selection="last", patience=None)
+    expected = [0.01 * (1 + math.cos(math.pi * e / 5)) for e in range(5)]
+    np.testing.assert_allclose(result.history["lr"], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_temperature_reaches_the_loss_and_is_deterministic(geometry):
+    runs = [_train(geometry, epochs=3, temperature=t, selection="average", patience=None, lr_schedule="cosine")
+            for t in (0.2, 0.2, 1.0)]
+    (net_a, res_a), (net_b, res_b), (_, res_c) = runs
+    for key in ("train_loss", "val_loss", "lr"):  # same seed: identical history and weights
+        assert res_a.history[key] == res_b.history[key]
+    for name, value in net_a.state_dict().items():
+        torch.testing.assert_close(value, net_b.state_dict()[name], rtol=0, atol=0)
+    assert res_a.history["train_loss"] != res_c.history["train_loss"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(selection="best"), "selection must be one of"),
+        (dict(lr_schedule="step"), "lr_schedule must be one of"),
+        (dict(selection="average", patience=None, average_from=1.0), "average_from must be a fraction"),
+        (dict(selection="last", patience=5), "set patience=None with selection='last'"),
+        (dict(temperature=0.0), "temperature must be a positive number"),
+    ],
+)
+def test_bad_training_options_are_named(geometry, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _train(geometry, epochs=1, **kwargs)
+
+
+def _train_with(geometry, states, **kwargs):
+    """:func:`_train` that also records the state after every epoch."""
+    source = build_feature_source(geometry, order=1, include_self=True, diffusion=False)
+    torch.manual_seed(0)
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1, diffusion=False))
+    result = train_network(net, source, geometry.edge_index, geometry.n_nodes, verbose=False,
+                           callback=lambda info: states.append(copy.deepcopy(net.state_dict())), **kwargs)
+    return net, result
+
+
+def test_a_shorter_plateau_run_is_a_prefix_of_a_longer_one(geometry):
+    # benchmarks/seed_stability.py reads "the state after epoch E" from a run of E epochs
+    states = []
+    _train_with(geometry, states, epochs=5, selection="last", patience=None)
+    net, result = _train(geometry, epochs=3, selection="last", patience=None)
+    assert result.best_epoch == 2
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, states[2][name], rtol=0, atol=0)

@@ -29,6 +29,7 @@ import xarray as xr
 
 from marble_widgets.data import remote
 from marble_widgets.data.errors import MarbleDataError
+from marble_widgets.data.nwb import resolve_spelling
 
 __all__ = ["Sessions", "open_sessions", "fit_sessions", "session_seed"]
 
@@ -147,15 +148,16 @@ def open_sessions(
     names: Sequence[str] | None = None,
     t_start: float | None = None,
     t_stop: float | None = None,
-    behavior: bool = True,
+    behaviour: bool = True,
     cache_dir: str | os.PathLike | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    behavior: bool | None = None,
 ) -> Sessions:
     """Collect NWB sessions (a folder, a glob, or a list of paths/URLs) without reading any of them.
 
     Why: one object to hand many sessions to preprocessing and fitting, local or remote, with
     every step a dask task. Names default to the file stems (they must be distinct; pass
-    ``names`` otherwise). ``bin_size``, ``t_start``, ``t_stop``, ``behavior``, ``cache_dir`` and
+    ``names`` otherwise). ``bin_size``, ``t_start``, ``t_stop``, ``behaviour``, ``cache_dir`` and
     ``storage_options`` are :func:`~marble_widgets.data.nwb.read_nwb`'s, applied to every session.
     Local paths are only checked to exist; URLs are not contacted until something is computed.
     """
@@ -171,7 +173,7 @@ def open_sessions(
     if duplicates:
         raise MarbleDataError(f"session names must be distinct; {duplicates} occur more than once "
                               "(same file stem in different folders?). Pass names=[...] explicitly.")
-    read_kw = {"bin_size": float(bin_size), "t_start": t_start, "t_stop": t_stop, "behavior": bool(behavior),
+    read_kw = {"bin_size": float(bin_size), "t_start": t_start, "t_stop": t_stop, "behaviour": resolve_spelling(behaviour, behavior),
                "cache_dir": None if cache_dir is None else str(cache_dir),
                "storage_options": None if storage_options is None else dict(storage_options)}
     return Sessions(labels, paths, read_kw)

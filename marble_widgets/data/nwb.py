@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -37,9 +38,10 @@ def read_nwb(
     t_start: float | None = None,
     t_stop: float | None = None,
     units: Sequence[int] | None = None,
-    behavior: bool = True,
+    behaviour: bool = True,
     cache_dir: str | os.PathLike | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    behavior: bool | None = None,
 ) -> xr.Dataset:
     """Bin an NWB file's spike times and resample its behaviour onto common time bins.
 
@@ -59,8 +61,9 @@ def read_nwb(
         the last edge counts in the last bin, as in ``np.histogram``.
     units : sequence of int, optional
         Ids of the units to keep, in this order (default all).
-    behavior : bool
-        Also resample the behavioural series of the processing modules.
+    behaviour : bool
+        Also resample the behavioural series of the processing modules (``behavior=`` is the
+        former spelling, still accepted with a FutureWarning).
     cache_dir, storage_options
         URLs only: a folder keeping fetched blocks on disk, so a second read fetches only blocks
         not yet seen; options of ``fsspec.filesystem("http")`` (e.g. ``headers``) plus
@@ -76,10 +79,11 @@ def read_nwb(
     """
     path = _check_path(path)
     _check_bin_size(bin_size)
+    behaviour = resolve_spelling(behaviour, behavior)
     with _open_nwb(path, cache_dir, storage_options) as nwbfile:
         spikes = _read_spikes(nwbfile, path)
         keep = _select_units(spikes["ids"], units)
-        series = [(*item, _timestamps(item[2])) for item in _behavior_series(nwbfile)] if behavior else []
+        series = [(*item, _timestamps(item[2])) for item in _behaviour_series(nwbfile)] if behaviour else []
         trials = _read_table(nwbfile.trials, "trial", prefix="")
         epochs = _read_table(nwbfile.epochs, "epoch", prefix="epoch_")
         t0, t1 = _time_range(spikes, series, trials, epochs, t_start, t_stop)
@@ -103,6 +107,15 @@ def read_nwb(
     return ds
 
 
+def resolve_spelling(behaviour: bool, behavior: bool | None) -> bool:
+    """The value of the ``behaviour`` switch, accepting the former spelling ``behavior`` (warned)."""
+    if behavior is None:
+        return bool(behaviour)
+    warnings.warn("behavior= is now spelled behaviour= (as everywhere in marble_widgets); the old "
+                  "spelling will be removed.", FutureWarning, stacklevel=3)
+    return bool(behavior)
+
+
 def nwb_summary(
     path: str | os.PathLike,
     *,
@@ -121,7 +134,7 @@ def nwb_summary(
         unit_table = nwbfile.units
         out["n_units"] = 0 if unit_table is None else len(unit_table.id)
         out["unit_columns"] = [] if unit_table is None else list(unit_table.colnames)
-        out["behavior"] = {_series_label(m, i, s): _series_summary(s) for m, i, s in _behavior_series(nwbfile)}
+        out["behavior"] = {_series_label(m, i, s): _series_summary(s) for m, i, s in _behaviour_series(nwbfile)}
         for key, table in (("trials", nwbfile.trials), ("epochs", nwbfile.epochs)):
             out[key] = None if table is None else {"n": len(table.id), "columns": list(table.colnames)}
         out["time_range"] = _summary_time_range(nwbfile, out["behavior"])
@@ -369,7 +382,7 @@ def _bin_spikes(times: np.ndarray, ends: np.ndarray, edges: np.ndarray, keep: np
 
 
 # ----------------------------------------------------------------------------- behaviour
-def _behavior_series(nwbfile: Any) -> Iterator[tuple[str, str, Any]]:
+def _behaviour_series(nwbfile: Any) -> Iterator[tuple[str, str, Any]]:
     """(module, interface, series) for every behavioural time series in the processing modules."""
     from pynwb.base import TimeSeries
     from pynwb.behavior import (BehavioralTimeSeries, CompassDirection, EyeTracking, Position,
@@ -413,7 +426,7 @@ def _resample(item: tuple[str, str, Any, np.ndarray], centres: np.ndarray, edges
     module, interface, series, ts = item
     if np.any(np.diff(ts) < 0):
         raise MarbleDataError(f"timestamps of behaviour series {_series_label(*item[:3])!r} are not sorted; "
-                              "NWB requires ascending times. Fix the file or pass behavior=False.")
+                              "NWB requires ascending times. Fix the file or pass behaviour=False.")
     lo = max(int(np.searchsorted(ts, edges[0], side="left")) - 1, 0)
     hi = min(int(np.searchsorted(ts, edges[-1], side="right")) + 1, len(ts))
     raw = np.asarray(series.data[lo:hi]) if hi > lo else np.zeros((0,) + series.data.shape[1:])

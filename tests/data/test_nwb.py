@@ -148,7 +148,7 @@ def test_integer_series_hold_the_previous_sample(behaviour_ds):
 
 
 def test_behavior_false_skips_series(behaviour_path):
-    ds = read_nwb(behaviour_path, bin_size=0.1, behavior=False)
+    ds = read_nwb(behaviour_path, bin_size=0.1, behaviour=False)
     assert set(ds.data_vars) == {"spike_counts"}
 
 
@@ -350,3 +350,9 @@ def test_accessor_is_available_right_after_read_nwb():
             "print(len(rec.marble.trials))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "100"
+
+
+def test_former_spelling_behavior_still_works_with_a_warning(behaviour_path):
+    with pytest.warns(FutureWarning, match="behavior= is now spelled behaviour="):
+        old = read_nwb(behaviour_path, bin_size=0.1, behavior=False)
+    assert old.identical(read_nwb(behaviour_path, bin_size=0.1, behaviour=False))

@@ -28,6 +28,7 @@ _LAZY = {
     "distances": "marble_widgets.analysis",
     "decode": "marble_widgets.analysis",
     "dashboard": "marble_widgets.widgets",
+    "FlowView": "marble_widgets.widgets",
 }
 _SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator", "recipes", "sessions"}
 

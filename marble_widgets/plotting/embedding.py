@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from marble_widgets.plotting._util import (
+from marble_widgets.plotting.common import (
     encode_categories, is_categorical, json_safe_grid, marker_color, require_dims, sample_values,
 )
 from marble_widgets.plotting.theme import DENSITY, SEQUENTIAL, apply_theme, discrete_colorscale

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import xarray as xr
 
-from marble_widgets.plotting._util import check_sample, json_safe_grid, sample_context
+from marble_widgets.plotting.common import check_sample, json_safe_grid, sample_context
 from marble_widgets.plotting.local_geometry import feature_order, inspect_arrays
 from marble_widgets.plotting.theme import DIVERGING, SUBTLE, apply_theme, palette_color
 

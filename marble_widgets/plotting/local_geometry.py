@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from marble_widgets.plotting._util import check_sample, display_scale, require_vars, sample_context, segments, xyz
+from marble_widgets.plotting.common import check_sample, display_scale, require_vars, sample_context, segments, xyz
 from marble_widgets.plotting.theme import HIGHLIGHT, MUTED, apply_theme, palette_color
 
 INSPECT_HINT = "the Dataset returned by MARBLE.inspect(flow_field): neighbors, frame, transported, features"

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from marble_widgets.plotting._util import gapped, require_vars, trajectory_order
+from marble_widgets.plotting.common import gapped, require_vars, trajectory_order
 from marble_widgets.plotting.theme import apply_theme, palette_color
 
 REC_HINT = "a recording Dataset from read_nwb/datasets (spike_counts (time, unit) or (trial, time, unit))"

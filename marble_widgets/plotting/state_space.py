@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from marble_widgets.plotting._util import (
+from marble_widgets.plotting.common import (
     encode_categories, gapped, is_categorical, marker_color, pick_dims, require_vars, sample_values,
     segments, trajectory_order, xyz, display_scale,
 )

@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import xarray as xr
 
-from marble_widgets.plotting._util import json_safe_grid, require_vars
+from marble_widgets.plotting.common import json_safe_grid, require_vars
 from marble_widgets.plotting.theme import DENSITY, apply_theme, palette_color
 
 

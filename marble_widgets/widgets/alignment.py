@@ -10,7 +10,7 @@ import traitlets
 import xarray as xr
 
 from marble_widgets.plotting import distance_heatmap, mds_map
-from marble_widgets.plotting._util import require_dims
+from marble_widgets.plotting.common import require_dims
 from marble_widgets.plotting.theme import HIGHLIGHT, apply_theme, palette_color
 from marble_widgets.widgets._base import HEIGHTS, controls_box, grid, panel, set_subtitle, view
 from marble_widgets.widgets.text import VIEW_TEXT

@@ -10,7 +10,7 @@ import traitlets
 import xarray as xr
 
 from marble_widgets.plotting import DensityGrid, behaviour, density_figure, embedding_scatter, raster, trajectories
-from marble_widgets.plotting._util import (
+from marble_widgets.plotting.common import (
     check_sample, default_color_key, marker_color, pick_dims, require_dims, require_vars, sample_keys, sample_values,
 )
 from marble_widgets.plotting.embedding import density_image

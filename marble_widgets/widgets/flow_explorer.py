@@ -11,7 +11,7 @@ import traitlets
 import xarray as xr
 
 from marble_widgets.plotting import derivative_features, embedding_scatter, local_flow, neighbourhood, trajectories
-from marble_widgets.plotting._util import (
+from marble_widgets.plotting.common import (
     check_sample, default_color_key, pick_dims, sample_context, require_dims, require_vars, sample_values, trajectory_order,
 )
 from marble_widgets.plotting.features import derivative_features_data, feature_layout

@@ -5,7 +5,7 @@ import numpy as np
 import toy_results
 
 from marble_widgets.plotting import derivative_features, neighbourhood
-from marble_widgets.plotting._util import default_color_key
+from marble_widgets.plotting.common import default_color_key
 from marble_widgets.plotting.features import block_grid, feature_layout
 
 NAMES = ["pos PC1", "pos PC2", "v1", "v2", "d1 v1", "d2 v1", "d1 v2", "d2 v2",

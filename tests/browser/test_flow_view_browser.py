@@ -1,0 +1,324 @@
+"""FlowView's standalone HTML export opened from file:// in headless chromium: no kernel anywhere.
+
+Step, Play, click-to-jump, box selection, recolour and model-driven state are checked against
+values computed here from the arrays the view was built from (exact float32 coordinates and
+sample indices), not only "something changed".
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import lab
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "plotting"))
+from toy_results import embedding, flow_field  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+ROOT = ".mw-fv"
+STATE, EMB = ".mw-fv-state", ".mw-fv-embedding"
+# plotly traces (flow_view.js): 0 cloud, 1 selection; a 3-D state scene adds 2 trail, 3 neighbours,
+# 4 current. In 2-D the point, its neighbours and the trail are SVG marks over the plot.
+START = 20
+
+
+def _build(tmp: Path, **kwargs: Any) -> dict[str, Any]:
+    from marble_widgets.widgets.flow_view import FlowView
+
+    ff = flow_field()
+    emb = embedding(ff)
+    # the toy's two trials per condition nearly coincide: shift odd trials so that every point can be
+    # clicked on its own (no twin within a few pixels)
+    emb = emb.copy(data=emb.values + 0.6 * (ff["trial"].values % 2)[:, None])
+    view = FlowView(ff, emb, sample=START, **kwargs)
+    path = view.to_html(tmp / "flow.html")
+    arrays = view.arrays()
+    pos_of = np.empty_like(arrays["order"])
+    pos_of[arrays["order"]] = np.arange(arrays["order"].size)
+    return {"url": path.resolve().as_uri(), "a": arrays, "pos_of": pos_of, "meta": view._meta}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Toy flow field + embedding, its FlowView exported to HTML, and the arrays it was built from."""
+    return _build(tmp_path_factory.mktemp("flow_view"))
+
+
+def _open(page: Any, url: str) -> Any:
+    page.goto(url)
+    page.wait_for_selector(f"{ROOT}[data-ready=true]", timeout=30_000)
+    _wait_drawn(page, START)
+    return page
+
+
+@pytest.fixture
+def fv(page: Any, built: dict[str, Any]) -> Any:
+    """The exported page, loaded and drawn at START."""
+    return _open(page, built["url"])
+
+
+def _wait_drawn(page: Any, sample: int, what: str = "drawn") -> None:
+    page.wait_for_function("([s, w]) => document.querySelector('.mw-fv')?.dataset[w] === String(s)",
+                           arg=[int(sample), what], timeout=10_000, polling=20)
+
+
+def _wait_model(page: Any, name: str, value: Any) -> None:
+    """Wait until the page's model (Python's side in a notebook) holds ``value``: sent within sync_ms."""
+    page.wait_for_function("([n, v]) => JSON.stringify(window.mwModel.get(n)) === JSON.stringify(v)",
+                           arg=[name, value], timeout=5_000, polling=20)
+
+
+def _trace(page: Any, sel: str, i: int, keys: tuple[str, ...] = ("x", "y")) -> np.ndarray:
+    data = lab.plot_data(page, sel, i, keys)
+    return np.column_stack([np.asarray(data[k], dtype=float) for k in keys])
+
+
+MARKS_JS = """panel => {
+    const svg = document.querySelector(`.mw-fv-panel-${panel} .mw-fv-marks`);
+    const centre = e => { const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; };
+    const cur = svg.querySelector('.mw-fv-current');
+    const nbs = [...svg.querySelectorAll('.mw-fv-neighbours circle')].filter(c => !c.hasAttribute('display'));
+    return {current: Number(cur.getAttribute('data-sample')), current_px: centre(cur),
+            neighbours: nbs.map(c => Number(c.getAttribute('data-sample'))), neighbours_px: nbs.map(centre)};
+}"""
+
+
+def _assert_marks(page: Any, panel: str, sel: str, points: np.ndarray, i: int, nb: np.ndarray) -> None:
+    """SVG marks of ``panel`` sit on sample ``i`` and its neighbours (pixels from plotly's own axes)."""
+    marks = page.evaluate(MARKS_JS, panel)
+    assert marks["current"] == i and marks["neighbours"] == nb.tolist()
+    want = [lab.data_to_page(page, sel, *points[j]) for j in [i, *nb]]
+    np.testing.assert_allclose([marks["current_px"], *marks["neighbours_px"]], want, atol=1.0)
+
+
+def _assert_shows(page: Any, built: dict[str, Any], i: int) -> None:
+    """Every view shows sample ``i``: the point, its neighbours (exact float32 values), the status."""
+    a = built["a"]
+    nb = a["neighbors"][i][a["neighbors"][i] >= 0]
+    x, emb, v = a["x"].astype(float), a["embedding"].astype(float), a["v"].astype(float)
+    _assert_marks(page, "state", STATE, x, i, nb)
+    _assert_marks(page, "embedding", EMB, emb, i, nb)
+    local = page.evaluate("""() => { const s = document.querySelector('.mw-fv-localsvg');
+        const dots = [...s.querySelectorAll('circle[data-sample]')];
+        const vec = s.querySelector('line[data-x]');
+        return {samples: dots.map(c => Number(c.getAttribute('data-sample'))),
+                xy: dots.map(c => [Number(c.getAttribute('data-x')), Number(c.getAttribute('data-y'))]),
+                vector: [Number(vec.getAttribute('data-x')), Number(vec.getAttribute('data-y'))]}; }""")
+    assert local["samples"] == nb.tolist()
+    np.testing.assert_array_equal(np.reshape(local["xy"], (-1, 2)), x[nb] - x[i])
+    np.testing.assert_allclose(local["vector"], built["meta"]["arrow_scale"] * v[i], rtol=1e-12)
+    assert page.locator(".mw-fv-status").inner_text().startswith(f"sample {i} ·")
+    _wait_model(page, "sample", i)
+
+
+def test_export_opens_offline_at_its_sample(fv: Any, built: dict[str, Any]) -> None:
+    _assert_shows(fv, built, START)
+    lab.screenshot(fv, "flow_view_export")
+    assert not fv.js_errors
+
+
+def test_arrow_keys_and_buttons_step_in_trajectory_order(fv: Any, built: dict[str, Any]) -> None:
+    order, p = built["a"]["order"], int(built["pos_of"][START])
+    fv.locator(ROOT).focus()
+    for _ in range(3):
+        fv.keyboard.press("ArrowRight")
+    _wait_drawn(fv, order[p + 3])
+    _assert_shows(fv, built, int(order[p + 3]))
+    fv.keyboard.press("ArrowLeft")
+    _wait_drawn(fv, order[p + 2])
+    fv.locator(".mw-fv-next").click()
+    _wait_drawn(fv, order[p + 3])
+    _assert_shows(fv, built, int(order[p + 3]))
+    # the last step of a trajectory goes on to the next trajectory's first
+    offsets = built["a"]["offsets"]
+    last = int(order[offsets[1] - 1])
+    fv.evaluate("s => window.mwModel.set('sample', s)", last)
+    _wait_drawn(fv, last)
+    assert fv.locator(".mw-fv-slider").input_value() == str(offsets[1] - 1 - offsets[0])
+    fv.locator(ROOT).focus()
+    fv.keyboard.press("ArrowRight")
+    _wait_drawn(fv, order[offsets[1]])
+    assert fv.locator(".mw-fv-slider").input_value() == "0"
+    assert fv.locator(".mw-fv-trajectory").input_value() == "1"
+    assert not fv.js_errors
+
+
+def test_slider_scrubs_the_current_trajectory(fv: Any, built: dict[str, Any]) -> None:
+    order, offsets = built["a"]["order"], built["a"]["offsets"]
+    t = int(np.searchsorted(offsets, built["pos_of"][START], side="right") - 1)
+    fv.locator(".mw-fv-slider").fill("11")
+    _wait_drawn(fv, order[offsets[t] + 11])
+    _assert_shows(fv, built, int(order[offsets[t] + 11]))
+
+
+def _isolated(points: np.ndarray) -> int:
+    """Index of the point farthest from its nearest neighbour (a click cannot hit another)."""
+    d = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return int(np.argmax(d.min(axis=1)))
+
+
+def test_click_in_embedding_jumps_there(fv: Any, built: dict[str, Any]) -> None:
+    emb = built["a"]["embedding"].astype(float)
+    target = _isolated(emb)
+    assert target != START
+    x, y = lab.data_to_page(fv, EMB, *emb[target])
+    others = np.array([lab.data_to_page(fv, EMB, *p) for p in np.delete(emb, target, axis=0)])
+    assert np.linalg.norm(others - [x, y], axis=1).min() > 12  # the click cannot pick another point
+    # like a user, hover before clicking: plotly throttles hover (50 ms), and a click inside that
+    # window reuses the last hover result
+    fv.evaluate("""() => { window.__hovered = null; document.querySelector('.mw-fv-embedding')
+        .on('plotly_hover', e => { window.__hovered = e.points[0].pointNumber; }); }""")
+    fv.mouse.move(x + 15, y + 15)
+    fv.mouse.move(x, y, steps=3)
+    fv.wait_for_function("t => window.__hovered === t", arg=target, timeout=5_000)
+    fv.mouse.click(x, y)
+    _wait_drawn(fv, target)
+    _assert_shows(fv, built, target)
+
+
+def test_click_on_a_highlighted_neighbour_jumps_to_it(fv: Any, built: dict[str, Any]) -> None:
+    marks = fv.evaluate(MARKS_JS, "state")
+    # the neighbour whose mark overlaps no other mark, so the click cannot land on another
+    px = np.asarray(marks["neighbours_px"])
+    d = np.linalg.norm(px[:, None] - np.vstack([px, marks["current_px"]])[None], axis=-1)
+    d[np.arange(len(px)), np.arange(len(px))] = np.inf
+    k = int(np.argmax(d.min(axis=1)))
+    assert d[k].min() > 12
+    fv.mouse.click(*px[k])
+    _wait_drawn(fv, marks["neighbours"][k])
+    _assert_shows(fv, built, marks["neighbours"][k])
+
+
+def _box(points: np.ndarray, margin: float) -> tuple[float, float, float, float, np.ndarray]:
+    """A data box holding 3..40% of the points whose edges lie in gaps (no point within ``margin``)
+    and whose drag corners are at least 3 ``margin`` from every point."""
+    def edges(values: np.ndarray) -> np.ndarray:
+        v = np.sort(values)
+        return ((v[1:] + v[:-1]) / 2)[np.diff(v) > 2 * margin]
+
+    xs, ys = points[:, 0], points[:, 1]
+    for x0 in edges(xs):
+        for x1 in edges(xs)[edges(xs) > x0]:
+            for y0 in edges(ys):
+                for y1 in edges(ys)[edges(ys) > y0]:
+                    inner = (xs > x0) & (xs < x1) & (ys > y0) & (ys < y1)
+                    # the drag starts/ends on empty plot, not on a point's (clickable) mark
+                    corners = np.array([[x0, y1], [x1, y0]])
+                    clear = np.linalg.norm(points[:, None] - corners[None], axis=-1).min() > 3 * margin
+                    if 3 <= inner.sum() <= 0.4 * xs.size and clear:
+                        return x0, x1, y0, y1, np.flatnonzero(inner)
+    raise AssertionError("no clean selection box in the toy embedding")
+
+
+def test_box_selection_in_embedding_sets_selection_and_highlights(fv: Any, built: dict[str, Any]) -> None:
+    emb = built["a"]["embedding"].astype(float)
+    x0, x1, y0, y1, expected = _box(emb, 0.1)
+    px0, py0 = lab.data_to_page(fv, EMB, x0, y1)
+    px1, py1 = lab.data_to_page(fv, EMB, x1, y0)
+    fv.mouse.move(px0, py0)
+    fv.mouse.down()
+    fv.mouse.move(px1, py1, steps=10)
+    fv.mouse.up()
+    fv.wait_for_function("n => document.querySelector('.mw-fv').dataset.selected === String(n)",
+                         arg=int(expected.size), timeout=10_000)
+    _wait_model(fv, "selection", expected.tolist())
+    np.testing.assert_array_equal(_trace(fv, STATE, 1), built["a"]["x"][expected].astype(float))
+    np.testing.assert_array_equal(_trace(fv, EMB, 1), emb[expected])
+    lab.screenshot(fv, "flow_view_export_selection")
+
+
+def test_recolour_restyles_both_clouds(fv: Any, built: dict[str, Any]) -> None:
+    fv.locator(".mw-fv-color").select_option("position")
+    fv.wait_for_function("() => document.querySelector('.mw-fv').dataset.colorBy === 'position'")
+    want = built["a"]["color:position"].astype(float)
+    for sel in (STATE, EMB):
+        got = fv.evaluate("s => Array.from(document.querySelector(s).data[0].marker.color)", sel)
+        np.testing.assert_array_equal(got, want)
+    bar = fv.evaluate("() => document.querySelector('.mw-fv-embedding')._fullData[0].marker.colorbar.title.text")
+    assert bar == "position"
+    _wait_model(fv, "color_by", "position")
+    # the model drives it back to categories: codes and the category colour scale
+    fv.evaluate("() => window.mwModel.set('color_by', 'condition')")
+    fv.wait_for_function("() => document.querySelector('.mw-fv').dataset.colorBy === 'condition'")
+    got = fv.evaluate("() => Array.from(document.querySelector('.mw-fv-state').data[0].marker.color)")
+    np.testing.assert_array_equal(got, built["a"]["color:condition"].astype(float))
+    assert fv.locator(".mw-fv-color").input_value() == "condition"
+
+
+def test_play_advances_one_sample_per_frame_in_order(fv: Any, built: dict[str, Any]) -> None:
+    fv.evaluate("""() => { window.__seen = [];
+        document.querySelector('#mw-root').addEventListener('mw-drawn', e => window.__seen.push(e.detail.sample)); }""")
+    fv.locator(".mw-fv-play").click()
+    fv.wait_for_function("() => window.__seen.length >= 12", timeout=15_000)
+    _wait_model(fv, "playing", True)
+    fv.locator(".mw-fv-play").click()
+    _wait_model(fv, "playing", False)
+    seen = fv.evaluate("() => window.__seen")
+    order, p = built["a"]["order"], int(built["pos_of"][START])
+    assert seen == order[p + 1:p + 1 + len(seen)].tolist()
+    # the model starts and stops it too
+    fv.evaluate("() => window.mwModel.set('playing', true)")
+    fv.wait_for_function("n => window.__seen.length >= n + 5", arg=len(seen), timeout=15_000)
+    fv.evaluate("() => window.mwModel.set('playing', false)")
+    assert fv.locator(".mw-fv-play").inner_text().strip().endswith("Play")
+
+
+def test_model_sets_sample_and_selection(fv: Any, built: dict[str, Any]) -> None:
+    fv.evaluate("() => window.mwModel.set('sample', 77)")
+    _wait_drawn(fv, 77)
+    _assert_shows(fv, built, 77)
+    fv.evaluate("() => window.mwModel.set('selection', [4, 9, 60])")
+    fv.wait_for_function("() => document.querySelector('.mw-fv').dataset.selected === '3'")
+    np.testing.assert_array_equal(_trace(fv, EMB, 1), built["a"]["embedding"][[4, 9, 60]].astype(float))
+    assert not fv.js_errors
+
+
+def test_3d_scene_follows_the_step(page: Any, tmp_path: Path) -> None:
+    """dims=3: the plotly scene's trail, neighbours and point are redrawn after each step."""
+    built3 = _build(tmp_path, dims=3)
+    fv = _open(page, built3["url"])
+    _wait_drawn(fv, START, "sceneDrawn")
+    a = built3["a"]
+    order, p = a["order"], int(built3["pos_of"][START])
+    fv.locator(ROOT).focus()
+    fv.keyboard.press("ArrowRight")
+    i = int(order[p + 1])
+    _wait_drawn(fv, i, "sceneDrawn")
+    x = a["x"].astype(float)
+    nb = a["neighbors"][i][a["neighbors"][i] >= 0]
+    keys = ("x", "y", "z")
+    np.testing.assert_array_equal(_trace(fv, STATE, 4, keys), x[[i]])
+    np.testing.assert_array_equal(_trace(fv, STATE, 3, keys), x[nb])
+    np.testing.assert_array_equal(_trace(fv, STATE, 2, keys), x[order[:p + 2]])  # trail: trajectory so far
+    lab.screenshot(fv, "flow_view_export_3d")
+    # while playing the scene is redrawn less often than the 2-D views; on pause it catches up
+    stats = "() => document.querySelector('#mw-root').__mwFlowView.stats"
+    before = fv.evaluate(stats)
+    fv.locator(".mw-fv-play").click()
+    fv.wait_for_function(f"() => ({stats})().frames >= {before['frames'] + 20}", timeout=20_000)
+    fv.locator(".mw-fv-play").click()
+    during = fv.evaluate(stats)
+    assert during["sceneFrames"] - before["sceneFrames"] < (during["frames"] - before["frames"]) / 2
+    last = int(fv.evaluate("() => document.querySelector('.mw-fv').dataset.drawn"))
+    _wait_drawn(fv, last, "sceneDrawn")
+    np.testing.assert_array_equal(_trace(fv, STATE, 4, keys), x[[last]])
+    assert not fv.js_errors
+
+
+def test_browser_to_model_sync_is_throttled(fv: Any, built: dict[str, Any]) -> None:
+    """Eight steps within one task reach the model (Python's side) once, as the last value."""
+    order, p = built["a"]["order"], int(built["pos_of"][START])
+    fv.evaluate("""() => { window.__sends = []; const m = window.mwModel, save = m.save_changes;
+        m.save_changes = () => { window.__sends.push(m.get('sample')); save(); };
+        const root = document.querySelector('.mw-fv');
+        for (let k = 0; k < 8; k++) root.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true})); }""")
+    _wait_drawn(fv, order[p + 8])
+    _wait_model(fv, "sample", int(order[p + 8]))
+    fv.wait_for_timeout(400)  # nothing else is sent afterwards
+    assert fv.evaluate("() => window.__sends") == [order[p + 8]]

@@ -110,8 +110,8 @@ def _handler(root: Path, traffic: Traffic, ranges: dict[str, bool]) -> type[Base
             with path.open("rb") as f:
                 f.seek(start)
                 body = f.read(stop + 1 - start)
+            traffic.add(path.name, len(body))  # before the headers: a client that stops reading there sees it counted
             self._headers(code, len(body), extra)
-            traffic.add(path.name, len(body))
             self.wfile.write(body)
 
     return Handler

@@ -120,6 +120,27 @@ def rnn_study(d: dict) -> str:
             + _table(["method", "fields", *metrics], rows))
 
 
+def _ms(m: dict) -> str:
+    return f"{m['median_ms']:.0f} / {m['p90_ms']:.0f}"
+
+
+def client_view_latency(d: dict) -> str:
+    """The browser-drawn FlowView beside today's kernel-driven flow explorer."""
+    e, lab, today = d["export"], d.get("lab", {}), d["today"]
+    rows = [["FlowView, exported HTML (file://)", "step, all views", _ms(e["step"]), _ms(e["step"]["painted"])]]
+    if lab.get("step"):
+        rows.append(["FlowView, JupyterLab", "step, all views", _ms(lab["step"]), _ms(lab["step"]["painted"])])
+    rows += [["FlowView, exported HTML", "step, 3-D state view", _ms(e["step_3d_scene"]), _ms(e["step_3d_scene"]["painted"])],
+             ["FlowView, exported HTML", "recolour both clouds", _ms(e["recolour"]), ""],
+             ["FlowView, exported HTML", f"Play: {e['play']['fps']:.1f} frames/s (3-D: {e['play_3d']['fps']:.1f})", "", ""],
+             ["today: flow explorer (JupyterLab)", "step", _ms(today["flow_explorer"]), ""],
+             ["today: flow explorer 3-D", "step", _ms(today["flow_explorer_3d"]), ""]]
+    return (f"**Browser-drawn views** (`benchmarks/client_view_latency.py`, rat {d['meta']['n_samples']} samples, "
+            f"key press to changed frame, median / p90 ms; export {e['size_mb']:.1f} MB vs 8.4 MB today; "
+            f"load {d['meta']['loadavg_1_5_15'][0]:.1f}, {d['meta']['cpus']} CPUs):\n\n"
+            + _table(["view", "action", "changed frame", "painted"], rows))
+
+
 def seed_stability(d: dict) -> str:
     """Decoding mean +- SD over seeds and seed-to-seed consistency, per setting, with the input."""
     metrics = [k for k in dict.fromkeys(k for r in d["table"] for k in r) if k not in ("data", "method", "seconds")]
@@ -143,7 +164,7 @@ def sessions(d: dict) -> str:
 
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "fidelity": fidelity, "cross_animal": cross_animal, "engine_scaling": scaling, "data_layer": data_layer,
-    "notebooks": notebooks, "widget_latency": widget_latency, "seed_stability": seed_stability, "rnn_study": rnn_study,
+    "notebooks": notebooks, "widget_latency": widget_latency, "client_view_latency": client_view_latency, "seed_stability": seed_stability, "rnn_study": rnn_study,
     "sessions": sessions,
 }
 

@@ -30,9 +30,17 @@ MC_Maze_Small (part ``macaque``): fold 0 of ``fidelity.py``'s trial-wise stratif
 velocity R^2 of the per-bin ridge decoder over seeds, for the paper's macaque recipe and the
 same changes as the rat's recommended settings.
 
+InfoNCE screen (``--infonce T [T ...]``, runs only this part): the recommended settings with
+``loss="infonce"`` at each temperature ``T``, over ``--seeds`` seeds - decoding both ways, the
+seed-to-seed consistency, and the 3-D consistency (``out_dim=3``) - next to the input in the
+same run; written to the JSON key ``infonce`` (rows merged by name, the other keys untouched).
+The recommended (sigmoid) figures to compare with are the ``rat``/``consistency_3d`` rows of the
+same seeds.
+
 Run: ``python benchmarks/seed_stability.py [--seeds 5] [--quick] [--only rat consistency_3d macaque]``
-(default: rat and consistency_3d). Prints a table and writes benchmarks/results/seed_stability.json
-(every seed's figures; parts not run keep their last figures).
+(default: rat and consistency_3d) or ``python benchmarks/seed_stability.py --seeds 3 --infonce 0.1 0.3``.
+Prints a table and writes benchmarks/results/seed_stability.json (every seed's figures; parts
+not run keep their last figures).
 """
 from __future__ import annotations
 
@@ -253,6 +261,59 @@ def _as_row(figures: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def infonce_settings(temperatures: tuple[float, ...]) -> dict[str, dict[str, Any]]:
+    """The recommended settings with the InfoNCE loss at each temperature (name -> parameters)."""
+    base = settings_for("rat")[RECOMMENDED]
+    return {f"{RECOMMENDED} + infonce T={t:g}": {**base, "loss": "infonce", "temperature": float(t)}
+            for t in temperatures}
+
+
+def run_infonce(temperatures: tuple[float, ...], seeds: tuple[int, ...], quick: bool) -> dict[str, Any]:
+    """InfoNCE screen on the rat: the input, then per temperature decoding and (3-D) consistency over seeds."""
+    ff_tr, ff_te = rat_flow_fields()
+    rows = [{"method": "input: PCA-10 (250 ms)", **_as_row(decode_position(ff_tr["x"].values, ff_te["x"].values,
+                                                                           ff_tr, ff_te))}]
+    for name, params in infonce_settings(temperatures).items():
+        params = {**params, "epochs": 30} if quick else params
+        row, _ = rat_setting(name, params, ff_tr, ff_te, seeds)
+        t0 = time.perf_counter()
+        three = [fit_embed(ff_tr, ff_te, {**params, "out_dim": 3}, s) for s in seeds]
+        row["consistency_3d"] = seed_consistency([z for z, _, _ in three], ff_tr)
+        row["consistency_3d"]["final_train_loss"] = [info["final_train_loss"] for _, _, info in three]
+        row["seconds_3d"] = time.perf_counter() - t0
+        print(f"  {name}: {row['cm_k_by_median_mean']:.2f} ± {row['cm_k_by_median_sd']:.2f} / "
+              f"{row['cm_k_by_r2_mean']:.2f} ± {row['cm_k_by_r2_sd']:.2f} cm, consistency "
+              f"{row['consistency']['mean']:.3f}, 3-D {row['consistency_3d']['mean']:.3f}", flush=True)
+        rows.append(row)
+    return {"rows": rows, "seeds": list(seeds), "base": RECOMMENDED, "peak_rss_mb": peak_rss_mb()}
+
+
+def merge_infonce(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The ``infonce`` part with ``new``'s rows replacing or joining ``old``'s (matched by method name)."""
+    rows = {r["method"]: r for r in old.get("rows", []) if r.get("seeds", old.get("seeds")) == new["seeds"]}
+    for r in new["rows"]:
+        rows[r["method"]] = {**r, "seeds": new["seeds"]}
+    return {**new, "rows": list(rows.values())}
+
+
+def write_infonce(part: dict[str, Any]) -> dict[str, Any]:
+    """Merge the InfoNCE part into benchmarks/results/seed_stability.json under a file lock; returns the JSON."""
+    import fcntl
+    import json
+    import tempfile
+
+    from _common import RESULTS
+
+    path = RESULTS / "seed_stability.json"
+    with open(Path(tempfile.gettempdir()) / "marble_seed_stability.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several temperatures may run as parallel processes
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        keep = {k: v for k, v in old.items() if k not in ("machine", "date", "table")}
+        results = {**keep, "infonce": merge_infonce(old.get("infonce", {}), part)}
+        write_json("seed_stability", {**results, "table": table(results)})
+    return results
+
+
 # ============================================================================ macaque
 def run_macaque(settings: dict[str, dict[str, Any]], seeds: tuple[int, ...], quick: bool) -> dict[str, Any]:
     """Velocity R^2 of fold 0 (trial-wise, fidelity.py's folds) over seeds, per setting and the input."""
@@ -313,6 +374,16 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"data": "macaque", "method": r["method"],
                      "velocity R2": f"{r['velocity_r2_mean']:.3f} ± {r['velocity_r2_sd']:.3f}",
                      "seconds": r.get("seconds", 0.0)})
+    for r in results.get("infonce", {}).get("rows", []):
+        if "consistency" not in r:
+            continue  # the input row: already listed under "rat"
+        cons, cons_3d = r["consistency"], r["consistency_3d"]
+        rows.append({"data": f"rat ({len(r['per_seed'])} seeds)", "method": r["method"],
+                     "cm (k by median)": f"{r['cm_k_by_median_mean']:.2f} ± {r['cm_k_by_median_sd']:.2f}",
+                     "cm (k by R2)": f"{r['cm_k_by_r2_mean']:.2f} ± {r['cm_k_by_r2_sd']:.2f}",
+                     "consistency mean/min": f"{cons['mean']:.3f} / {cons['min']:.3f}",
+                     "3-D consistency": f"{cons_3d['mean']:.3f} / {cons_3d['min']:.3f}",
+                     "seconds": r.get("seconds", 0.0) + r.get("seconds_3d", 0.0)})
     return rows
 
 
@@ -354,9 +425,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="30 epochs, 2 seeds (smoke run; JSON not written)")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=["rat", "consistency_3d"],
                         help="parts to run (the JSON keeps the other parts' last figures)")
+    parser.add_argument("--infonce", nargs="+", type=float, metavar="T",
+                        help="run only the InfoNCE screen at these temperatures (JSON key 'infonce')")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seeds = tuple(range(2 if args.quick else args.seeds))
+    if args.infonce:
+        print(f"rat Buddy, InfoNCE at T = {args.infonce} ...", flush=True)
+        part = run_infonce(tuple(args.infonce), seeds, args.quick)
+        results = write_infonce(part) if not args.quick else {"infonce": part}
+        print()
+        print_table([r for r in table(results) if "infonce" in r["method"]],
+                    ["data", "method", "cm (k by median)", "cm (k by R2)", "consistency mean/min",
+                     "3-D consistency", "seconds"])
+        print(f"input: {part['rows'][0]}")
+        return results
     t0 = time.perf_counter()
     results: dict[str, Any] = {"stable_changes": STABLE_CHANGES, "recommended_base": RECOMMENDED_BASE}
     rat = settings_for("rat")

@@ -22,7 +22,7 @@ from marble_widgets.data.containers import sample_labels
 from marble_widgets.engine.features import feature_count, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
 from marble_widgets.engine.network import FeatureSource, MarbleNetwork, NetworkSpec, build_feature_source
-from marble_widgets.engine.loss import check_temperature
+from marble_widgets.engine.loss import check_loss, check_temperature
 from marble_widgets.engine.training import Callback, check_training_options, train_network
 from marble_widgets.model_file import ModelFileError, read_model_file, write_model_file
 
@@ -52,6 +52,7 @@ PARAMETERS: dict[str, tuple[Any, str, str]] = {
     "momentum": (0.9, "yaml momentum", "SGD momentum"),
     "patience": (20, "[ours] (reference: none)", "early stop after this many epochs without val gain"),
     "temperature": (1.0, "[ours] (reference: 1)", "contrastive logits divided by it (1 = reference)"),
+    "loss": ("sigmoid", "[ours] (reference: sigmoid)", "sigmoid (pair loss) or infonce (softmax over the batch)"),
     "selection": ("best_val", "[ours] (reference: best_val)", "state kept: best_val, last or average"),
     "lr_schedule": ("plateau", "[ours] (reference: plateau)", "plateau (ReduceLROnPlateau) or cosine"),
     "average_from": (0.5, "[ours]", "selection='average': average epochs from this fraction on"),
@@ -79,6 +80,11 @@ class MARBLE(TransformerMixin, BaseEstimator):
     logits are capped at +/-1 and the loss saturates within a few epochs; ``T < 1`` uncaps them,
     but on the rat it decoded worse and with 3-D embeddings ``T = 0.1`` did not train, so the
     recommended settings keep 1; a smaller ``T`` also scales the gradients by ``1/T``);
+    ``loss="infonce"`` replaces the reference's per-pair sigmoid loss by InfoNCE (as in CEBRA):
+    each anchor's positive against the other anchors' positives, cross-entropy over cosine
+    similarities divided by ``temperature`` (pass ~0.1-0.5 with it; 1 is too flat); on the rat
+    with the recommended settings it did not beat the sigmoid loss (T 0.05-0.5, 3 seeds;
+    ``benchmarks/seed_stability.py --infonce``);
     ``lr_schedule="cosine"`` anneals the learning rate to 0 over ``epochs``;
     ``selection`` keeps the best-validation state (``"best_val"``, with early stopping after
     ``patience`` epochs), the last state (``"last"``) or the weight average of the epochs from
@@ -113,6 +119,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         momentum: float = 0.9,
         patience: int | None = 20,
         temperature: float = 1.0,
+        loss: str = "sigmoid",
         selection: str = "best_val",
         lr_schedule: str = "plateau",
         average_from: float = 0.5,
@@ -144,6 +151,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         self.momentum = momentum
         self.patience = patience
         self.temperature = temperature
+        self.loss = loss
         self.selection = selection
         self.lr_schedule = lr_schedule
         self.average_from = average_from
@@ -169,6 +177,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         if self.patience is not None and (not isinstance(self.patience, (int, np.integer)) or self.patience < 1):
             raise ValueError(f"patience must be a positive integer or None; got {self.patience!r}.")
         check_temperature(self.temperature)
+        check_loss(self.loss)
         check_training_options(self.selection, self.lr_schedule, self.average_from, self.patience)
         _hidden(self.hidden_channels)
         if self.order == 0 and not self.include_self:
@@ -244,6 +253,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
                 batch_size=int(self.batch_size), lr=float(self.lr), momentum=float(self.momentum),
                 patience=self.patience, seed=int(self.seed), device=self.device,
                 verbose=bool(self.verbose), callback=callback, temperature=float(self.temperature),
+                loss=str(self.loss),
                 selection=str(self.selection), lr_schedule=str(self.lr_schedule),
                 average_from=float(self.average_from),
             )

@@ -145,7 +145,8 @@ def seed_stability(d: dict) -> str:
     """Decoding mean +- SD over seeds and seed-to-seed consistency, per setting, with the input."""
     metrics = [k for k in dict.fromkeys(k for r in d["table"] for k in r) if k not in ("data", "method", "seconds")]
     rows = [[r["data"], r["method"], *(str(r.get(m, "")) for m in metrics)] for r in d["table"]]
-    return (f"**Seed stability** (`benchmarks/seed_stability.py`, 5 seeds, mean +- SD; rat: fidelity protocol; "
+    return (f"**Seed stability** (`benchmarks/seed_stability.py`, 5 seeds (InfoNCE rows: 3), mean +- SD; "
+            "rat: fidelity protocol; "
             f"macaque: outer fold 0 only; {_when(d)}):\n\n" + _table(["data", "method", *metrics], rows))
 
 

@@ -127,6 +127,8 @@ def test_inspect_global_gauge(flow, fitted):
         (dict(order=0, include_self=False), "leaves no features"),
         (dict(temperature=0), "temperature must be a positive number"),
         (dict(temperature="low"), "temperature must be a positive number"),
+        (dict(loss="nce"), "loss must be one of \\('sigmoid', 'infonce'\\)"),
+        (dict(loss=None), "loss must be one of"),
         (dict(selection="best"), "selection must be one of \\('best_val', 'last', 'average'\\)"),
         (dict(lr_schedule="linear"), "lr_schedule must be one of \\('plateau', 'cosine'\\)"),
         (dict(selection="average", patience=None, average_from=-0.1), "average_from must be a fraction"),
@@ -206,3 +208,17 @@ def test_temperature_changes_the_fit_and_one_is_the_default(flow):
     other = MARBLE(k=10, temperature=0.5, **FAST).fit(flow).loss_history_.train_loss.values
     np.testing.assert_array_equal(base, same)
     assert np.abs(base - other).max() > 1e-3
+
+
+def test_infonce_loss_option_trains_differently_and_round_trips(tmp_path, flow):
+    base = MARBLE(k=10, **FAST).fit(flow)
+    same = MARBLE(k=10, loss="sigmoid", **FAST).fit(flow)
+    np.testing.assert_array_equal(base.loss_history_.train_loss.values, same.loss_history_.train_loss.values)
+    params = dict(k=10, loss="infonce", temperature=0.2, seed=3, **FAST)
+    a, b = MARBLE(**params).fit(flow), MARBLE(**params).fit(flow)
+    np.testing.assert_array_equal(a.transform(flow).values, b.transform(flow).values)
+    first = a.loss_history_.train_loss.values[0]  # cross-entropy over 64 positives: log 64 at chance
+    assert 0 < first < np.log(64) + 0.5 and abs(first - base.loss_history_.train_loss.values[0]) > 0.1
+    loaded = MARBLE.load(a.save(tmp_path / "infonce.pt"))
+    assert loaded.get_params()["loss"] == "infonce" and loaded.get_params()["temperature"] == 0.2
+    np.testing.assert_array_equal(loaded.transform(flow).values, a.transform(flow).values)

@@ -3,9 +3,10 @@
 One ``numpy.random.Generator`` seeded from ``seed`` drives the node split, the epoch shuffles
 and the positive/negative sampling; torch's own RNG (initialisation, dropout) is seeded by the
 caller. Positives are random graph neighbours and never the node itself (§14 item 4);
-negatives are uniform over all nodes. The state returned is chosen by ``selection``: the
-best-validation state kept in memory (§14 item 11, the reference's rule), the last state, or
-the average of the weights over the last epochs (stochastic weight averaging, [ours]).
+negatives are uniform over all nodes (``loss="sigmoid"``, the reference) or the other anchors'
+positives (``loss="infonce"``, [ours]; no negatives are drawn). The state returned is chosen by
+``selection``: the best-validation state kept in memory (§14 item 11, the reference's rule), the
+last state, or the average of the weights over the last epochs (stochastic weight averaging, [ours]).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from marble_widgets.engine.loss import check_temperature, contrastive_loss
+from marble_widgets.engine.loss import check_loss, check_temperature, contrastive_loss, infonce_loss
 from marble_widgets.engine.network import FeatureSource, MarbleNetwork
 
 #: callback(info) -> True stops training; info keys listed in docs/design.md
@@ -98,9 +99,18 @@ def batch_loss(
     rng: np.random.Generator,
     device: torch.device,
     temperature: float = 1.0,
+    loss: str = "sigmoid",
 ) -> torch.Tensor:
-    """Contrastive loss of one minibatch: embed anchors, positives and negatives together."""
+    """Contrastive loss of one minibatch: embed anchors, positives (and negatives) together.
+
+    ``loss="infonce"`` embeds anchors and positives only: the other anchors' positives are the
+    negatives (:func:`~marble_widgets.engine.loss.infonce_loss`).
+    """
     pos = sample_positives(anchors, *adjacency, rng)
+    if loss == "infonce":
+        index = torch.as_tensor(np.concatenate([anchors, pos]), device=device)
+        za, zp = network(source.rows(index, network.diffusion), source.pos(index)).split(len(anchors))
+        return infonce_loss(za, zp, temperature=temperature)
     neg = sample_negatives(len(anchors), n_nodes, rng)
     index = torch.as_tensor(np.concatenate([anchors, pos, neg]), device=device)
     diffusion = network.diffusion
@@ -110,7 +120,7 @@ def batch_loss(
 
 
 def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_size, rng, device,
-                 temperature=1.0) -> float:
+                 temperature=1.0, loss_name="sigmoid") -> float:
     """One pass over the shuffled training nodes; returns the mean (size-weighted) loss."""
     network.train()
     order = rng.permutation(split)
@@ -121,7 +131,7 @@ def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_si
             if len(anchors) < 2 and len(order) > 1:
                 continue  # BatchNorm needs more than one row per channel (3 rows here) - skip a stub
             optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device, temperature)
+            loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device, temperature, loss_name)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     "training loss became non-finite (NaN/inf). Lower lr, check the flow field for "
@@ -139,20 +149,22 @@ def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_si
 
 
 @torch.no_grad()
-def _val_loss(network, source, split, adjacency, n_nodes, batch_size, rng, device, temperature=1.0) -> float:
+def _val_loss(network, source, split, adjacency, n_nodes, batch_size, rng, device, temperature=1.0,
+              loss_name="sigmoid") -> float:
     """Validation loss in eval mode on the same positives/negatives every epoch.
 
     Why: redrawing them each epoch makes the loss noise (about 0.02 on the rat) larger than the
     epoch-to-epoch change, so the best-validation checkpoint would be picked by chance.
-    ``rng`` is a generator fixed per call (see ``_train``).
+    ``rng`` is a generator fixed per call (see ``_train``). InfoNCE is scored on batches of
+    ``batch_size`` anchors, as in training (its value depends on the number of negatives).
     """
     network.eval()
     total = 0.0
-    step = max(batch_size, 4096)
+    step = batch_size if loss_name == "infonce" else max(batch_size, 4096)
     with source.cached(network.diffusion, train=False):
         for start in range(0, len(split), step):
             anchors = split[start:start + step]
-            loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device, temperature)
+            loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device, temperature, loss_name)
             total += float(loss) * len(anchors)
     return total / max(len(split), 1)
 
@@ -173,6 +185,7 @@ def train_network(
     verbose: bool = True,
     callback: Callback | None = None,
     temperature: float = 1.0,
+    loss: str = "sigmoid",
     selection: str = "best_val",
     lr_schedule: str = "plateau",
     average_from: float = 0.5,
@@ -180,9 +193,10 @@ def train_network(
     """Train ``network`` in place with SGD + momentum; the state kept is chosen by ``selection``.
 
     Why: MARBLE's unsupervised objective (§10, logits divided by ``temperature``) with the
-    reference's optimiser (§11). ``lr_schedule``: ``"plateau"`` (the reference:
-    ReduceLROnPlateau on the training loss) or ``"cosine"`` (annealed from ``lr`` to 0 over
-    ``epochs``, so the last epochs move little). ``selection``:
+    reference's optimiser (§11); ``loss="infonce"`` replaces the objective by InfoNCE over the
+    minibatch (see :func:`~marble_widgets.engine.loss.infonce_loss`). ``lr_schedule``:
+    ``"plateau"`` (the reference: ReduceLROnPlateau on the training loss) or ``"cosine"``
+    (annealed from ``lr`` to 0 over ``epochs``, so the last epochs move little). ``selection``:
 
     - ``"best_val"`` - the epoch with the lowest validation loss (the reference's rule), with
       early stopping after ``patience`` epochs without improvement (None: never);
@@ -196,8 +210,8 @@ def train_network(
     """
     check_training_options(selection, lr_schedule, average_from, patience)
     device = torch.device(device)
-    options = dict(temperature=check_temperature(temperature), selection=selection,
-                   lr_schedule=lr_schedule, average_from=float(average_from))
+    options = dict(temperature=check_temperature(temperature), loss_name=check_loss(loss),
+                   selection=selection, lr_schedule=lr_schedule, average_from=float(average_from))
     with _cpu_threads(1 if device.type == "cpu" else None):
         return _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentum,
                       patience, seed, device, verbose, callback, **options)
@@ -239,8 +253,8 @@ def _cpu_threads(n: int | None):
 
 
 def _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentum, patience,
-           seed, device, verbose, callback, *, temperature=1.0, selection="best_val",
-           lr_schedule="plateau", average_from=0.5) -> TrainResult:
+           seed, device, verbose, callback, *, temperature=1.0, loss_name="sigmoid",
+           selection="best_val", lr_schedule="plateau", average_from=0.5) -> TrainResult:
     """Body of :func:`train_network` (same arguments)."""
     rng = np.random.default_rng(seed)
     network.clamp_time()
@@ -254,12 +268,12 @@ def _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentu
     keeper = _StateKeeper(network, selection, first_averaged=int(math.floor(average_from * epochs)))
     t0 = time.perf_counter()
     bar = tqdm(range(epochs), disable=not verbose, desc="MARBLE", unit="epoch")
-    common = (adjacency, n_nodes, batch_size, rng, device, temperature)
+    common = (adjacency, n_nodes, batch_size, rng, device, temperature, loss_name)
     for epoch in bar:
         current_lr = optimizer.param_groups[0]["lr"]
         train = _train_epoch(network, optimizer, source, split["train"], *common)
         val = _val_loss(network, source, split["val"], adjacency, n_nodes, batch_size,
-                        np.random.default_rng([seed, 1]), device, temperature)
+                        np.random.default_rng([seed, 1]), device, temperature, loss_name)
         scheduler.step() if cosine else scheduler.step(train)
         info = {
             "epoch": epoch, "n_epochs": epochs, "train_loss": train, "val_loss": val,

@@ -1,4 +1,4 @@
-"""Contrastive loss (docs/spec.md §10): analytic values and gradients."""
+"""Contrastive losses (docs/spec.md §10, and InfoNCE [ours]): analytic values and gradients."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from marble_widgets.engine.loss import contrastive_loss
+from marble_widgets.engine.loss import contrastive_loss, infonce_loss
 
 
 def test_loss_at_zero_embedding_is_two_log_two():
@@ -70,3 +70,46 @@ def test_bad_temperature_is_named(bad):
     z = torch.zeros(2, 2)
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         contrastive_loss(z, z, z, temperature=bad)
+
+
+def _infonce_numpy(za: np.ndarray, zp: np.ndarray, temp: float) -> float:
+    """InfoNCE written out independently: loop over anchors, log-sum-exp by hand."""
+    total = 0.0
+    for i in range(len(za)):
+        a = za[i] / np.linalg.norm(za[i])
+        sims = np.array([a @ (p / np.linalg.norm(p)) for p in zp]) / temp
+        top = sims.max()
+        total += -(sims[i] - top - np.log(np.sum(np.exp(sims - top))))
+    return total / len(za)
+
+
+def test_infonce_against_a_numpy_computation():
+    rng = np.random.default_rng(1)
+    za, zp = rng.normal(size=(9, 4)), 3.0 * rng.normal(size=(9, 4))  # not unit norm: the loss normalises
+    for temp in (1.0, 0.3, 0.05):
+        got = infonce_loss(torch.tensor(za), torch.tensor(zp), temperature=temp)
+        assert float(got) == pytest.approx(_infonce_numpy(za, zp, temp), rel=1e-12)
+
+
+def test_infonce_limits_and_gradient():
+    # all embeddings equal: the positive is one of B indistinguishable choices -> log B
+    z = torch.ones(6, 3, requires_grad=True)
+    loss = infonce_loss(z, z, temperature=0.2)
+    assert float(loss.detach()) == pytest.approx(math.log(6))
+    loss.backward()
+    assert torch.isfinite(z.grad).all()
+    # anchors on orthogonal axes, each positive its anchor: only the own positive has cosine 1
+    eye = torch.eye(3, dtype=torch.float64)
+    expected = -math.log(math.exp(1 / 0.1) / (math.exp(1 / 0.1) + 2.0))
+    assert float(infonce_loss(eye, eye, temperature=0.1)) == pytest.approx(expected, rel=1e-12)
+    # the mask term is added as for the pair loss
+    masked = torch.tensor([[0.0, 0.0], [3.0, 4.0]], dtype=torch.float64)
+    extra = 1.0 / (1.0 + math.exp(-5.0)) - 0.5
+    assert float(infonce_loss(eye, eye, masked, temperature=0.1)) == pytest.approx(expected + extra, rel=1e-12)
+
+
+def test_infonce_refuses_bad_shapes_and_temperatures():
+    with pytest.raises(ValueError, match="same \\(B, E\\) shape"):
+        infonce_loss(torch.zeros(3, 2), torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="temperature must be a positive number"):
+        infonce_loss(torch.ones(2, 2), torch.ones(2, 2), temperature=0.0)

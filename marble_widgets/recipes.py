@@ -1,6 +1,6 @@
 """Named MARBLE settings: the paper's recipes and the settings chosen on training data only.
 
-One table for the demo, the tutorials and the benchmarks, so a figure in the README can be
+One table for the demo and the benchmarks (and your notebooks), so a figure in the README can be
 re-derived in a notebook with the same settings. Each recipe says how to build the flow field
 (``mw.flow_field`` / ``FlowFieldBuilder`` arguments) and how to configure :class:`MARBLE`.
 

@@ -141,6 +141,17 @@ def client_view_latency(d: dict) -> str:
             + _table(["view", "action", "changed frame", "painted"], rows))
 
 
+def cross_animal_decoding(d: dict) -> str:
+    """Position decoded across the two rats, both ways, per embedding and alignment, with chance."""
+    ways = [k for k in d["rows"][0] if "->" in k]
+    rows = [[r["embedding"], r["align"], *(f"{r[w]:.1f}" for w in ways)] for r in d["rows"]]
+    inside = "; ".join(f"{m}: " + ", ".join(f"{n} {v:.1f}" for n, v in per.items())
+                       for m, per in d["within_rat_pct"].items())
+    return (f"**Across-animal decoding** (`benchmarks/cross_animal_decoding.py`, recipe `{d['recipe']}`, median "
+            f"position error in % of the track; within each rat, 80/20 split of the same embeddings: {inside}; "
+            f"{_when(d)}):\n\n" + _table(["embedding", "alignment", *ways], rows))
+
+
 def seed_stability(d: dict) -> str:
     """Decoding mean +- SD over seeds and seed-to-seed consistency, per setting, with the input."""
     metrics = [k for k in dict.fromkeys(k for r in d["table"] for k in r) if k not in ("data", "method", "seconds")]
@@ -164,7 +175,7 @@ def sessions(d: dict) -> str:
 
 
 SECTIONS: dict[str, Callable[[dict], str]] = {
-    "fidelity": fidelity, "cross_animal": cross_animal, "engine_scaling": scaling, "data_layer": data_layer,
+    "fidelity": fidelity, "cross_animal": cross_animal, "cross_animal_decoding": cross_animal_decoding, "engine_scaling": scaling, "data_layer": data_layer,
     "notebooks": notebooks, "widget_latency": widget_latency, "client_view_latency": client_view_latency, "seed_stability": seed_stability, "rnn_study": rnn_study,
     "sessions": sessions,
 }

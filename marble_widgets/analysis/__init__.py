@@ -16,6 +16,7 @@ from marble_widgets.analysis.alignment import (
 from marble_widgets.analysis.decoding import (
     K_CANDIDATES,
     choose_k,
+    cross_decode,
     decode,
     fold_assignment,
     train_test_decode,
@@ -29,6 +30,7 @@ __all__ = [
     "binned_means",
     "choose_k",
     "consistency",
+    "cross_decode",
     "decode",
     "distances",
     "fold_assignment",

@@ -415,3 +415,52 @@ def train_test_decode(
              "alpha": alpha, "seed": seed, "n_train": len(x_tr), "n_test": len(x_te)}
     return _assemble([_metrics(task_tr, y_te, pred)], [k_used], pred, y_te, te_emb, task_tr,
                      tuple(extra), attrs)
+
+
+#: how :func:`cross_decode` brings the test animal into the training animal's latent frame
+_ALIGNMENTS = ("procrustes", "ot", "none")
+
+
+def cross_decode(
+    train_emb: xr.DataArray,
+    test_emb: xr.DataArray,
+    target: str = "position",
+    *,
+    align: str = "procrustes",
+    bins: int = 100,
+    kind: str = "knn",
+    k: int | None = None,
+    metric: str = "cosine",
+    k_criterion: str = "median_abs_error",
+    seed: int = 0,
+) -> xr.Dataset:
+    """Across-animal decoding: a decoder fitted on one animal's embedding, scored on another's.
+
+    ``test_emb`` is first mapped into ``train_emb``'s frame: ``"procrustes"`` matches the two
+    animals' mean embeddings in ``bins`` bins of ``target`` (CEBRA's consistency alignment; it
+    sees the test animal's labels only through those bin means), ``"ot"`` aligns the clouds
+    without labels (:func:`~marble_widgets.analysis.ot_align`), ``"none"`` assumes a shared
+    space (one joint model). ``target`` must be a sample coordinate of both embeddings, on the
+    same scale in both animals (e.g. track position normalised to 0..1).
+
+    Returns
+    -------
+    The Dataset of :func:`train_test_decode` (one fold, predictions on the test animal's
+    samples), with ``attrs["align"]``.
+    """
+    from marble_widgets.analysis.alignment import ot_align, procrustes_align
+
+    if align not in _ALIGNMENTS:
+        raise ValueError(f"align must be one of {_ALIGNMENTS}; got {align!r}.")
+    tr, te = _as_dataarray(train_emb), _as_dataarray(test_emb)
+    for name, emb in (("train_emb", tr), ("test_emb", te)):
+        if target not in emb.coords:
+            raise ValueError(f"{name} has no sample coordinate {target!r}; assign it (emb.assign_coords) first.")
+    if align == "procrustes":
+        te = procrustes_align(te, tr, target, bins=bins).aligned
+    elif align == "ot":
+        te = ot_align(te, tr, seed=seed).aligned
+    result = train_test_decode(tr, target, te, target, kind=kind, k=k, metric=metric, seed=seed,
+                               k_criterion=k_criterion)
+    result.attrs["align"] = align
+    return result

@@ -185,3 +185,39 @@ def test_ridge_cv_in_decode_equals_a_fit_on_the_other_folds():
         held = result["test_fold"].values == f
         alone = train_test_decode(emb[~held], v[~held], emb[held], v[held], kind="ridge_cv")
         np.testing.assert_allclose(result["prediction"].values[held], alone["prediction"].values, rtol=1e-9)
+
+
+def _track_animal(seed: int, rotation: np.ndarray | None = None, n: int = 600) -> xr.DataArray:
+    """A 3-D embedding that encodes track position (0..1) on a curve, optionally rotated."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(0, 1, n)
+    z = np.c_[np.cos(3 * pos), np.sin(3 * pos), pos] + 0.02 * rng.normal(size=(n, 3))
+    z = z if rotation is None else z @ rotation
+    return xr.DataArray(z, dims=("sample", "latent"), coords={"position": ("sample", pos),
+                                                              "time": ("sample", np.arange(n) * 0.1)})
+
+
+def test_cross_decode_undoes_a_rotation_between_animals():
+    from scipy.stats import special_ortho_group
+
+    from marble_widgets.analysis import cross_decode, train_test_decode
+
+    rot = special_ortho_group.rvs(3, random_state=1)
+    a, b = _track_animal(0), _track_animal(1, rot)
+    aligned = cross_decode(a, b, "position", align="procrustes", kind="knn", k=5, metric="euclidean")
+    plain = cross_decode(a, b, "position", align="none", kind="knn", k=5, metric="euclidean")
+    same = train_test_decode(a, "position", b, "position", kind="knn", k=5, metric="euclidean")
+    assert float(aligned["median_abs_error"].item()) < 0.02  # 2 % of the track
+    assert float(plain["median_abs_error"].item()) > 5 * float(aligned["median_abs_error"].item())
+    np.testing.assert_array_equal(plain["prediction"].values, same["prediction"].values)
+    assert aligned.attrs["align"] == "procrustes"
+
+
+def test_cross_decode_refuses_unknown_alignment_and_missing_target():
+    from marble_widgets.analysis import cross_decode
+
+    a = _track_animal(0)
+    with pytest.raises(ValueError, match=r"align must be one of \('procrustes', 'ot', 'none'\); got 'cca'"):
+        cross_decode(a, a, align="cca")
+    with pytest.raises(ValueError, match="test_emb has no sample coordinate 'position'"):
+        cross_decode(a, a.drop_vars("position"))

@@ -17,7 +17,7 @@ import xarray as xr
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from marble_widgets import __version__
-from marble_widgets.data.containers import sample_labels
+from marble_widgets.data.containers import check_flow_field, sample_labels
 
 from marble_widgets.engine.features import feature_count, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
@@ -195,7 +195,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit / transform
     def _geometry(self, flow_field: xr.Dataset, *, fitting: bool) -> Geometry:
         """Geometry of a flow field with the estimator's settings (no subsampling at transform)."""
-        x, v, condition = _read_flow_field(flow_field, self.k)
+        x, v, condition = check_flow_field(flow_field, self.k)
         # transform: same number of derivative directions as fitted (local gauges only)
         manifold_dim = None if fitting or not self.local_gauges else getattr(self, "n_directions_", None)
         return build_geometry(
@@ -400,44 +400,6 @@ def _names(spec: NetworkSpec, dim_names: list[str] | None) -> list[str]:
             f"x{i + 1}" for i in range(spec.n_positions)]
         names = [f"pos {p}" for p in pos] + names
     return names
-
-
-def _read_flow_field(flow_field: xr.Dataset, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Positions, vectors and condition labels of a flow-field Dataset, checked with clear errors."""
-    if not isinstance(flow_field, xr.Dataset):
-        raise TypeError(
-            f"flow_field must be an xarray.Dataset with 'x' and 'v' on (sample, dim); got "
-            f"{type(flow_field).__name__}. Build one with marble_widgets.flow_field_from_arrays."
-        )
-    for name in ("x", "v"):
-        if name not in flow_field or flow_field[name].dims != ("sample", "dim"):
-            raise ValueError(
-                f"flow_field needs a variable {name!r} with dims ('sample', 'dim'); got "
-                f"{flow_field[name].dims if name in flow_field else 'none'}."
-            )
-    if "condition" not in flow_field.coords:
-        raise ValueError(
-            "flow_field has no 'condition' coordinate on 'sample': add one, e.g. "
-            "ds.assign_coords(condition=('sample', labels)), or use flow_field_from_arrays."
-        )
-    x = np.asarray(flow_field["x"].values, dtype=float)
-    v = np.asarray(flow_field["v"].values, dtype=float)
-    for name, arr in (("x", x), ("v", v)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            raise ValueError(
-                f"flow_field[{name!r}] contains {int(bad.sum())} NaN/inf value(s) (first at sample "
-                f"{int(np.argwhere(bad)[0][0])}): drop those samples before fitting."
-            )
-    condition = np.asarray(flow_field["condition"].values)
-    labels, counts = np.unique(condition, return_counts=True)
-    small = counts < k + 1
-    if small.any():
-        raise ValueError(
-            f"condition {labels[small][0]!r} has {counts[small][0]} samples but k={k} needs at least "
-            f"k+1={k + 1} per condition: lower k or merge/drop small conditions."
-        )
-    return x, v, condition
 
 
 def _sorted_neighbors(geometry: Geometry, max_neighbors: int) -> tuple[np.ndarray, np.ndarray]:

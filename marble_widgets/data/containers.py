@@ -119,6 +119,55 @@ def flow_field_from_arrays(
     )
 
 
+def check_flow_field(flow_field: xr.Dataset, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions, vectors and condition labels of a flow-field Dataset, checked with clear errors.
+
+    The one validation of MARBLE's input (the estimator and the engine use it): ``x``/``v`` on
+    (sample, dim), a ``condition`` coordinate, finite values and, given ``k``, at least k+1
+    samples per condition (each condition gets its own k-NN graph).
+    """
+    if not isinstance(flow_field, xr.Dataset):
+        raise TypeError(
+            f"flow_field must be an xarray.Dataset with 'x' and 'v' on (sample, dim); got "
+            f"{type(flow_field).__name__}. Build one with marble_widgets.flow_field_from_arrays."
+        )
+    for name in ("x", "v"):
+        if name not in flow_field or flow_field[name].dims != ("sample", "dim"):
+            raise ValueError(
+                f"flow_field needs a variable {name!r} with dims ('sample', 'dim'); got "
+                f"{flow_field[name].dims if name in flow_field else 'none'}."
+            )
+    if "condition" not in flow_field.coords:
+        raise ValueError(
+            "flow_field has no 'condition' coordinate on 'sample': add one, e.g. "
+            "ds.assign_coords(condition=('sample', labels)), or use flow_field_from_arrays."
+        )
+    x = np.asarray(flow_field["x"].values, dtype=float)
+    v = np.asarray(flow_field["v"].values, dtype=float)
+    for name, arr in (("x", x), ("v", v)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(
+                f"flow_field[{name!r}] contains {int(bad.sum())} NaN/inf value(s) (first at sample "
+                f"{int(np.argwhere(bad)[0][0])}): drop those samples before fitting."
+            )
+    condition = np.asarray(flow_field["condition"].values)
+    if k is not None:
+        check_condition_sizes(condition, k)
+    return x, v, condition
+
+
+def check_condition_sizes(condition: np.ndarray, k: int) -> None:
+    """Raise unless every condition has the k+1 samples its own k-NN graph needs."""
+    labels, counts = np.unique(np.asarray(condition), return_counts=True)
+    small = counts < k + 1
+    if small.any():
+        raise ValueError(
+            f"condition {str(labels[small][0])!r} has {counts[small][0]} samples but k={k} needs at least "
+            f"k+1={k + 1} per condition: lower k or merge/drop small conditions."
+        )
+
+
 def sample_labels(flow_field: xr.Dataset) -> dict[str, xr.Variable]:
     """The flow field's per-sample labels to carry onto results: sample coords and 1-D behaviour.
 

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from marble_widgets.data.containers import check_condition_sizes
 from marble_widgets.engine import gauges as _gauges
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
@@ -117,14 +118,10 @@ def _check_stage(stage: str, *arrays) -> None:
 
 def _subsample(x, codes, n_cond, k, spacing, seed, labels) -> np.ndarray:
     """Kept sample indices, per condition, in condition order then input order."""
+    check_condition_sizes(np.asarray(labels)[codes], k)
     kept = []
     for c in range(n_cond):
         idx = np.flatnonzero(codes == c)
-        if len(idx) < k + 1:
-            raise ValueError(
-                f"condition {labels[c]!r} has {len(idx)} samples but k={k} needs at least "
-                f"k+1={k + 1}: lower k or provide more samples for that condition."
-            )
         kept.append(idx[furthest_point_sampling(x[idx], spacing, seed)])
     return np.concatenate(kept)
 

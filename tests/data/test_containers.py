@@ -64,3 +64,27 @@ def test_sample_labels_and_positions_as_embedding_carry_behaviour(rng):
     assert emb.dims == ("sample", "latent")
     np.testing.assert_array_equal(emb.values, ds["x"].values)
     np.testing.assert_array_equal(emb["position"].values, [0.1, 0.2, 0.3, 0.4])
+
+
+def test_check_flow_field_is_the_one_validation_of_marbles_input():
+    import xarray as xr
+
+    from marble_widgets.data.containers import check_flow_field, flow_field_from_arrays
+
+    rng = np.random.default_rng(0)
+    ff = flow_field_from_arrays([rng.normal(size=(6, 2)), rng.normal(size=(9, 2))],
+                                [rng.normal(size=(6, 2)), rng.normal(size=(9, 2))], conditions=["a", "b"])
+    x, v, condition = check_flow_field(ff, k=5)
+    np.testing.assert_array_equal(x, ff["x"].values)
+    assert list(condition[:6]) == ["a"] * 6
+    with pytest.raises(ValueError, match=r"condition 'a' has 6 samples but k=6 needs at least k\+1=7 per condition"):
+        check_flow_field(ff, k=6)
+    check_flow_field(ff)  # no k: no size rule
+    bad = ff.copy(deep=True)
+    bad["v"][3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"flow_field\['v'\] contains 1 NaN/inf value\(s\) \(first at sample 3\)"):
+        check_flow_field(bad)
+    with pytest.raises(ValueError, match="has no 'condition' coordinate"):
+        check_flow_field(ff.drop_vars("condition"))
+    with pytest.raises(TypeError, match="must be an xarray.Dataset"):
+        check_flow_field(xr.DataArray([1.0]))

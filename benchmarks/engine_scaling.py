@@ -2,7 +2,8 @@
 
 Acceptance (issue): construction time and peak memory at N = 1e3, 4e3, 8,192, 3e4, 1e5 points
 (5-D, k=20, order 2, local gauges) and the log-log slope; targets 1e5 points < 60 s and < 4 GB
-on 2 cores, slope <= 1.2. Training seconds per epoch at the same sizes; full fit of the rat
+on 2 cores, slope <= 1.2. Training seconds per epoch at the same sizes (``MARBLE.fit``, measured
+with its epoch callback; stage seconds from ``MARBLE.timings_``); full fit of the rat
 Buddy flow field < 60 s on CPU. Speed-up over a naive dense construction
 (``benchmarks/dense_baseline.py``, same data, same process) at 2k, 4k, 8,192 points: >= 50x.
 
@@ -43,8 +44,6 @@ GEOMETRY = dict(k=20, delta=1.0, local_gauges=True)
 ORDER = 2
 TARGETS = {"construction_1e5_s": 60.0, "peak_rss_1e5_mb": 4096.0, "slope": 1.2,
            "speedup_8192": 50.0, "buddy_fit_s": 60.0}
-#: a training configuration is run for real when its estimated epochs take less than this
-TRAIN_BUDGET_S = 45.0
 
 
 def manifold_cloud(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -166,77 +165,23 @@ def _extrapolate_eigh(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def _batch_seconds(network, source, g, split, adjacency, n_batches: int, batch_size: int = 64):
-    """Measured seconds of: one training step, one validation chunk (4,096 anchors), and the
-    per-epoch overhead of the feature source (one full-graph forward + backward for sources that
-    are evaluated once per epoch; ~0 for precomputed features), exactly as ``train_network`` runs them."""
-    import torch
+def _fit_seconds(ff, epochs: int, **params) -> dict:
+    """Stage seconds of one ``MARBLE.fit`` (its ``timings_``) and seconds per epoch (callback clock)."""
+    from marble_widgets import MARBLE
 
-    from marble_widgets.engine.training import batch_loss
-
-    rng = np.random.default_rng(0)
-    opt = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9)
-    dev = torch.device("cpu")
-    network.train()
-    times = []
-    t_enter = time.perf_counter()
-    with source.cached(network.diffusion, train=True):
-        overhead = time.perf_counter() - t_enter
-        for b in range(n_batches + 1):  # the first step is a warm-up
-            anchors = split["train"][b * batch_size:(b + 1) * batch_size]
-            t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            batch_loss(network, source, anchors, adjacency, g.n_nodes, rng, dev).backward()
-            opt.step()
-            times.append(time.perf_counter() - t0)
-        t_exit = time.perf_counter()
-    overhead += time.perf_counter() - t_exit
-    network.eval()
-    t0 = time.perf_counter()
-    with torch.no_grad(), source.cached(network.diffusion, train=False):
-        batch_loss(network, source, split["val"][:4096], adjacency, g.n_nodes, rng, dev)
-    return float(np.mean(times[1:])), time.perf_counter() - t0, overhead
-
-
-def _train_config(est, g, epochs: int) -> dict:
-    """Seconds per epoch of one estimator configuration on a built geometry.
-
-    Uses the estimator's own feature source and network spec and ``train_network`` (the body of
-    ``MARBLE.fit`` after the geometry). Always times a few steps first; when the estimated
-    epochs fit :data:`TRAIN_BUDGET_S` they are run for real, else the epoch is extrapolated.
-    """
-    import torch
-
-    from marble_widgets.engine.network import MarbleNetwork
-    from marble_widgets.engine.training import neighbour_lists, split_nodes, train_network
-
-    t0 = time.perf_counter()
-    source, spec = est._source(g), est._spec(g)
-    source_s = time.perf_counter() - t0
-    split = split_nodes(g.n_nodes, np.random.default_rng(0))
-    adjacency = neighbour_lists(g.edge_index, g.n_nodes)
-    torch.manual_seed(0)
-    torch.set_num_threads(1)  # as train_network does on CPU
-    step_s, val_s, overhead_s = _batch_seconds(MarbleNetwork(spec), source, g, split, adjacency, 4)
-    n_steps = math.ceil(len(split["train"]) / 64)
-    estimate = overhead_s + n_steps * step_s + val_s
-    out = dict(feature_source_s=source_s, source=type(source).__name__, step_s=step_s,
-               epoch_overhead_s=overhead_s, steps_per_epoch=n_steps, epoch_estimate_s=estimate)
-    if estimate * epochs > TRAIN_BUDGET_S:
-        return dict(out, epoch_s=estimate, epoch_kind="extrapolated: per-epoch graph pass + 4 steps x steps/epoch + val")
-    elapsed = []
-    torch.manual_seed(0)
-    train_network(MarbleNetwork(spec), source, g.edge_index, g.n_nodes, epochs=epochs, batch_size=64,
-                  patience=None, seed=0, verbose=False, callback=lambda info: elapsed.append(info["elapsed"]))
+    elapsed: list[float] = []
+    model = MARBLE(order=ORDER, k=20, local_gauges=True, epochs=epochs, patience=None, seed=0,
+                   verbose=False, **params)
+    model.fit(ff, callback=lambda info: elapsed.append(info["elapsed"]))
     per_epoch = np.diff([0.0, *elapsed])
-    return dict(out, epoch_s=float(per_epoch.mean()), epoch_kind=f"measured ({epochs} epochs)",
-                epochs_s=per_epoch.tolist())
+    return dict(geometry_s=model.timings_["geometry_s"], feature_source_s=model.timings_["features_s"],
+                training_s=model.timings_["training_s"], epoch_s=float(per_epoch.mean()),
+                epoch_kind=f"measured ({epochs} epochs)", epochs_s=per_epoch.tolist())
 
 
 def child_train(n: int, epochs: int) -> dict:
-    """Seconds per epoch at size n, default MARBLE (diffusion on) and diffusion=False."""
-    import torch
-
+    """Seconds per epoch at size n, default MARBLE (diffusion on) and diffusion=False (public API:
+    ``MARBLE.fit`` with its ``timings_`` and the epoch callback)."""
     from marble_widgets import MARBLE, flow_field_from_arrays
 
     load0 = os.getloadavg()[0]
@@ -245,17 +190,9 @@ def child_train(n: int, epochs: int) -> dict:
     warm.fit(flow_field_from_arrays(*manifold_cloud(300, seed=1)))  # first-use costs of torch
     ff = flow_field_from_arrays(*manifold_cloud(n))
     row: dict = dict(n=n, warm_up_s=time.perf_counter() - t0)
-    g = None
     for name, diffusion in (("default", True), ("no_diffusion", False)):
-        est = MARBLE(order=ORDER, k=20, local_gauges=True, diffusion=diffusion, epochs=epochs,
-                     seed=0, verbose=False)
-        if g is None:
-            t0 = time.perf_counter()
-            g = est._geometry(ff, fitting=True)
-            row["geometry_s"] = time.perf_counter() - t0
-        threads = torch.get_num_threads()
-        row[name] = _train_config(est, g, epochs)
-        torch.set_num_threads(threads)
+        row[name] = _fit_seconds(ff, int(epochs), diffusion=diffusion)
+    row["geometry_s"] = row["default"]["geometry_s"]
     row.update(peak_rss_mb=rss_mb(), load_start=load0, load_end=os.getloadavg()[0])
     return row
 

@@ -20,17 +20,22 @@ _LAZY = {
     "open_sessions": "marble_widgets.sessions",
     "fit_sessions": "marble_widgets.sessions",
     "Sessions": "marble_widgets.sessions",
+    "session_embeddings": "marble_widgets.sessions",
     "flow_field": "marble_widgets.data.flow",
     "flow_field_from_arrays": "marble_widgets.data.flow",
     "FlowFieldBuilder": "marble_widgets.data.flow",
     "MARBLE": "marble_widgets.estimator",
     "ModelFileError": "marble_widgets.model_file",
+    "MARBLEEnsemble": "marble_widgets.ensemble",
     "distances": "marble_widgets.analysis",
     "decode": "marble_widgets.analysis",
     "dashboard": "marble_widgets.widgets",
     "FlowView": "marble_widgets.widgets",
+    "TrainingView": "marble_widgets.widgets",
+    "AlignmentView": "marble_widgets.widgets",
 }
-_SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator", "recipes", "sessions"}
+_SUBMODULES = {"data", "datasets", "engine", "analysis", "plotting", "widgets", "estimator", "recipes", "sessions",
+               "tuning", "ensemble"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES)
 

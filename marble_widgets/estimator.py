@@ -2,12 +2,19 @@
 
 ``MARBLE(...).fit(flow_field)`` builds the geometry of the flow field (graph, gauges, kernels),
 the derivative features and the network, and trains it with MARBLE's contrastive loss;
-``transform`` embeds any flow field with the fitted settings (its own graph, eval mode).
-Parameter names and defaults follow the reference implementation (docs/spec.md §16), collected in
-:data:`PARAMETERS`; departures are marked there.
+``transform`` embeds any flow field with the fitted settings (its own graph, eval mode) and
+``results`` returns the flow field with the embedding and the geometry behind it added.
+Parameter names and defaults follow the reference implementation (docs/spec.md §16): the defaults
+are those of ``MARBLE.__init__``; :data:`PARAMETERS` says where the reference sets each one and
+what it means (departures are marked [ours]); :func:`parameter_table` joins both.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect as _inspect
+import threading
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +24,69 @@ import xarray as xr
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from marble_widgets import __version__
-from marble_widgets.data.containers import check_flow_field, sample_labels
+from marble_widgets.data.containers import FEATURE_COORDS, check_flow_field, sample_labels
 
-from marble_widgets.engine.features import feature_count, feature_names
+from marble_widgets.engine.config import FeatureConfig, GraphConfig, TrainingConfig
+from marble_widgets.engine.features import feature_coords, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
-from marble_widgets.engine.network import FeatureSource, MarbleNetwork, NetworkSpec, build_feature_source
+from marble_widgets.engine.network import MarbleNetwork, NetworkSpec, build_feature_source, upgrade_state_dict
+from marble_widgets.engine.results import result_variables
 from marble_widgets.engine.loss import check_loss, check_temperature
 from marble_widgets.engine.training import Callback, check_training_options, train_network
 from marble_widgets.model_file import ModelFileError, read_model_file, write_model_file
 
-#: name -> (default, where the reference sets it, meaning). One source of truth (docs/spec.md §16).
-PARAMETERS: dict[str, tuple[Any, str, str]] = {
-    "order": (2, "yaml order", "derivative order p"),
-    "k": (20, "construct_dataset k", "CkNN neighbours"),
-    "delta": (1.0, "construct_dataset delta", "CkNN radius factor"),
-    "spacing": (0.0, "construct_dataset spacing", "FPS covering radius / diameter (0 keeps all)"),
-    "local_gauges": (False, "construct_dataset local_gauges", "local PCA frames + connections"),
-    "var_explained": (0.9, "construct_dataset var_explained", "manifold-dimension threshold"),
-    "frac_geodesic_nb": (1.5, "construct_dataset frac_geodesic_nb", "local PCA size K = k * frac"),
-    "diffusion": (True, "yaml diffusion", "learnable heat diffusion of the signal (t0 = 0)"),
-    "inner_product_features": (False, "yaml inner_product_features", "inner-product features (§8)"),
-    "include_self": (True, "yaml include_self", "signal itself among the features"),
-    "include_positions": (False, "yaml include_positions", "positions in front of the features"),
-    "hidden_channels": ((32,), "yaml hidden_channels", "MLP hidden widths"),
-    "out_dim": (3, "yaml out_channels", "embedding dimension"),
-    "batch_norm": (True, "yaml batch_norm", "BatchNorm1d in hidden layers"),
-    "dropout": (0.0, "yaml dropout", "dropout in hidden layers"),
-    "bias": (True, "yaml bias", "biases of the Linear layers"),
-    "vec_norm": (False, "yaml vec_norm", "L2-normalise each order's features per node"),
-    "emb_norm": (False, "yaml emb_norm", "L2-normalise the embedding"),
-    "epochs": (100, "yaml epochs", "maximum number of epochs"),
-    "batch_size": (64, "yaml batch_size", "anchors per minibatch"),
-    "lr": (0.01, "yaml lr", "SGD learning rate"),
-    "momentum": (0.9, "yaml momentum", "SGD momentum"),
-    "patience": (20, "[ours] (reference: none)", "early stop after this many epochs without val gain"),
-    "temperature": (1.0, "[ours] (reference: 1)", "contrastive logits divided by it (1 = reference)"),
-    "loss": ("sigmoid", "[ours] (reference: sigmoid)", "sigmoid (pair loss) or infonce (softmax over the batch)"),
-    "selection": ("best_val", "[ours] (reference: best_val)", "state kept: best_val, last or average"),
-    "lr_schedule": ("plateau", "[ours] (reference: plateau)", "plateau (ReduceLROnPlateau) or cosine"),
-    "average_from": (0.5, "[ours]", "selection='average': average epochs from this fraction on"),
-    "seed": (0, "yaml seed (unused by the reference)", "drives every random step"),
-    "device": ("cpu", "[ours]", "torch device"),
-    "verbose": (True, "[ours]", "progress bar and messages"),
+#: name -> (where the reference sets it, meaning); the defaults live in ``MARBLE.__init__`` only
+PARAMETERS: dict[str, tuple[str, str]] = {
+    "order": ("yaml order", "derivative order p"),
+    "k": ("construct_dataset k", "CkNN neighbours"),
+    "delta": ("construct_dataset delta", "CkNN radius factor"),
+    "spacing": ("construct_dataset spacing", "FPS covering radius / diameter (0 keeps all)"),
+    "local_gauges": ("construct_dataset local_gauges", "local PCA frames + connections"),
+    "var_explained": ("construct_dataset var_explained", "manifold-dimension threshold"),
+    "frac_geodesic_nb": ("construct_dataset frac_geodesic_nb", "local PCA size K = k * frac"),
+    "diffusion": ("yaml diffusion", "learnable heat diffusion of the signal (t0 = 0)"),
+    "inner_product_features": ("yaml inner_product_features", "inner-product features (§8)"),
+    "include_self": ("yaml include_self", "signal itself among the features"),
+    "include_positions": ("yaml include_positions", "positions in front of the features"),
+    "hidden_channels": ("yaml hidden_channels", "MLP hidden widths"),
+    "out_dim": ("yaml out_channels", "embedding dimension"),
+    "batch_norm": ("yaml batch_norm", "BatchNorm1d in hidden layers"),
+    "dropout": ("yaml dropout", "dropout in hidden layers"),
+    "bias": ("yaml bias", "biases of the Linear layers"),
+    "vec_norm": ("yaml vec_norm", "L2-normalise each order's features per node"),
+    "emb_norm": ("yaml emb_norm", "L2-normalise the embedding"),
+    "epochs": ("yaml epochs", "maximum number of epochs"),
+    "batch_size": ("yaml batch_size", "anchors per minibatch"),
+    "lr": ("yaml lr", "SGD learning rate"),
+    "momentum": ("yaml momentum", "SGD momentum"),
+    "patience": ("[ours] (reference: none)", "early stop after this many epochs without val gain"),
+    "temperature": ("[ours] (reference: 1)", "contrastive logits divided by it (1 = reference)"),
+    "loss": ("[ours] (reference: sigmoid)", "sigmoid (pair loss) or infonce (softmax over the batch)"),
+    "selection": ("[ours] (reference: best_val)", "state kept: best_val, last or average"),
+    "lr_schedule": ("[ours] (reference: plateau)", "plateau (ReduceLROnPlateau) or cosine"),
+    "average_from": ("[ours]", "selection='average': average epochs from this fraction on"),
+    "seed": ("yaml seed (unused by the reference)", "drives every random step"),
+    "device": ("[ours]", "torch device"),
+    "verbose": ("[ours]", "progress bar and messages"),
 }
+
+#: variables :meth:`MARBLE.results` adds to the flow field (never overwritten)
+RESULT_VARIABLES = ("embedding", "neighbors", "frame", "transported", "features")
+#: coordinates :meth:`MARBLE.results` adds on its new dims
+RESULT_COORDS = ("feature", *FEATURE_COORDS, "latent")
+
+
+def parameter_table() -> list[tuple[str, Any, str, str]]:
+    """(name, default, reference source, meaning) per ``MARBLE`` parameter, in signature order.
+
+    Why: one place for the defaults (the signature) and one for their provenance (:data:`PARAMETERS`).
+    """
+    params = _inspect.signature(MARBLE.__init__).parameters
+    return [(name, p.default, *PARAMETERS[name]) for name, p in params.items() if name != "self"]
+
+
+#: torch's global RNG is shared by threads: seeded network initialisation holds this lock
+_TORCH_RNG_LOCK = threading.Lock()
 
 #: the largest MLP input we accept (docs/spec.md §14 item 15): beyond it PCA first
 MAX_FEATURES = 100_000
@@ -70,10 +97,12 @@ class MARBLE(TransformerMixin, BaseEstimator):
 
     Why: compare the local dynamics of many conditions/animals in one latent space whose
     per-condition distributions can be compared by optimal transport. Parameters: see
-    :data:`PARAMETERS` (reference names and defaults). Learned attributes: ``network_``,
-    ``geometry_``, ``loss_history_``, ``n_features_in_``, ``feature_names_``, ``conditions_``,
-    ``best_epoch_`` (the epoch whose state is kept; the last averaged one for
-    ``selection="average"``), ``diffusion_time_``, ``n_directions_``.
+    :data:`PARAMETERS` (reference names; defaults in this signature). Learned attributes:
+    ``network_``, ``geometry_`` (the geometry trained on; kept so that ``transform``/``results``
+    on the same flow field reuse it, not saved in the model file), ``loss_history_``,
+    ``n_features_in_``, ``feature_names_``, ``conditions_``, ``best_epoch_`` (the epoch whose
+    state is kept; the last averaged one for ``selection="average"``), ``diffusion_time_``,
+    ``n_directions_``, ``timings_`` (seconds of fit's stages: geometry, features, training).
 
     Training options beyond the reference ([ours]; the defaults are the reference's rule):
     ``temperature`` divides the contrastive logits (with ``emb_norm=True`` the reference's
@@ -192,79 +221,117 @@ class MARBLE(TransformerMixin, BaseEstimator):
         if self.vec_norm and n_signal == 1:
             raise ValueError("vec_norm=True is undefined for a scalar signal (s=1): use vec_norm=False.")
 
-    # ------------------------------------------------------------------ fit / transform
-    def _geometry(self, flow_field: xr.Dataset, *, fitting: bool) -> Geometry:
+    # ------------------------------------------------------------------ engine settings
+    def _graph_config(self, *, fitting: bool) -> GraphConfig:
+        """Geometry settings; no subsampling outside fit (every sample gets an embedding)."""
+        return GraphConfig(
+            k=int(self.k), delta=float(self.delta), spacing=float(self.spacing) if fitting else 0.0,
+            local_gauges=bool(self.local_gauges), var_explained=float(self.var_explained),
+            frac_geodesic_nb=float(self.frac_geodesic_nb), seed=self.seed,
+        )
+
+    def _feature_config(self) -> FeatureConfig:
+        return FeatureConfig(
+            order=int(self.order), include_self=bool(self.include_self),
+            include_positions=bool(self.include_positions), vec_norm=bool(self.vec_norm),
+            diffusion=bool(self.diffusion), inner_product_features=bool(self.inner_product_features),
+        )
+
+    def _training_config(self) -> TrainingConfig:
+        return TrainingConfig(
+            epochs=int(self.epochs), batch_size=int(self.batch_size), lr=float(self.lr),
+            momentum=float(self.momentum), patience=self.patience, temperature=float(self.temperature),
+            loss=str(self.loss), selection=str(self.selection), lr_schedule=str(self.lr_schedule),
+            average_from=float(self.average_from), seed=int(self.seed), device=str(self.device),
+        )
+
+    # ------------------------------------------------------------------ geometry
+    def _build_geometry(self, flow_field: xr.Dataset, *, fitting: bool) -> Geometry:
         """Geometry of a flow field with the estimator's settings (no subsampling at transform)."""
         x, v, condition = check_flow_field(flow_field, self.k)
         # transform: same number of derivative directions as fitted (local gauges only)
         manifold_dim = None if fitting or not self.local_gauges else getattr(self, "n_directions_", None)
-        return build_geometry(
-            x, v, condition, k=int(self.k), delta=float(self.delta),
-            spacing=float(self.spacing) if fitting else 0.0, local_gauges=bool(self.local_gauges),
-            var_explained=float(self.var_explained), frac_geodesic_nb=float(self.frac_geodesic_nb),
-            manifold_dim=manifold_dim,
-            seed=self.seed, verbose=bool(self.verbose),
-        )
+        return build_geometry(x, v, condition, self._graph_config(fitting=fitting),
+                              manifold_dim=manifold_dim, verbose=bool(self.verbose))
 
-    def _source(self, geometry: Geometry) -> FeatureSource:
-        """Feature rows of a geometry for the network (see engine.network)."""
-        return build_feature_source(
-            geometry, order=int(self.order), include_self=bool(self.include_self),
-            include_positions=bool(self.include_positions), vec_norm=bool(self.vec_norm),
-            diffusion=bool(self.diffusion), device=self.device,
-        )
+    def _geometry(self, flow_field: xr.Dataset) -> Geometry:
+        """The full geometry of ``flow_field`` for transform/results, built once for the data fit on.
+
+        The training geometry is reused when it covers every sample (``spacing == 0``); otherwise
+        the full one is built on the first call and kept for the next. Other data: built per call.
+        """
+        key = (_fingerprint(flow_field), self._graph_config(fitting=False))
+        cached = getattr(self, "_geometry_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        geometry = self._build_geometry(flow_field, fitting=False)
+        if getattr(self, "_fit_key", None) == key:
+            self._geometry_cache = (key, geometry)
+        return geometry
 
     def _spec(self, geometry: Geometry) -> NetworkSpec:
-        n_signal = geometry.n_directions if geometry.local_gauges else geometry.signal.shape[1]
-        self._check_vec_norm(n_signal)
-        n_lin = feature_count(n_signal, geometry.n_directions, int(self.order), bool(self.include_self))
-        if n_lin > MAX_FEATURES:
+        spec = NetworkSpec.for_geometry(
+            geometry, self._feature_config(), hidden_channels=_hidden(self.hidden_channels),
+            out_dim=int(self.out_dim), batch_norm=bool(self.batch_norm), dropout=float(self.dropout),
+            bias=bool(self.bias), emb_norm=bool(self.emb_norm),
+        )
+        self._check_vec_norm(spec.n_signal)
+        if spec.n_linear > MAX_FEATURES:
             raise ValueError(
-                f"order={self.order} on {geometry.signal.shape[1]}-D vectors gives {n_lin} features "
+                f"order={self.order} on {geometry.signal.shape[1]}-D vectors gives {spec.n_linear} features "
                 f"(> {MAX_FEATURES}): reduce the dimension with PCA first (~5-20 components) or lower order."
             )
-        return NetworkSpec(
-            n_signal=int(n_signal), n_directions=int(geometry.n_directions), order=int(self.order),
-            include_self=bool(self.include_self),
-            n_positions=int(geometry.pos.shape[1]) if self.include_positions else 0,
-            inner_product_features=bool(self.inner_product_features),
-            hidden_channels=_hidden(self.hidden_channels), out_dim=int(self.out_dim),
-            batch_norm=bool(self.batch_norm), dropout=float(self.dropout), bias=bool(self.bias),
-            emb_norm=bool(self.emb_norm), diffusion=bool(self.diffusion),
-        )
+        return spec
 
+    # ------------------------------------------------------------------ fit / transform
     def fit(self, flow_field: xr.Dataset, y: Any = None, *, callback: Callback | None = None) -> MARBLE:
         """Learn the embedding network from a flow-field Dataset (x, v on (sample, dim)).
 
         Why: one network for all conditions, trained unsupervised (docs/spec.md §10-11). ``callback(info)``
-        is called after every epoch (keys: epoch, n_epochs, train_loss, val_loss, lr,
-        diffusion_time, elapsed); returning True stops training.
+        is called after every epoch with an :class:`~marble_widgets.engine.training.EpochInfo`
+        (keys: epoch, n_epochs, train_loss, val_loss, lr, diffusion_time, elapsed); returning True
+        stops training.
         """
         self._check_params()
-        geometry = self._geometry(flow_field, fitting=True)
+        t0 = time.perf_counter()
+        geometry = self._build_geometry(flow_field, fitting=True)
+        t1 = time.perf_counter()
         spec = self._spec(geometry)
-        source = self._source(geometry)
-        devices = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(int(self.seed))
-            network = MarbleNetwork(spec).to(self.device)
-            result = train_network(
-                network, source, geometry.edge_index, geometry.n_nodes, epochs=int(self.epochs),
-                batch_size=int(self.batch_size), lr=float(self.lr), momentum=float(self.momentum),
-                patience=self.patience, seed=int(self.seed), device=self.device,
-                verbose=bool(self.verbose), callback=callback, temperature=float(self.temperature),
-                loss=str(self.loss),
-                selection=str(self.selection), lr_schedule=str(self.lr_schedule),
-                average_from=float(self.average_from),
-            )
+        source = build_feature_source(geometry, self._feature_config(), device=self.device)
+        t2 = time.perf_counter()
+        network, result = self._init_and_train(spec, source, geometry, callback)
+        self.timings_ = {"geometry_s": t1 - t0, "features_s": t2 - t1, "training_s": time.perf_counter() - t2}
         self.network_ = network
         self.geometry_ = geometry
+        self._fit_key = (_fingerprint(flow_field), self._graph_config(fitting=False))
+        self._geometry_cache = (self._fit_key, geometry) if float(self.spacing) == 0 else None
         dim_names = [str(d) for d in flow_field["dim"].values]
         self._set_fitted(
             spec, result.history, result.best_epoch, n_features_in=len(dim_names),
             names=_names(spec, dim_names), conditions=np.asarray(geometry.condition_labels).astype(str),
         )
         return self
+
+    def _init_and_train(self, spec: NetworkSpec, source: Any, geometry: Geometry,
+                        callback: Callback | None) -> tuple[MarbleNetwork, Any]:
+        """Seeded initialisation and training, safe when fits run in parallel threads.
+
+        torch's global RNG is shared by a process's threads (dask's threaded scheduler runs fits
+        side by side): the seeded initialisation holds :data:`_TORCH_RNG_LOCK`, and so does
+        training with dropout (its only other torch draw); minibatches use numpy generators.
+        """
+        devices = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
+
+        def train(network: MarbleNetwork) -> Any:
+            return train_network(network, source, geometry.edge_index, geometry.n_nodes,
+                                 self._training_config(), verbose=bool(self.verbose), callback=callback)
+
+        with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(self.seed))
+            network = MarbleNetwork(spec).to(self.device)
+            if float(self.dropout) > 0:
+                return network, train(network)
+        return network, train(network)
 
     def _set_fitted(self, spec: NetworkSpec, history: dict, best_epoch: int, *, n_features_in: int,
                     names: list[str], conditions: np.ndarray | None) -> None:
@@ -287,9 +354,9 @@ class MARBLE(TransformerMixin, BaseEstimator):
     @torch.no_grad()
     def _embed(self, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
         """Linear features and embeddings of every node of ``geometry`` (eval mode)."""
-        source = self._source(geometry)
+        source = build_feature_source(geometry, self._feature_config(), device=self.device)
         net = self.network_.eval()
-        feats = source.all(net.diffusion, geometry.n_nodes)
+        feats = source.full(net.diffusion)
         pos = source.pos(torch.arange(geometry.n_nodes, device=feats.device))
         z = net(feats, pos)
         if pos is not None:
@@ -301,11 +368,12 @@ class MARBLE(TransformerMixin, BaseEstimator):
 
         Graphs are built per ``condition`` of ``flow_field`` (as in ``fit``), so held-out data
         whose condition labels must stay unseen should be relabelled to one condition first
-        (``ff.assign_coords(condition=("sample", ["test"] * ff.sizes["sample"]))``).
+        (``ff.assign_coords(condition=("sample", ["test"] * ff.sizes["sample"]))``). On the flow
+        field the model was fitted on, the geometry is built at most once (see :meth:`results`).
         Returns an ``embedding`` DataArray (sample, latent) carrying the input's sample labels.
         """
         self._check_fitted()
-        geometry = self._geometry(flow_field, fitting=False)
+        geometry = self._geometry(flow_field)
         _, z = self._embed(geometry)
         out = np.full((flow_field.sizes["sample"], z.shape[1]), np.nan)
         out[geometry.sample_index] = z
@@ -319,17 +387,44 @@ class MARBLE(TransformerMixin, BaseEstimator):
         """Fit, then embed the same flow field (with its full, unsubsampled graph)."""
         return self.fit(flow_field, **fit_params).transform(flow_field)
 
-    def inspect(self, flow_field: xr.Dataset, max_neighbors: int = 32) -> xr.Dataset:
-        """Geometry behind each sample for the dashboards (design.md "Geometry inspection").
+    def results(self, flow_field: xr.Dataset, max_neighbors: int = 32) -> xr.Dataset:
+        """The flow field with the embedding and the geometry behind each sample added on ``sample``.
 
-        Returns neighbours (nearest first, -1 padded), frames, transported neighbour vectors
-        ``R_ij T_j^T v_j``, the features fed to the MLP (linear features; positions in front
-        when used) and the embedding, all on the input's ``sample`` order.
+        Why: one per-sample object (design.md "Results") that every view and analysis reads.
+        Every variable and coord of ``flow_field`` is kept unchanged; added: ``embedding``
+        (sample, latent), ``neighbors`` (sample, neighbor) graph neighbours as sample positions,
+        nearest first, -1 padded; ``frame`` (sample, dim, tangent) gauge frames; ``transported``
+        (sample, neighbor, tangent) neighbours' vectors ``R_ij T_j^T v_j`` in the sample's frame
+        (NaN where neighbors == -1); ``features`` (sample, feature) the MLP's input (positions in
+        front when used), with coords ``feature`` (names), ``order`` (-1 positions, 0 signal,
+        1..p derivatives), ``component`` and ``direction``. attrs ``manifold_dim``, ``order``,
+        ``local_gauges``. Raises a ValueError if ``flow_field`` already holds one of these names.
         """
         self._check_fitted()
-        geometry = self._geometry(flow_field, fitting=False)
+        if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) or max_neighbors < 1:
+            raise ValueError(f"max_neighbors must be a positive integer (e.g. 32); got {max_neighbors!r}.")
+        clash = sorted(set(RESULT_VARIABLES + RESULT_COORDS) & set(map(str, flow_field.variables)))
+        if clash:
+            raise ValueError(
+                f"flow_field already holds {clash}, which results() would add: rename or drop them first "
+                f"(e.g. flow_field.rename({{{clash[0]!r}: {clash[0] + '_input'!r}}}))."
+            )
+        geometry = self._geometry(flow_field)
         feats, z = self._embed(geometry)
-        return _inspection(flow_field, geometry, feats, z, self.feature_names_, int(self.order), max_neighbors)
+        added = result_variables(geometry, feats, z, flow_field.sizes["sample"], max_neighbors)
+        feature = {"feature": list(self.feature_names_), **_feature_coords(self.network_.spec)}
+        coords = {name: ("feature", values) for name, values in feature.items()}
+        out = flow_field.assign(added).assign_coords({**coords, "latent": np.arange(z.shape[1])})
+        out.attrs = {**flow_field.attrs}
+        out.attrs.update(manifold_dim=int(geometry.n_directions), order=int(self.order),
+                         local_gauges=int(bool(geometry.local_gauges)))
+        return out
+
+    def inspect(self, flow_field: xr.Dataset, max_neighbors: int = 32) -> xr.Dataset:
+        """Deprecated alias of :meth:`results` (same Dataset)."""
+        warnings.warn("MARBLE.inspect is renamed MARBLE.results (same Dataset); call results(flow_field).",
+                      FutureWarning, stacklevel=2)
+        return self.results(flow_field, max_neighbors=max_neighbors)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -359,7 +454,10 @@ class MARBLE(TransformerMixin, BaseEstimator):
             model = cls(**params)
             spec = NetworkSpec.from_dict(payload["spec"])
             model.network_ = MarbleNetwork(spec)
-            model.network_.load_state_dict(payload["state_dict"])
+            state = payload["state_dict"]
+            if payload["format_version"] < 3:
+                state = upgrade_state_dict(state, spec)
+            model.network_.load_state_dict(state)
         except (TypeError, ValueError, KeyError, RuntimeError) as err:
             raise ModelFileError(f"{path} is damaged or inconsistent: {err}") from None
         model.network_.to(model.device).eval()
@@ -402,55 +500,24 @@ def _names(spec: NetworkSpec, dim_names: list[str] | None) -> list[str]:
     return names
 
 
-def _sorted_neighbors(geometry: Geometry, max_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per node: up to ``max_neighbors`` graph neighbours, nearest first (-1 padded), and edge ids."""
-    i, j = geometry.edge_index
-    dist = np.linalg.norm(geometry.pos[j] - geometry.pos[i], axis=1)
-    order = np.lexsort((dist, i))
-    i_s = i[order]
-    start = np.searchsorted(i_s, np.arange(geometry.n_nodes))
-    rank = np.arange(len(i_s)) - start[i_s]
-    keep = rank < max_neighbors
-    width = max(int(rank[keep].max()) + 1 if keep.any() else 1, 1)
-    nb = np.full((geometry.n_nodes, width), -1, dtype=np.int64)
-    eid = np.full((geometry.n_nodes, width), -1, dtype=np.int64)
-    nb[i_s[keep], rank[keep]] = j[order][keep]
-    eid[i_s[keep], rank[keep]] = order[keep]
-    return nb, eid
+def _feature_coords(spec: NetworkSpec) -> dict[str, np.ndarray]:
+    """``feature_order``/``_component``/``_direction`` per feature: positions (order -1), then derivatives."""
+    coords = feature_coords(spec.n_signal, spec.n_directions, spec.order, spec.include_self)
+    n = spec.n_positions
+    return {
+        "feature_order": np.concatenate([np.full(n, -1, dtype=np.int64), coords["order"]]),
+        "feature_component": np.concatenate([np.arange(n, dtype=np.int64), coords["component"]]),
+        "feature_direction": np.concatenate([np.full(n, "", dtype=object), coords["direction"]]).astype(str),
+    }
 
 
-def _inspection(flow_field, geometry, feats, z, names, order, max_neighbors) -> xr.Dataset:
-    """Assemble the inspection Dataset on the input's sample order."""
-    n_samples = flow_field.sizes["sample"]
-    nb, eid = _sorted_neighbors(geometry, max_neighbors)
-    frames = geometry.frames
-    coords_j = np.einsum("nad,na->nd", frames, geometry.signal)  # T_j^T v_j
-    valid = eid >= 0
-    transported = np.full(nb.shape + (frames.shape[2],), np.nan)
-    moved = coords_j[nb[valid]]
-    if geometry.connections is not None:
-        moved = np.einsum("eab,eb->ea", geometry.connections[eid[valid]], moved)
-    transported[valid] = moved
-    rows = geometry.sample_index
-
-    def scatter(values, fill):
-        out = np.full((n_samples,) + values.shape[1:], fill, dtype=np.result_type(values, type(fill)))
-        out[rows] = values
-        return out
-
-    nb_samples = np.where(nb >= 0, rows[np.maximum(nb, 0)], -1)
-    coords = sample_labels(flow_field)
-    coords.update(dim=flow_field["dim"].values, feature=list(names), latent=np.arange(z.shape[1]))
-    return xr.Dataset(
-        {
-            "neighbors": (("sample", "neighbor"), scatter(nb_samples, -1)),
-            "frame": (("sample", "dim", "tangent"), scatter(frames, np.nan)),
-            "transported": (("sample", "neighbor", "tangent"), scatter(transported, np.nan)),
-            "features": (("sample", "feature"), scatter(feats, np.nan)),
-            "embedding": (("sample", "latent"), scatter(z, np.nan)),
-        },
-        coords=coords,
-        attrs={"manifold_dim": int(geometry.n_directions), "order": order,
-               "local_gauges": int(bool(geometry.local_gauges))},
-    )
-
+def _fingerprint(flow_field: xr.Dataset) -> str:
+    """A digest of a flow field's x, v and condition labels (identifies the data fit on)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in ("x", "v"):
+        values = np.ascontiguousarray(flow_field[name].values, dtype=float)
+        digest.update(str(values.shape).encode())
+        digest.update(values.tobytes())
+    if "condition" in flow_field.variables:
+        digest.update("\x1f".join(map(str, flow_field["condition"].values)).encode())
+    return digest.hexdigest()

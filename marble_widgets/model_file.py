@@ -17,8 +17,10 @@ from typing import Any
 import torch
 
 FORMAT = "marble_widgets.MARBLE"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # format 1 (marble_widgets 0.1.0): the same entries under format "marble_widgets.MARBLE/1"
+# formats 1-2: the MLP's weights under nn.Sequential keys (``mlp.<i>.*``); from 3 under
+# torch_geometric.nn.MLP's keys (engine.network.upgrade_state_dict renames the old ones)
 _FORMAT_V1 = "marble_widgets.MARBLE/1"
 _JSON_ENTRIES = ("params", "spec", "meta")
 _ZIP_MAGIC = b"PK\x03\x04"

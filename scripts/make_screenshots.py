@@ -1,13 +1,14 @@
-"""Render the README/docs screenshots of the dashboards from their offline HTML exports.
+"""Render the README/docs screenshots of the dashboards from their interactive HTML exports.
 
 Fits MARBLE on the rat demo (``marble_widgets.demo``) and on MC_Maze_Small (several reach
-conditions, so the alignment tab appears), exports both dashboards with ``Dashboard.to_html`` and
-photographs them with Playwright driving the system Chromium (never ``playwright install``):
+conditions, so the alignment view appears), exports both dashboards with ``Dashboard.to_html``
+(the browser-drawn views: FlowView, AlignmentView, TrainingView) and photographs them with
+Playwright driving the system Chromium (never ``playwright install``):
 
-    docs/demo_report.png          the whole rat report, scaled down
-    docs/dashboard_flow.png       rat: flow-field section (state space, neighbourhood, features ...)
-    docs/dashboard_embedding.png  rat: embedding section (embedding, state space, behaviour, raster)
-    docs/dashboard_training.png   rat: training section
+    docs/demo_report.png          the whole rat dashboard page, scaled down
+    docs/dashboard_flow.png       rat: the flow view (state space, embedding, local flow, behaviour ...)
+    docs/dashboard_embedding.png  rat: the flow view's embedding panel
+    docs/dashboard_training.png   rat: the training view
     docs/dashboard_alignment.png  MC_Maze_Small: distances, MDS map, aligned pair
 
 Run: ``python scripts/make_screenshots.py [--epochs 20] [--out docs]``. Every PNG is kept under
@@ -41,7 +42,7 @@ def export_maze(work: Path, epochs: int) -> Path:
     ff = mw.flow_field(rec, n_components=5, smooth=0.1, condition="condition")
     model = mw.MARBLE(order=2, k=30, delta=1.5, out_dim=3, epochs=epochs, verbose=False).fit(ff)
     board = mw.dashboard(model, ff, recording=rec, title="MARBLE on MC_Maze_Small (NLB, monkey J, reaching)")
-    return board.to_html(work / "maze.html", subtitle="6 reach conditions · 20-ms bins · PCA-5 of smoothed rates")
+    return board.to_html(work / "maze.html")
 
 
 def small_png(png: bytes, path: Path, width: int | None = None) -> Path:
@@ -67,9 +68,8 @@ def shoot(html: Path, shots: dict[str, str | None], out: Path) -> list[Path]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
         page.goto(html.resolve().as_uri(), timeout=240_000)
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
-                               timeout=120_000)
-        page.wait_for_timeout(2500)  # WebGL/3-D scenes finish drawing
+        page.wait_for_selector("body[data-ready=true]", timeout=240_000)  # every view has drawn itself
+        page.wait_for_timeout(1500)  # WebGL layers finish painting
         for name, selector in shots.items():
             if selector is None:
                 png, width = page.screenshot(full_page=True), 900
@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         rat, maze = export_rat(work, args.epochs), export_maze(work, args.epochs)
-        written = shoot(rat, {"demo_report": None, "dashboard_flow": "#mw-section-flow-field",
-                              "dashboard_embedding": "#mw-section-embedding",
-                              "dashboard_training": "#mw-section-training"}, out)
-        written += shoot(maze, {"dashboard_alignment": "#mw-section-alignment"}, out)
+        written = shoot(rat, {"demo_report": None, "dashboard_flow": "#mw-root-flow",
+                              "dashboard_embedding": "#mw-root-flow .mw-fv-panel-embedding",
+                              "dashboard_training": "#mw-root-training"}, out)
+        written += shoot(maze, {"dashboard_alignment": "#mw-root-alignment"}, out)
     for path in written:
         print(f"{path}  {path.stat().st_size / 1000:.0f} KB")
     return written

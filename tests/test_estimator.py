@@ -11,7 +11,8 @@ import xarray as xr
 from sklearn.base import clone
 
 from marble_widgets.data.containers import flow_field_from_arrays
-from marble_widgets.estimator import MARBLE, PARAMETERS
+from marble_widgets.engine.config import FeatureConfig, GraphConfig, TrainingConfig
+from marble_widgets.estimator import MARBLE, PARAMETERS, parameter_table
 
 FAST = dict(epochs=3, verbose=False, hidden_channels=(16,))
 
@@ -33,12 +34,24 @@ def fitted(flow):
     return MARBLE(k=10, **FAST).fit(flow)
 
 
-def test_defaults_are_the_parameter_table():
+def test_every_parameter_has_a_table_entry_and_defaults_live_in_the_signature():
     sig = inspect.signature(MARBLE.__init__)
     defaults = {name: p.default for name, p in sig.parameters.items() if name != "self"}
-    assert defaults == {name: row[0] for name, row in PARAMETERS.items()}
+    assert set(PARAMETERS) == set(defaults)  # every parameter documented, nothing else
+    assert all(len(row) == 2 and all(isinstance(x, str) and x for x in row) for row in PARAMETERS.values())
+    table = parameter_table()
+    assert [row[0] for row in table] == list(defaults)
+    assert {name: default for name, default, _, _ in table} == defaults
+    assert ("k", 20, "construct_dataset k", "CkNN neighbours") in table
     with pytest.raises(TypeError, match="unexpected keyword"):
         MARBLE(n_layers=3)
+
+
+def test_engine_configs_default_to_the_estimators_defaults():
+    model = MARBLE()
+    assert model._graph_config(fitting=True) == GraphConfig()
+    assert model._feature_config() == FeatureConfig()
+    assert model._training_config() == TrainingConfig()
 
 
 def test_clone_and_params():
@@ -61,7 +74,7 @@ def test_transform_keeps_coords_and_shape(flow, fitted):
 
 
 def test_eval_mode_single_row_equals_its_row_in_the_full_batch(flow, fitted):
-    features = fitted.inspect(flow)["features"].values
+    features = fitted.results(flow)["features"].values
     net = fitted.network_
     assert not net.training
     with torch.no_grad():
@@ -105,8 +118,8 @@ def test_diffusion_time_is_learned(flow):
     assert times[-1] > 1e-4 and model.diffusion_time_ == pytest.approx(times[model.best_epoch_], rel=1e-5)
 
 
-def test_inspect_global_gauge(flow, fitted):
-    ins = fitted.inspect(flow, max_neighbors=5)
+def test_results_global_gauge(flow, fitted):
+    ins = fitted.results(flow, max_neighbors=5)
     assert ins.sizes["neighbor"] <= 5 and ins.attrs["manifold_dim"] == 2
     nb = ins["neighbors"].values
     row, col = np.argwhere(nb >= 0)[0]
@@ -222,3 +235,102 @@ def test_infonce_loss_option_trains_differently_and_round_trips(tmp_path, flow):
     loaded = MARBLE.load(a.save(tmp_path / "infonce.pt"))
     assert loaded.get_params()["loss"] == "infonce" and loaded.get_params()["temperature"] == 0.2
     np.testing.assert_array_equal(loaded.transform(flow).values, a.transform(flow).values)
+
+
+# ------------------------------------------------------------------ results and the kept geometry
+def _with_behaviour(flow: xr.Dataset) -> xr.Dataset:
+    n = flow.sizes["sample"]
+    hand = np.arange(2 * n, dtype=float).reshape(n, 2)
+    return flow.assign(hand_velocity=(("sample", "axis"), hand), position=("sample", np.linspace(0, 1, n)))
+
+
+def test_results_is_the_flow_field_plus_per_sample_results(flow, fitted):
+    ff = _with_behaviour(flow)
+    res = fitted.results(ff)
+    for name in ff.variables:  # every input variable and coord, unchanged (2-D behaviour too)
+        xr.testing.assert_identical(res[name].variable, ff[name].variable)
+    assert res["hand_velocity"].dims == ("sample", "axis")
+    assert res["embedding"].dims == ("sample", "latent") and res["neighbors"].dtype == np.int64
+    assert res["frame"].dims == ("sample", "dim", "tangent")
+    assert res["transported"].dims == ("sample", "neighbor", "tangent")
+    np.testing.assert_array_equal(res["embedding"].values, fitted.transform(flow).values)
+    assert list(res["feature"].values) == fitted.feature_names_
+    assert list(res["feature_order"].values) == [0, 0] + [1] * 4 + [2] * 8
+    assert list(res["feature_component"].values[:6]) == [0, 1, 0, 0, 1, 1]
+    assert list(res["feature_direction"].values[:8]) == ["", "", "d1", "d2", "d1", "d2", "d1 d1", "d2 d1"]
+    assert res.attrs["manifold_dim"] == 2 and res.attrs["order"] == 2 and res.attrs["local_gauges"] == 0
+    assert "embedding" not in ff and "manifold_dim" not in ff.attrs  # the caller's Dataset is not modified
+    with pytest.warns(FutureWarning, match="results"):
+        old = fitted.inspect(ff)
+    xr.testing.assert_identical(old, res)
+    with pytest.raises(ValueError, match="max_neighbors must be a positive integer"):
+        fitted.results(ff, max_neighbors=0)
+
+
+def test_results_with_positions_label_position_rows(flow):
+    model = MARBLE(k=10, include_positions=True, order=1, **FAST).fit(flow)
+    res = model.results(flow)
+    assert list(res["feature"].values[:4]) == ["pos x1", "pos x2", "v1", "v2"]
+    np.testing.assert_array_equal(res["feature_order"].values, [-1, -1, 0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(res["feature_component"].values, [0, 1, 0, 1, 0, 0, 1, 1])
+    np.testing.assert_allclose(res["features"].values[:, :2], flow["x"].values, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["embedding", "features", "feature_order"])
+def test_results_never_overwrite_the_users_variables(flow, fitted, name):
+    ff = flow.assign({name: ("sample", np.zeros(flow.sizes["sample"]))})
+    with pytest.raises(ValueError, match=f"flow_field already holds \\['{name}'\\]"):
+        fitted.results(ff)
+
+
+def _count_builds(monkeypatch) -> list[int]:
+    import marble_widgets.estimator as est
+
+    calls: list[int] = []
+    real = est.build_geometry
+    monkeypatch.setattr(est, "build_geometry", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("spacing", [0.0, 0.05])
+def test_the_training_geometry_is_reused_on_the_data_fit_on(tmp_path, monkeypatch, flow, spacing):
+    calls = _count_builds(monkeypatch)
+    model = MARBLE(k=10, spacing=spacing, **FAST).fit(flow)
+    assert len(calls) == 1
+    emb, res = model.transform(flow), model.results(flow)
+    model.transform(flow.copy(deep=True))  # same data in another object: same geometry
+    assert len(calls) == (1 if spacing == 0 else 2)  # subsampled fit: the full graph is built once
+    assert set(model.timings_) == {"geometry_s", "features_s", "training_s"}
+    fresh = MARBLE.load(model.save(tmp_path / "m.pt"))  # no geometry: builds it
+    np.testing.assert_array_equal(fresh.transform(flow).values, emb.values)
+    xr.testing.assert_identical(fresh.results(flow), res)
+    other = _rotation_fields(seed=1)
+    calls.clear()
+    model.transform(other)
+    model.transform(other)
+    assert len(calls) == 2  # other data: built once per call, never kept
+    model.transform(flow)
+    assert len(calls) == 2
+
+
+def test_the_kept_local_gauge_geometry_equals_a_fresh_build(tmp_path, monkeypatch):
+    import marble_widgets as mw
+
+    ff = mw.datasets.paraboloid_field(n=200)
+    calls = _count_builds(monkeypatch)
+    model = MARBLE(k=10, local_gauges=True, **FAST).fit(ff)
+    res = model.results(ff)
+    assert len(calls) == 1 and model.n_directions_ == 2
+    fresh = MARBLE.load(model.save(tmp_path / "local.pt"))
+    xr.testing.assert_identical(fresh.results(ff), res)
+    assert len(calls) == 2
+
+
+def test_results_keep_behaviour_named_like_plain_words(flow, fitted):
+    """The rat's ``direction`` (and any ``order``/``component``) stays a behaviour variable of the results."""
+    labels = np.where(np.arange(flow.sizes["sample"]) % 2, "left", "right")
+    ff = flow.assign(direction=("sample", labels), order=("sample", np.arange(flow.sizes["sample"])))
+    res = fitted.results(ff)
+    np.testing.assert_array_equal(res["direction"].values, labels)
+    assert res["direction"].dims == ("sample",) and res["feature_direction"].dims == ("feature",)
+    np.testing.assert_array_equal(res["order"].values, np.arange(flow.sizes["sample"]))

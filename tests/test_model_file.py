@@ -50,7 +50,7 @@ def _load_error(path: Path) -> str:
 
 def test_file_records_package_and_format_version_and_params(model_path, flow):
     payload = torch.load(model_path, weights_only=True)
-    assert payload["format"] == FORMAT and payload["format_version"] == FORMAT_VERSION == 2
+    assert payload["format"] == FORMAT and payload["format_version"] == FORMAT_VERSION == 3
     assert payload["package_version"] == mw.__version__
     params = json.loads(payload["params"])
     assert params["k"] == 8 and params["seed"] == 4 and params["hidden_channels"] == [8]
@@ -126,7 +126,7 @@ def test_newer_format_version(tmp_path, model_path):
     path = tmp_path / "future.pt"
     torch.save(payload, path)
     message = _load_error(path)
-    assert re.search(r"newer marble_widgets \(9\.0\.0, model format 3\); this version reads formats up to 2",
+    assert re.search(r"newer marble_widgets \(9\.0\.0, model format 4\); this version reads formats up to 3",
                      message)
     assert "Upgrade marble_widgets" in message
 

@@ -1,8 +1,10 @@
 """Distances between conditions/animals, alignment, decoding, reductions (MDS/UMAP).
 
 Everything takes the embedding ``xarray.DataArray`` (sample, latent) returned by
-``MARBLE.transform`` (sample coords ``condition``, ``trial``, ``time``, optionally ``animal``)
-and returns labelled xarray objects, so results stay joined to conditions and behaviour.
+``MARBLE.transform`` (sample coords ``condition``, ``trial``, ``time``, optionally ``animal``), or a
+Dataset holding ``embedding`` next to behaviour variables of any shape (``MARBLE.results``), with
+targets, labels and groups named by string; results are labelled xarray objects, so they stay
+joined to conditions and behaviour.
 """
 from __future__ import annotations
 

@@ -13,12 +13,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import xarray as xr
 
-from marble_widgets.analysis.distances import (
-    _as_dataarray,
-    _embedding_array,
-    _group_indices,
-    _sample_values,
-    _subsample,
+from marble_widgets.analysis._samples import (
+    Samples,
+    embedding_of,
+    embedding_values,
+    group_indices,
+    sample_values,
+    subsample,
 )
 
 _FILL_WIDTHS = (0, 1, 2)
@@ -32,10 +33,10 @@ class Alignment(NamedTuple):
     scale: float
     translation: xr.DataArray
 
-    def apply(self, embedding: xr.DataArray) -> xr.DataArray:
-        """Apply the same transform to another embedding of the source animal/session."""
-        emb = _as_dataarray(embedding)
-        values = _embedding_array(emb)
+    def apply(self, embedding: Samples) -> xr.DataArray:
+        """Apply the same transform to another embedding (or results Dataset) of the source animal/session."""
+        emb = embedding_of(embedding)
+        values = embedding_values(emb)
         out = self.scale * values @ self.rotation.values + self.translation.values
         return emb.copy(data=out)
 
@@ -43,8 +44,8 @@ class Alignment(NamedTuple):
 # --------------------------------------------------------------------------------------------
 # binned means
 # --------------------------------------------------------------------------------------------
-def _label_values(emb: xr.DataArray, label: Any) -> np.ndarray:
-    values = _sample_values(emb, label, "label")
+def _label_values(data: Samples, label: Any) -> np.ndarray:
+    values = sample_values(data, label, "label")
     if values.ndim != 1 or values.dtype.kind not in "iuf":
         raise ValueError(
             f"label must be one numeric value per sample (e.g. normalised track position); got dtype "
@@ -99,7 +100,7 @@ def _label_range(values: list[np.ndarray], range: tuple[float, float] | None) ->
 
 
 def binned_means(
-    embedding: xr.DataArray,
+    embedding: Samples,
     label: Any = "position",
     bins: int = 100,
     range: tuple[float, float] | None = None,
@@ -112,13 +113,18 @@ def binned_means(
     Summarises an embedding by where it sits for each value of e.g. track position, so that
     animals with different sample counts can be compared bin by bin. Empty bins borrow the
     samples of bins within +/-1, then +/-2 (``fill_width`` coord: 0, 1, 2; -1 = still empty -> NaN).
-    With ``normalize`` each bin mean is scaled to unit norm.
+    With ``normalize`` each bin mean is scaled to unit norm. A value v goes to bin
+    ``floor((v - low) / (high - low) * bins)`` (``high`` itself to the last bin); pandas' ``cut``
+    (xarray ``groupby_bins``) and scipy's ``binned_statistic`` compare against ``linspace`` edges
+    instead and put labels on a grid (0.3, 0.6, 0.7 of 10 bins on [0, 1]) one bin lower, so the
+    per-bin sums are ``np.add.at`` on that index.
 
     Parameters
     ----------
-    label : sample coordinate name or array (sample,) of numbers.
+    embedding : embedding DataArray (sample, latent) or a Dataset holding ``embedding`` and ``label``.
+    label : name of a per-sample coordinate/variable, or an array (sample,) of numbers.
     range : (low, high) of the bins; default the label's min and max.
-    by : optional sample coordinate/array (e.g. running direction): separate bins per value.
+    by : optional per-sample name/array (e.g. running direction): separate bins per value.
 
     Returns
     -------
@@ -126,12 +132,12 @@ def binned_means(
     centres; ``count`` (samples in the bin) and ``fill_width`` coords.
     """
     _check_bins(bins)
-    emb = _as_dataarray(embedding)
-    x = _embedding_array(emb)
-    values = _label_values(emb, label)
+    emb = embedding_of(embedding)
+    x = embedding_values(emb)
+    values = _label_values(embedding, label)
     lo, hi = _label_range([values], range)
     idx = _bin_index(values, int(bins), lo, hi)
-    groups, index = _group_indices(_sample_values(emb, by, "by")) if by is not None else ([None], [None])
+    groups, index = group_indices(sample_values(embedding, by, "by")) if by is not None else ([None], [None])
     means, counts, widths = [], [], []
     for sel in index:
         sel = np.arange(len(x)) if sel is None else sel
@@ -200,20 +206,20 @@ def _result(source: xr.DataArray, x: np.ndarray, rot: np.ndarray, s: float, t: n
     return Alignment(aligned, rotation, s, translation)
 
 
-def _pair(source: Any, target: Any) -> tuple[xr.DataArray, xr.DataArray, np.ndarray, np.ndarray]:
-    src, tgt = _as_dataarray(source), _as_dataarray(target)
-    x, y = _embedding_array(src, "source"), _embedding_array(tgt, "target")
+def _pair(source: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated embedding values of source and target, with the same latent dimension."""
+    x, y = embedding_values(source, "source"), embedding_values(target, "target")
     if x.shape[1] != y.shape[1]:
         raise ValueError(
             f"source has {x.shape[1]} latent dims but target has {y.shape[1]}; alignment needs the same "
             "latent dimension (reduce both with pca() first)."
         )
-    return src, tgt, x, y
+    return x, y
 
 
 def procrustes_align(
-    source: xr.DataArray,
-    target: xr.DataArray,
+    source: Samples,
+    target: Samples,
     label: Any = None,
     *,
     bins: int = 100,
@@ -229,13 +235,14 @@ def procrustes_align(
     of both embeddings on a common range (bins empty in either are skipped); with ``label=None``
     the samples themselves are paired row by row (same number of samples). The fitted transform
     ``scale * x @ R + translation`` is then applied to every source sample.
+    ``source``/``target`` are embeddings or results Datasets (``label``/``by`` name their variables).
 
     Returns
     -------
     Alignment(aligned, rotation, scale, translation): ``aligned`` has the source's coords;
     ``rotation`` (latent, latent_target) is orthogonal (det +1 unless ``reflection``).
     """
-    src, tgt, x, y = _pair(source, target)
+    x, y = _pair(source, target)
     if label is None:
         if len(x) != len(y):
             raise ValueError(
@@ -244,16 +251,16 @@ def procrustes_align(
             )
         a, b = x, y
     else:
-        lo_hi = _label_range([_label_values(src, label), _label_values(tgt, label)], range)
-        a, b = _matched_rows(binned_means(src, label, bins, lo_hi, by=by, normalize=False),
-                             binned_means(tgt, label, bins, lo_hi, by=by, normalize=False))
+        lo_hi = _label_range([_label_values(source, label), _label_values(target, label)], range)
+        a, b = _matched_rows(binned_means(source, label, bins, lo_hi, by=by, normalize=False),
+                             binned_means(target, label, bins, lo_hi, by=by, normalize=False))
         ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
         a, b = a[ok], b[ok]
     if len(a) < 2:
         raise ValueError("fewer than 2 matched points; use more samples or fewer bins.")
     rot, s = _procrustes(a, b, scale, reflection)
     t = b.mean(axis=0) - s * a.mean(axis=0) @ rot
-    return _result(src, x, rot, s, t, "procrustes")
+    return _result(embedding_of(source), x, rot, s, t, "procrustes")
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,8 +302,8 @@ def _initial_rotations(a: np.ndarray, b: np.ndarray, reflection: bool) -> list[n
 
 
 def ot_align(
-    source: xr.DataArray,
-    target: xr.DataArray,
+    source: Samples,
+    target: Samples,
     *,
     seed: int = 0,
     n_iter: int = 30,
@@ -320,18 +327,18 @@ def ot_align(
     Alignment(aligned, rotation, scale, translation); ``aligned.attrs["ot_cost"]`` = final
     mean squared matched distance.
     """
-    src, _, x, y = _pair(source, target)
+    x, y = _pair(source, target)
     rng = np.random.default_rng(seed)
     mx, my = x.mean(axis=0), y.mean(axis=0)
-    a = (x - mx)[_subsample(np.arange(len(x)), max_points, rng)]
-    b = (y - my)[_subsample(np.arange(len(y)), max_points, rng)]
+    a = (x - mx)[subsample(np.arange(len(x)), max_points, rng)]
+    b = (y - my)[subsample(np.arange(len(y)), max_points, rng)]
     s0 = float(np.sqrt(np.sum(b**2) / len(b) / max(np.sum(a**2) / len(a), 1e-300))) if scale else 1.0
     ranked = []
     for start in _initial_rotations(a, b, reflection):
         ranked.append(_ot_refine(a, b, start, s0, 3, scale, reflection))
     best = min(ranked, key=lambda r: r[2])
     rot, s, cost = _ot_refine(a, b, best[0], best[1], n_iter, scale, reflection)
-    result = _result(src, x, rot, s, my - s * mx @ rot, "ot")
+    result = _result(embedding_of(source), x, rot, s, my - s * mx @ rot, "ot")
     result.aligned.attrs["ot_cost"] = cost
     return result
 
@@ -339,16 +346,17 @@ def ot_align(
 # --------------------------------------------------------------------------------------------
 # consistency
 # --------------------------------------------------------------------------------------------
-def _split_animals(embeddings: Any, animal: str) -> dict[str, xr.DataArray]:
-    if isinstance(embeddings, Mapping):
-        return {str(k): _as_dataarray(v) for k, v in embeddings.items()}
-    emb = _as_dataarray(embeddings)
-    if isinstance(emb, xr.DataArray) and animal in emb.coords:
-        groups, index = _group_indices(emb.coords[animal].values)
-        return {str(g): emb.isel(sample=i) for g, i in zip(groups, index)}
+def _split_animals(embeddings: Any, animal: str) -> dict[str, Samples]:
+    """{name: embedding or results Dataset}: the mapping as given, or one input split by ``animal``."""
+    if isinstance(embeddings, Mapping) and not isinstance(embeddings, xr.Dataset):
+        return {str(k): v for k, v in embeddings.items()}
+    names = embeddings.coords if isinstance(embeddings, xr.DataArray) else getattr(embeddings, "variables", {})
+    if isinstance(embeddings, (xr.DataArray, xr.Dataset)) and animal in names:
+        groups, index = group_indices(sample_values(embeddings, animal, "animal"))
+        return {str(g): embeddings.isel(sample=i) for g, i in zip(groups, index)}
     raise TypeError(
-        "embeddings must be a dict {name: embedding DataArray} or one embedding with an "
-        f"{animal!r} coordinate on sample; got {type(embeddings).__name__}."
+        "embeddings must be a dict {name: embedding} or one embedding (or results Dataset) with an "
+        f"{animal!r} variable on sample; got {type(embeddings).__name__}."
     )
 
 
@@ -365,7 +373,7 @@ def _linear_r2(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def consistency(
-    embeddings: Mapping[str, xr.DataArray] | xr.DataArray,
+    embeddings: Mapping[str, Samples] | Samples,
     label: Any = "position",
     *,
     bins: int = 100,
@@ -382,7 +390,8 @@ def consistency(
 
     Parameters
     ----------
-    embeddings : {name: embedding} or one embedding split by its ``animal`` coordinate.
+    embeddings : {name: embedding or results Dataset}, or one of them split by its ``animal`` variable.
+    label, by : names of per-sample variables (coords of an embedding, variables of a Dataset).
 
     Returns
     -------

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from marble_widgets.analysis.distances import _as_dataarray, _embedding_array, _sample_values
+from marble_widgets.analysis._samples import (
+    Samples,
+    embedding_of,
+    embedding_values,
+    has_sample_name,
+    sample_array,
+    sample_values,
+)
 
 K_CANDIDATES = (1, 5, 10, 20, 36, 50)
 #: regularisation strengths searched by ``kind="ridge_cv"`` (inner CV on the training part only)
@@ -25,16 +32,15 @@ _TASKS = ("auto", "regression", "classification")
 # --------------------------------------------------------------------------------------------
 # targets and folds
 # --------------------------------------------------------------------------------------------
-def _resolve_target(emb: xr.DataArray, target: Any, task: str) -> tuple[np.ndarray, str, tuple, dict]:
+def _resolve_target(data: Samples, target: Any, task: str) -> tuple[np.ndarray, str, tuple, dict]:
     """Target values (sample, ...), the task, and the target's extra dims/coords."""
     if task not in _TASKS:
         raise ValueError(f"task must be one of {_TASKS}; got {task!r}.")
-    source = emb.coords[target] if isinstance(target, str) and target in emb.coords else target
-    y = _sample_values(emb, source, "target")
+    source = sample_array(data, target, "target")
+    y = np.asarray(source)
     extra_dims: tuple = ()
     extra_coords: dict = {}
     if isinstance(source, xr.DataArray):
-        source = source.transpose("sample", ...)
         extra_dims = source.dims[1:]
         extra_coords = {d: source.coords[d].values for d in extra_dims if d in source.coords}
     else:
@@ -50,13 +56,13 @@ def _resolve_target(emb: xr.DataArray, target: Any, task: str) -> tuple[np.ndarr
     return y, task, extra_dims, extra_coords
 
 
-def _time_order(emb: xr.DataArray) -> np.ndarray:
+def _time_order(data: Samples) -> np.ndarray:
     """Sample indices in recording order: by (trial, time) when present, then sample order."""
-    n = emb.sizes["sample"]
+    n = data.sizes["sample"]
     keys = [np.arange(n)]
     for name in ("time", "trial"):
-        if name in emb.coords and emb.coords[name].dims == ("sample",):
-            keys.append(np.asarray(emb.coords[name].values))
+        if name in data.coords and data.coords[name].dims == ("sample",):
+            keys.append(np.asarray(data.coords[name].values))
     return np.lexsort(keys)  # last key is the primary one: trial, then time, then sample
 
 
@@ -104,7 +110,7 @@ def _contiguous_folds(order: np.ndarray, labels: np.ndarray | None, cv: int) -> 
 
 
 def fold_assignment(
-    embedding: xr.DataArray,
+    embedding: Samples,
     cv: int = 5,
     groups: Any = "trial",
     contiguous: bool = False,
@@ -112,7 +118,7 @@ def fold_assignment(
 ) -> xr.DataArray:
     """Test fold of every sample under the chosen cross-validation scheme.
 
-    Exposed so that the split can be inspected and reused. ``groups`` (a sample coordinate or
+    Exposed so that the split can be inspected and reused. ``groups`` (a per-sample name or
     array, e.g. ``"trial"``): whole groups are held out (GroupKFold, groups shuffled with
     ``seed``). ``contiguous``: folds are contiguous blocks of recording order (by trial, then
     time) — of whole groups when ``groups`` is given, else KFold without shuffle. Neither:
@@ -124,11 +130,11 @@ def fold_assignment(
     """
     from sklearn.model_selection import KFold
 
-    emb = _as_dataarray(embedding)
+    emb = embedding_of(embedding)
     if not isinstance(cv, (int, np.integer)) or cv < 2:
         raise ValueError(f"cv must be an integer >= 2; got {cv!r}.")
     n = emb.sizes["sample"]
-    labels = None if groups is None else _sample_values(emb, groups, "groups")
+    labels = None if groups is None else sample_values(embedding, groups, "groups")
     if contiguous:
         fold = _contiguous_folds(_time_order(emb), labels, int(cv))
     elif labels is not None:
@@ -190,8 +196,8 @@ CRITERIA = {"r2": 1.0, "median_abs_error": -1.0}
 
 
 def choose_k(
-    x: np.ndarray,
-    y: np.ndarray,
+    x: np.ndarray | Samples,
+    y: np.ndarray | str,
     task: str = "regression",
     *,
     metric: str = "cosine",
@@ -202,14 +208,19 @@ def choose_k(
     """Pick the number of neighbours by unshuffled (contiguous) K-fold CV on training data.
 
     Rows of ``x`` (n, latent) / ``y`` (n, ...) must be in recording order, so each inner fold is
-    a contiguous block. Score: accuracy (classification); for regression ``criterion="r2"`` or
-    ``"median_abs_error"`` (choose k by the figure you will report). Ties go to the smaller k.
+    a contiguous block; an embedding or results Dataset as ``x`` (with ``y`` a per-sample name or
+    array) is put in recording order (trial, then time) here. Score: accuracy (classification);
+    for regression ``criterion="r2"`` or ``"median_abs_error"`` (choose k by the figure you will
+    report). Ties go to the smaller k.
     """
     from sklearn.metrics import make_scorer
     from sklearn.model_selection import GridSearchCV, KFold
 
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {sorted(CRITERIA)}; got {criterion!r}.")
+    if isinstance(x, (xr.DataArray, xr.Dataset)):
+        order = _time_order(x)
+        x, y = embedding_values(x, "x")[order], sample_values(x, y, "y")[order]
     n = len(x)
     inner_cv = int(min(inner_cv, n))
     if inner_cv < 2:
@@ -242,13 +253,11 @@ def _fit_predict(x_tr, y_tr, x_te, kind: str, task: str, k: int | None, metric: 
     return np.asarray(model.predict(x_te)), (int(k) if kind == "knn" else -1)
 
 
-def _group_labels(emb: xr.DataArray, groups: Any) -> np.ndarray | None:
-    """Per-sample group labels (a sample coordinate's name or an array), or None for contiguous."""
-    if groups is None:
+def _group_labels(data: Samples, groups: Any) -> np.ndarray | None:
+    """Per-sample group labels (a per-sample name or an array); None (contiguous) if the name is absent."""
+    if groups is None or (isinstance(groups, str) and not has_sample_name(data, groups)):
         return None
-    if isinstance(groups, str):
-        return np.asarray(emb.coords[groups].values) if groups in emb.coords else None
-    return _sample_values(emb, groups, "groups")
+    return sample_values(data, groups, "groups")
 
 
 def _metrics(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -289,7 +298,7 @@ def _assemble(per_fold: list[dict[str, float]], ks: list[int], pred: np.ndarray,
 
 
 def decode(
-    embedding: xr.DataArray,
+    embedding: Samples,
     target: Any,
     *,
     kind: str = "linear",
@@ -315,10 +324,11 @@ def decode(
 
     Parameters
     ----------
-    embedding : xr.DataArray (sample, latent).
-    target : name of a sample coordinate of ``embedding`` or a DataArray/array on sample
-        (sample,) or (sample, axis). Float -> regression; str/bool/int -> classification
-        (override with ``task``).
+    embedding : xr.DataArray (sample, latent), or a Dataset holding ``embedding`` and the
+        behaviour (e.g. ``MARBLE.results(flow_field)``).
+    target : name of a per-sample coordinate/variable of ``embedding`` (e.g. ``"hand_velocity"``,
+        (sample, axis)) or a DataArray/array on sample (sample,) or (sample, axis). Float ->
+        regression; str/bool/int -> classification (override with ``task``).
 
     Returns
     -------
@@ -328,11 +338,11 @@ def decode(
     ``prediction`` (each sample predicted by the model that did not see it) and ``test_fold``.
     """
     _check_kind(kind)
-    emb = _as_dataarray(embedding)
-    x = _embedding_array(emb)
-    y, task, *extra = _resolve_target(emb, target, task)
-    fold = fold_assignment(emb, cv, groups, contiguous, seed).values
-    labels = None if contiguous else _group_labels(emb, groups)
+    emb = embedding_of(embedding)
+    x = embedding_values(emb)
+    y, task, *extra = _resolve_target(embedding, target, task)
+    fold = fold_assignment(embedding, cv, groups, contiguous, seed).values
+    labels = None if contiguous else _group_labels(embedding, groups)
     order = _time_order(emb)
     pred = np.empty(y.shape, dtype=y.dtype if task == "classification" else np.float64)
     per_fold, ks = [], []
@@ -350,7 +360,7 @@ def decode(
     return ds
 
 
-def _split_fixed(emb: xr.DataArray, y: np.ndarray, train_fraction: float):
+def _split_fixed(emb: Samples, y: np.ndarray, train_fraction: float):
     """First ``train_fraction`` of recording order trains, the rest tests."""
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction!r}.")
@@ -363,9 +373,9 @@ def _split_fixed(emb: xr.DataArray, y: np.ndarray, train_fraction: float):
 
 
 def train_test_decode(
-    train_emb: xr.DataArray,
+    train_emb: Samples,
     train_target: Any,
-    test_emb: xr.DataArray | None = None,
+    test_emb: Samples | None = None,
     test_target: Any = None,
     *,
     kind: str = "knn",
@@ -382,8 +392,9 @@ def train_test_decode(
 
     The rat protocol (docs/spec.md §13.4: k-NN, ``k=36``, cosine metric, trained on the first 80 % and
     tested on the last 20 % of the session). Without ``test_emb`` the split is made here from
-    ``train_emb`` in recording order (``train_fraction``). Targets are names of sample
-    coordinates or arrays on sample; a name given only as ``train_target`` is used for both.
+    ``train_emb`` in recording order (``train_fraction``). Embeddings may be results Datasets;
+    targets are names of per-sample coordinates/variables or arrays on sample; a name given only
+    as ``train_target`` is used for both.
     Without ``k``, k is chosen on the training part by :func:`choose_k` with ``k_criterion``.
     ``kind="ridge_cv"`` chooses its strength by inner CV over the training part's ``groups``
     (whole trials by default; contiguous blocks when the coordinate is absent).
@@ -393,18 +404,18 @@ def train_test_decode(
     The Dataset of :func:`decode` with one fold; ``prediction`` is on the test samples.
     """
     _check_kind(kind)
-    tr_emb = _as_dataarray(train_emb)
+    tr_emb = train_emb
     y_tr, task_tr, *extra = _resolve_target(tr_emb, train_target, task)
     if test_emb is None:
         tr_emb, y_tr, te_emb, y_te = _split_fixed(tr_emb, y_tr, train_fraction)
     else:
-        te_emb = _as_dataarray(test_emb)
+        te_emb = test_emb
         if test_target is None:
             if not isinstance(train_target, str):
                 raise ValueError("test_target is required when train_target is not a coordinate name.")
             test_target = train_target
         y_te, _, *extra = _resolve_target(te_emb, test_target, task_tr)
-    x_tr, x_te = _embedding_array(tr_emb, "train_emb"), _embedding_array(te_emb, "test_emb")
+    x_tr, x_te = embedding_values(tr_emb, "train_emb"), embedding_values(te_emb, "test_emb")
     if x_tr.shape[1] != x_te.shape[1]:
         raise ValueError(f"train_emb has {x_tr.shape[1]} latent dims but test_emb {x_te.shape[1]}.")
     order = _time_order(tr_emb)
@@ -413,7 +424,7 @@ def train_test_decode(
                                 groups_tr=None if labels is None else labels[order])
     attrs = {"kind": kind, "protocol": "fixed split", "metric": metric if kind == "knn" else "",
              "alpha": alpha, "seed": seed, "n_train": len(x_tr), "n_test": len(x_te)}
-    return _assemble([_metrics(task_tr, y_te, pred)], [k_used], pred, y_te, te_emb, task_tr,
+    return _assemble([_metrics(task_tr, y_te, pred)], [k_used], pred, y_te, embedding_of(te_emb), task_tr,
                      tuple(extra), attrs)
 
 
@@ -422,8 +433,8 @@ _ALIGNMENTS = ("procrustes", "ot", "none")
 
 
 def cross_decode(
-    train_emb: xr.DataArray,
-    test_emb: xr.DataArray,
+    train_emb: Samples,
+    test_emb: Samples,
     target: str = "position",
     *,
     align: str = "procrustes",
@@ -440,8 +451,9 @@ def cross_decode(
     animals' mean embeddings in ``bins`` bins of ``target`` (CEBRA's consistency alignment; it
     sees the test animal's labels only through those bin means), ``"ot"`` aligns the clouds
     without labels (:func:`~marble_widgets.analysis.ot_align`), ``"none"`` assumes a shared
-    space (one joint model). ``target`` must be a sample coordinate of both embeddings, on the
-    same scale in both animals (e.g. track position normalised to 0..1).
+    space (one joint model). ``target`` must name a per-sample variable of both embeddings, on the
+    same scale in both animals (e.g. track position normalised to 0..1). Either may be a results
+    Dataset; a 2-D target (e.g. ``"hand_velocity"``) needs ``align="ot"`` or ``"none"``.
 
     Returns
     -------
@@ -452,14 +464,16 @@ def cross_decode(
 
     if align not in _ALIGNMENTS:
         raise ValueError(f"align must be one of {_ALIGNMENTS}; got {align!r}.")
-    tr, te = _as_dataarray(train_emb), _as_dataarray(test_emb)
-    for name, emb in (("train_emb", tr), ("test_emb", te)):
-        if target not in emb.coords:
-            raise ValueError(f"{name} has no sample coordinate {target!r}; assign it (emb.assign_coords) first.")
-    if align == "procrustes":
-        te = procrustes_align(te, tr, target, bins=bins).aligned
-    elif align == "ot":
-        te = ot_align(te, tr, seed=seed).aligned
+    tr, te = train_emb, test_emb
+    for name, data in (("train_emb", tr), ("test_emb", te)):
+        embedding_of(data, name)
+        if not has_sample_name(data, target):
+            what = "sample coordinate" if isinstance(data, xr.DataArray) else "per-sample variable"
+            raise ValueError(f"{name} has no {what} {target!r}; add it (assign_coords / assign) first.")
+    if align != "none":
+        aligned = (procrustes_align(te, tr, target, bins=bins) if align == "procrustes" else
+                   ot_align(te, tr, seed=seed)).aligned
+        te = te.assign(embedding=aligned) if isinstance(te, xr.Dataset) else aligned
     result = train_test_decode(tr, target, te, target, kind=kind, k=k, metric=metric, seed=seed,
                                k_criterion=k_criterion)
     result.attrs["align"] = align

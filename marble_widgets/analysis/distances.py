@@ -11,92 +11,11 @@ from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from marble_widgets.analysis._samples import Samples, embedding_values, group_indices, sample_values, subsample
+
 _METHODS = ("exact", "kmeans")
-
-
-# --------------------------------------------------------------------------------------------
-# shared input helpers (also used by the other analysis modules)
-# --------------------------------------------------------------------------------------------
-def _embedding_array(embedding: Any, name: str = "embedding") -> np.ndarray:
-    """Return the (sample, latent) values of an embedding as a float64 copy, validated."""
-    if isinstance(embedding, xr.Dataset):
-        if "embedding" not in embedding:
-            raise TypeError(
-                f"{name} is an xarray.Dataset without an 'embedding' variable; pass the embedding "
-                "DataArray (sample, latent) returned by MARBLE.transform."
-            )
-        embedding = embedding["embedding"]
-    if not isinstance(embedding, xr.DataArray):
-        raise TypeError(
-            f"{name} must be an xarray.DataArray with dims (sample, latent); got "
-            f"{type(embedding).__name__}. Wrap arrays with xr.DataArray(values, dims=('sample', 'latent'))."
-        )
-    if embedding.ndim == 1 and embedding.dims == ("sample",):
-        embedding = embedding.expand_dims(latent=1, axis=1)
-    if embedding.ndim != 2 or embedding.dims[0] != "sample":
-        raise ValueError(
-            f"{name} must have dims (sample, latent); got dims {embedding.dims}. "
-            "Transpose or stack it so that samples come first."
-        )
-    values = np.array(embedding.values, dtype=np.float64, copy=True)
-    if values.shape[0] == 0:
-        raise ValueError(f"{name} has no samples; pass an embedding with at least one sample.")
-    if not np.all(np.isfinite(values)):
-        raise ValueError(
-            f"{name} contains {int((~np.isfinite(values)).sum())} non-finite value(s); drop those "
-            "samples (e.g. embedding.dropna('sample')) before the analysis."
-        )
-    return values
-
-
-def _as_dataarray(embedding: Any) -> xr.DataArray:
-    """Return the embedding DataArray (unwrapping a Dataset's ``embedding`` variable)."""
-    if isinstance(embedding, xr.Dataset) and "embedding" in embedding:
-        return embedding["embedding"]
-    return embedding
-
-
-def _sample_values(embedding: xr.DataArray, key: Any, argname: str) -> np.ndarray:
-    """Return per-sample values named by ``key`` (a coord name, DataArray or array on sample)."""
-    n = embedding.sizes["sample"]
-    if isinstance(key, str):
-        if key not in embedding.coords:
-            raise ValueError(
-                f"{argname}={key!r} is not a coordinate of the embedding (coords: "
-                f"{sorted(map(str, embedding.coords))}). Pass the name of a sample coordinate or "
-                "an array with one value per sample."
-            )
-        values = embedding.coords[key]
-    else:
-        values = key
-    if isinstance(values, xr.DataArray):
-        if "sample" not in values.dims:
-            raise ValueError(f"{argname} must be defined on the 'sample' dim; got dims {values.dims}.")
-        values = values.transpose("sample", ...).values
-    values = np.asarray(values)
-    if values.shape[:1] != (n,):
-        raise ValueError(
-            f"{argname} has {values.shape[0] if values.ndim else 0} value(s) for {n} samples; "
-            "give exactly one value per sample."
-        )
-    return values
-
-
-def _group_indices(labels: np.ndarray) -> tuple[list[Hashable], list[np.ndarray]]:
-    """Split sample indices by label, groups in order of first appearance."""
-    groups = list(pd.unique(pd.Series(labels)))
-    codes = pd.Categorical(labels, categories=groups).codes
-    return groups, [np.flatnonzero(codes == g) for g in range(len(groups))]
-
-
-def _subsample(index: np.ndarray, max_points: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Keep at most ``max_points`` indices, drawn without replacement and returned sorted."""
-    if max_points is None or index.size <= max_points:
-        return index
-    return np.sort(rng.choice(index, size=max_points, replace=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,7 +70,7 @@ def _check_method(method: str) -> None:
 
 
 def distances(
-    embedding: xr.DataArray,
+    embedding: Samples,
     by: str = "condition",
     *,
     method: str = "exact",
@@ -169,24 +88,24 @@ def distances(
 
     Parameters
     ----------
-    embedding : xr.DataArray, dims (sample, latent), with a ``by`` coordinate on sample.
-    by : name of the sample coordinate that defines the groups (order of first appearance).
+    embedding : xr.DataArray (sample, latent) with a ``by`` coordinate on sample, or a Dataset holding
+        ``embedding`` and ``by`` (e.g. ``MARBLE.results(flow_field)``).
+    by : name of the per-sample coordinate/variable that defines the groups (order of first appearance).
 
     Returns
     -------
     xr.DataArray, dims (by, f"{by}_other"): symmetric, zero diagonal, named ``distance``.
     """
     _check_method(method)
-    emb = _as_dataarray(embedding)
-    points = _embedding_array(emb)
-    groups, index = _group_indices(_sample_values(emb, by, "by"))
+    points = embedding_values(embedding)
+    groups, index = group_indices(sample_values(embedding, by, "by"))
     if max_points is not None and (not isinstance(max_points, (int, np.integer)) or max_points < 1):
         raise ValueError(f"max_points must be a positive integer or None; got {max_points!r}.")
     rng = np.random.default_rng(seed)
     n = len(groups)
     out = np.zeros((n, n))
     if method == "exact":
-        index = [_subsample(i, max_points, rng) for i in index]
+        index = [subsample(i, max_points, rng) for i in index]
         for i in range(n):
             for j in range(i + 1, n):
                 out[i, j] = out[j, i] = _w1_points(points[index[i]], points[index[j]])
@@ -210,7 +129,7 @@ def distances(
 
 
 def transport_plan(
-    embedding: xr.DataArray,
+    embedding: Samples,
     source: Hashable,
     target: Hashable,
     by: str = "condition",
@@ -233,9 +152,8 @@ def transport_plan(
     weights, columns to the target weights (total mass 1); ``attrs["distance"]`` is the cost.
     """
     _check_method(method)
-    emb = _as_dataarray(embedding)
-    points = _embedding_array(emb)
-    groups, index = _group_indices(_sample_values(emb, by, "by"))
+    points = embedding_values(embedding)
+    groups, index = group_indices(sample_values(embedding, by, "by"))
     lookup = {str(g): i for i, g in enumerate(groups)}
     for arg, value in (("source", source), ("target", target)):
         if str(value) not in lookup:
@@ -244,7 +162,7 @@ def transport_plan(
     attrs = {"method": method, "source": str(source), "target": str(target), "by": by}
     if method == "exact":
         rng = np.random.default_rng(seed)
-        i_src, i_tgt = _subsample(i_src, max_points, rng), _subsample(i_tgt, max_points, rng)
+        i_src, i_tgt = subsample(i_src, max_points, rng), subsample(i_tgt, max_points, rng)
         cost = _euclidean(points[i_src], points[i_tgt])
         plan = _emd(np.full(i_src.size, 1 / i_src.size), np.full(i_tgt.size, 1 / i_tgt.size), cost, True)
         dims = ("source_sample", "target_sample")

@@ -10,7 +10,7 @@ import inspect
 import numpy as np
 import xarray as xr
 
-from marble_widgets.analysis.distances import _as_dataarray, _embedding_array
+from marble_widgets.analysis._samples import Samples, embedding_of, embedding_values
 
 _UMAP_HINT = "UMAP needs the optional extra: pip install marble_widgets[umap]  (or: pip install umap-learn)."
 
@@ -114,7 +114,7 @@ def _sample_output(values: np.ndarray, embedding: xr.DataArray, name: str, attrs
     return xr.DataArray(values, dims=("sample", "component"), coords=coords, name=name, attrs=attrs)
 
 
-def pca(embedding: xr.DataArray, n_components: int = 2) -> xr.DataArray:
+def pca(embedding: Samples, n_components: int = 2) -> xr.DataArray:
     """Project an embedding on its first principal components (a fast, deterministic 2-D view).
 
     The fallback when UMAP is not installed. Components are centred; each axis' sign is fixed so
@@ -126,8 +126,8 @@ def pca(embedding: xr.DataArray, n_components: int = 2) -> xr.DataArray:
     """
     from sklearn.decomposition import PCA
 
-    emb = _as_dataarray(embedding)
-    x = _embedding_array(emb)
+    emb = embedding_of(embedding)
+    x = embedding_values(emb)
     _check_n_components(n_components, upper=min(x.shape))
     model = PCA(n_components=n_components, svd_solver="full")  # sign: largest loading positive
     scores = model.fit_transform(x)
@@ -136,7 +136,7 @@ def pca(embedding: xr.DataArray, n_components: int = 2) -> xr.DataArray:
                           {"method": "pca", "explained_variance_ratio": [float(r) for r in ratio]})
 
 
-def umap(embedding: xr.DataArray, n_components: int = 2, seed: int = 0, *, standardize: bool = True,
+def umap(embedding: Samples, n_components: int = 2, seed: int = 0, *, standardize: bool = True,
          **kwargs) -> xr.DataArray:
     """UMAP view of an embedding (standardised first, ``random_state=seed``), as in the reference.
 
@@ -150,8 +150,8 @@ def umap(embedding: xr.DataArray, n_components: int = 2, seed: int = 0, *, stand
         import umap as umap_learn
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(_UMAP_HINT) from err
-    emb = _as_dataarray(embedding)
-    x = _embedding_array(emb)
+    emb = embedding_of(embedding)
+    x = embedding_values(emb)
     _check_n_components(n_components)
     if standardize:
         std = x.std(axis=0)

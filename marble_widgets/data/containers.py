@@ -1,6 +1,7 @@
 """The flow-field container: MARBLE's input as a labelled ``xarray.Dataset`` (see docs/design.md)."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -8,6 +9,9 @@ import numpy as np
 import xarray as xr
 
 from marble_widgets.data.errors import MarbleDataError, require_finite
+
+#: names the flow-field schema itself uses (variables, sample coordinates and dims)
+SCHEMA_NAMES = frozenset({"x", "v", "condition", "trial", "time", "sample", "dim"})
 
 
 def make_flow_field(
@@ -119,6 +123,13 @@ def flow_field_from_arrays(
     )
 
 
+#: coordinates on the ``feature`` dim of ``MARBLE.results``: derivative order (-1 positions, 0 the
+#: signal), 0-based signal component, derivative directions ("d2 d1", outermost first; "" for
+#: order <= 0). Prefixed so they never clash with a flow field's behaviour variables (the rat's
+#: ``direction``).
+FEATURE_COORDS = ("feature_order", "feature_component", "feature_direction")
+
+
 def check_flow_field(flow_field: xr.Dataset, k: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions, vectors and condition labels of a flow-field Dataset, checked with clear errors.
 
@@ -197,3 +208,80 @@ def as_embedding(flow_field: xr.Dataset, values: np.ndarray | None = None) -> xr
 def positions_as_embedding(flow_field: xr.Dataset) -> xr.DataArray:
     """The flow field's positions shaped like an embedding: MARBLE's own input, the baseline to beat."""
     return as_embedding(flow_field)
+
+def _per_sample_names(ds: xr.Dataset) -> tuple[set[str], set[str]]:
+    """(data variables, non-schema coordinates) of a flow field that lie on ``sample``."""
+    variables = {str(k) for k, v in ds.data_vars.items() if "sample" in v.dims} - {"x", "v"}
+    coords = {str(k) for k, c in ds.coords.items() if "sample" in c.dims} - SCHEMA_NAMES
+    return variables, coords
+
+
+def _relabel(part: xr.Dataset, key: str) -> np.ndarray:
+    """The one labelling rule: a part with one condition is named by its key, else "<key>/<condition>"."""
+    cond = part["condition"].values.astype(str)
+    if np.unique(cond).size == 1:
+        return np.full(cond.size, key)
+    return np.char.add(f"{key}/", cond)
+
+
+def _common_attrs(parts: list[xr.Dataset], names: list[str]) -> dict[str, Any]:
+    """Attrs equal in every part, plus ``combined`` (the keys) and a joined ``source`` where they differ."""
+    def same(a: Any, b: Any) -> bool:
+        return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else a == b
+
+    attrs = {k: v for k, v in parts[0].attrs.items() if all(k in p.attrs and same(p.attrs[k], v) for p in parts[1:])}
+    attrs.setdefault("source", "+".join(names))
+    attrs["combined"] = ",".join(names)
+    return attrs
+
+
+def combine_flow_fields(
+    fields: Mapping[str, xr.Dataset],
+    dim: str = "animal",
+    *,
+    relabel_conditions: bool = True,
+) -> xr.Dataset:
+    """Stack flow fields on ``sample`` (``xr.concat``) with a coordinate ``dim`` holding each one's key.
+
+    For training one model on several animals, sessions or toy fields (docs/spec.md §13.5). MARBLE
+    builds one graph per condition, so conditions are relabelled by one rule: a field with a single
+    condition takes its key as the condition; a field with several keeps them apart as
+    ``"<key>/<condition>"``. Where a label changed, the original is kept in the sample coordinate
+    ``base_condition``; ``relabel_conditions=False`` keeps every label as it is. Sample variables
+    of any shape and sample coordinates present in every field are concatenated; the others are
+    dropped with a warning. ``sample`` is renumbered 0..n-1; attrs equal in all fields are kept,
+    ``combined`` lists the keys (and ``source`` joins them with "+" unless the fields share one).
+    """
+    if not isinstance(fields, Mapping) or isinstance(fields, xr.Dataset) or not fields:
+        raise MarbleDataError("fields must be a non-empty mapping {name: flow_field}.")
+    if dim in SCHEMA_NAMES or dim == "base_condition":
+        raise MarbleDataError(f"dim={dim!r} clashes with a flow-field name; use e.g. 'animal' or 'session'.")
+    names, parts = [str(k) for k in fields], list(fields.values())
+    for part in parts:
+        check_flow_field(part)
+    labels = [list(map(str, p["dim"].values)) for p in parts]
+    if any(lab != labels[0] for lab in labels):
+        raise MarbleDataError(
+            f"flow fields must share their 'dim' coordinate to be combined; got {dict(zip(names, labels))}. "
+            "Project them to the same space (e.g. the same number of PCs) first."
+        )
+    found = [_per_sample_names(p) for p in parts]
+    keep_vars = set.intersection(*(f[0] for f in found))
+    keep_coords = set.intersection(*(f[1] for f in found)) - {dim, "base_condition"}
+    dropped = set().union(*(f[0] | f[1] for f in found)) - keep_vars - keep_coords - {dim, "base_condition"}
+    if dropped:
+        warnings.warn(f"dropped variables not present in every flow field: {sorted(dropped)}.", stacklevel=2)
+    new = [_relabel(p, n) if relabel_conditions else p["condition"].values.astype(str) for n, p in zip(names, parts)]
+    changed = any(not np.array_equal(c, p["condition"].values.astype(str)) for c, p in zip(new, parts))
+    ready = []
+    for name, part, cond in zip(names, parts, new):
+        extra = set().union(*_per_sample_names(part)) - keep_vars - keep_coords
+        coords = {dim: ("sample", np.full(part.sizes["sample"], name)), "condition": ("sample", cond)}
+        if changed:
+            coords["base_condition"] = ("sample", part["condition"].values.astype(str))
+        ready.append(part.drop_vars(sorted(extra)).assign_coords(coords))
+    out = xr.concat(ready, dim="sample", data_vars="minimal", coords="minimal", compat="override",
+                    join="exact", combine_attrs="drop")
+    out = out.assign_coords(sample=np.arange(out.sizes["sample"]))
+    out.attrs = _common_attrs(parts, names)
+    return out

@@ -9,7 +9,6 @@ of a recording with :class:`FlowFieldBuilder.fit` and applied unchanged to held-
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -20,12 +19,11 @@ from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_is_fitted
 
 from marble_widgets.data import preprocess as pp
-from marble_widgets.data.containers import flow_field_from_arrays, make_flow_field
+from marble_widgets.data.containers import SCHEMA_NAMES, combine_flow_fields, flow_field_from_arrays, make_flow_field
 from marble_widgets.data.errors import MarbleDataError
 
 __all__ = ["FlowFieldBuilder", "flow_field", "flow_field_from_arrays", "combine_flow_fields"]
 
-_RESERVED = {"x", "v", "condition", "trial", "time", "sample", "dim"}
 _PROVENANCE = ("source", "identifier", "session_id", "subject_id", "align_event")
 
 # A piece is one contiguous run of bins inside one trial: (trial id, trial position or -1, time rows).
@@ -94,7 +92,7 @@ def _sample_vars(rec: xr.Dataset, skip: set[str], trial_pos: np.ndarray, row: np
     has_trial = bool((trial_pos >= 0).all())
     out = {}
     for name in rec.data_vars:
-        if name in skip or name in _RESERVED or not _usable(rec, str(name), has_trial):
+        if name in skip or name in SCHEMA_NAMES or not _usable(rec, str(name), has_trial):
             continue
         da = _ordered(rec[name])
         rest = [d for d in da.dims if d not in ("trial", "time")]
@@ -332,55 +330,3 @@ def flow_field(
     Use :class:`FlowFieldBuilder` directly to fit the preprocessing on one part and reuse it.
     """
     return FlowFieldBuilder(n_components=n_components, smooth=smooth, condition=condition, **kw).fit_transform(rec)
-
-
-def combine_flow_fields(
-    fields: Mapping[str, xr.Dataset],
-    dim: str = "animal",
-    *,
-    relabel_conditions: bool = True,
-) -> xr.Dataset:
-    """Concatenate several flow fields on ``sample`` with a coord ``dim`` naming each one's source.
-
-    For training one model on several animals/sessions (docs/spec.md §13.5). MARBLE builds one graph per
-    condition, so by default conditions are relabelled ``"<key>/<condition>"`` to keep animals'
-    clouds apart; the original label is kept in the sample coord ``base_condition``.
-    Variables missing from some fields are dropped (with a warning).
-    """
-    if not isinstance(fields, Mapping) or not fields:
-        raise MarbleDataError("fields must be a non-empty mapping {name: flow_field}.")
-    if dim in _RESERVED or dim == "base_condition":
-        raise MarbleDataError(f"dim={dim!r} clashes with a flow-field name; use e.g. 'animal' or 'session'.")
-    names, parts = [str(k) for k in fields], list(fields.values())
-    labels = [list(map(str, p["dim"].values)) for p in parts]
-    if any(lab != labels[0] for lab in labels):
-        raise MarbleDataError(
-            f"flow fields must share their 'dim' coordinate to be combined; got {dict(zip(names, labels))}. "
-            "Project them to the same space (e.g. the same number of PCs) first."
-        )
-    common = set.intersection(*(set(map(str, p.data_vars)) for p in parts)) - {"x", "v"}
-    dropped = set().union(*(set(map(str, p.data_vars)) for p in parts)) - common - {"x", "v"}
-    if dropped:
-        warnings.warn(f"dropped variables not present in every flow field: {sorted(dropped)}.", stacklevel=2)
-    extra = set.intersection(*(set(map(str, p.coords)) for p in parts)) - _RESERVED - {dim, "base_condition"}
-    extra = {c for c in extra if all(p[c].dims == ("sample",) for p in parts)}
-    cond = np.concatenate([p["condition"].values.astype(str) for p in parts])
-    source = np.concatenate([np.full(p.sizes["sample"], n) for n, p in zip(names, parts)])
-    coords = {dim: source, **{c: np.concatenate([p[c].values for p in parts]) for c in sorted(extra)}}
-    if relabel_conditions:
-        coords["base_condition"] = cond
-        cond = np.char.add(np.char.add(source.astype(str), "/"), cond)
-    attrs = {k: v for k, v in parts[0].attrs.items() if all(p.attrs.get(k) == v for p in parts[1:])}
-    attrs["combined"] = ",".join(names)
-    return make_flow_field(
-        np.concatenate([p["x"].values for p in parts]),
-        np.concatenate([p["v"].values for p in parts]),
-        condition=cond,
-        trial=np.concatenate([p["trial"].values for p in parts]),
-        time=np.concatenate([p["time"].values for p in parts]),
-        dim_names=labels[0],
-        sample_vars={n: xr.concat([p[n].drop_vars([c for c in p[n].coords if "sample" in p[n][c].dims])
-                                   for p in parts], dim="sample") for n in sorted(common)},
-        sample_coords=coords,
-        attrs=attrs,
-    )

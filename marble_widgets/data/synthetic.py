@@ -1,4 +1,4 @@
-"""Seeded toy systems returning flow-field Datasets (docs/spec.md §15.2), all built with ``make_flow_field``.
+"""Seeded toy systems returning flow-field Datasets (docs/spec.md §15.2), built with ``make_flow_field``.
 
 Toys have known answers (analytic vectors, known geometry), so the engine and the analysis can be
 tested against them. Every random draw takes a ``seed`` and nothing here mutates its inputs.
@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from scipy.integrate import solve_ivp
+from scipy.stats import special_ortho_group
 
-from marble_widgets.data.containers import make_flow_field
+from marble_widgets.data.containers import combine_flow_fields, make_flow_field
 from marble_widgets.data.errors import MarbleDataError
 
 PLANAR_DIMS = ("x", "y")
@@ -243,27 +244,9 @@ _PLANAR_REGISTRY: dict[str, Callable[..., xr.Dataset]] = {
 }
 
 
-def concat_fields(fields: Mapping[str, xr.Dataset]) -> xr.Dataset:
-    """Stack single- or multi-condition flow fields into one Dataset, each relabelled with its key.
-
-    Comparing conditions needs them in one container; ``trial`` is the field's index.
-    """
-    if not fields:
-        raise MarbleDataError("fields is empty: pass at least one name -> flow-field Dataset.")
-    parts = list(fields.items())
-    dims = {tuple(ds["dim"].values) for _, ds in parts}
-    if len(dims) != 1:
-        raise MarbleDataError(f"all fields must share the same dims to be stacked; got {sorted(dims)}.")
-    lengths = [ds.sizes["sample"] for _, ds in parts]
-    return make_flow_field(
-        np.concatenate([ds["x"].values for _, ds in parts]),
-        np.concatenate([ds["v"].values for _, ds in parts]),
-        condition=np.repeat([str(k) for k, _ in parts], lengths),
-        trial=np.repeat(np.arange(len(parts)), lengths),
-        time=np.concatenate([ds["time"].values for _, ds in parts]),
-        dim_names=list(dims.pop()),
-        attrs={"source": "+".join(str(k) for k, _ in parts), "difference": "analytic"},
-    )
+#: the same function as :func:`marble_widgets.data.flow.combine_flow_fields` (one stacking rule); kept as
+#: the public name of ``marble_widgets.datasets``
+concat_fields = combine_flow_fields
 
 
 def planar_fields(
@@ -273,16 +256,18 @@ def planar_fields(
 
     Names are from {"constant_neg", "constant_pos", "vortex_left", "vortex_right", "rotation", "saddle"};
     field ``i`` gets its own ``n`` points drawn with seed ``seed + i`` (the spec's seeds 0-3). A mapping
-    name -> flow field is stacked as given.
+    name -> flow field is stacked as given. Stacked by :func:`combine_flow_fields` with ``dim="field"``
+    (a one-condition field's condition is its name).
     """
     if isinstance(fields, Mapping):
-        return concat_fields(fields)
+        return combine_flow_fields(fields, dim="field")
     if isinstance(fields, str):
         fields = [fields]
     unknown = [f for f in fields if f not in _PLANAR_REGISTRY]
     if unknown:
         raise MarbleDataError(f"unknown planar field(s) {unknown}; choose from {sorted(_PLANAR_REGISTRY)}.")
-    return concat_fields({name: _PLANAR_REGISTRY[name](n=n, seed=seed + i) for i, name in enumerate(fields)})
+    return combine_flow_fields({name: _PLANAR_REGISTRY[name](n=n, seed=seed + i) for i, name in enumerate(fields)},
+                               dim="field")
 
 
 def lattice(h: float = 0.1, extent: float = 2.0) -> np.ndarray:
@@ -370,12 +355,8 @@ def circle_field(n: int = 200, seed: int = 0, radius: float = 1.0) -> xr.Dataset
 
 # ----------------------------------------------------------------------------- rotated copies
 def random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform (Haar) random rotation matrix in SO(d) from a QR decomposition of a Gaussian matrix."""
-    q, r = np.linalg.qr(rng.standard_normal((d, d)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
+    """Uniform (Haar) random rotation matrix in SO(d), drawn from ``rng`` by ``scipy.stats.special_ortho_group``."""
+    return np.asarray(special_ortho_group.rvs(_check_count("d", d), random_state=rng), dtype=np.float64).reshape(d, d)
 
 
 def _sample_extras(ds: xr.Dataset) -> tuple[dict[str, np.ndarray], dict[str, xr.DataArray]]:

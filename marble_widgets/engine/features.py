@@ -7,17 +7,18 @@ expressed in the frames (``u_i = T_i^T v_i``) and the covariant block kernels ac
 component index (the derivative-direction index is not transported, §14 item 17, as the
 reference).
 
-:func:`diffusion_feature_basis` returns the features of each Chebyshev piece of the heat
-diffusion, so that ``features(t) = einsum('nke,k->ne', basis, heat_coefficients(t, deg))``:
-a minibatch's features at any diffusion time are a weighted sum of precomputed rows.
+One operator: the geometry's sparse kernels ``K^c`` (:mod:`~marble_widgets.engine.kernels`),
+applied by :func:`derivative_stack` as torch sparse products, differentiable in the signal (the
+diffusion time is learned through it) and used for precomputed features alike.
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from marble_widgets.engine.laplacian import chebyshev_heat_basis
+import scipy.sparse as sp
+import torch
 
 if TYPE_CHECKING:
     from marble_widgets.engine.geometry import Geometry
@@ -37,6 +38,26 @@ def feature_count(n_signal: int, n_directions: int, order: int, include_self: bo
     return int(total - (0 if include_self else n_signal))
 
 
+def feature_coords(
+    n_signal: int, n_directions: int, order: int, include_self: bool = True
+) -> dict[str, np.ndarray]:
+    """Per feature in layout order: ``order`` (q), ``component`` (0-based signal channel) and
+    ``direction`` (derivative labels outermost first, e.g. "d2 d1"; "" for q = 0).
+
+    Why: views select features by these coordinates instead of parsing names.
+    """
+    rows = [(0, a, ()) for a in range(n_signal)]  # (order, component, directions innermost last)
+    out = list(rows) if include_self else []
+    for _ in range(order):
+        rows = [(q + 1, a, (c, *dirs)) for q, a, dirs in rows for c in range(n_directions)]
+        out.extend(rows)
+    return {
+        "order": np.array([q for q, _, _ in out], dtype=np.int64),
+        "component": np.array([a for _, a, _ in out], dtype=np.int64),
+        "direction": np.array([" ".join(f"d{c + 1}" for c in dirs) for _, _, dirs in out], dtype=object),
+    }
+
+
 def feature_names(
     n_signal: int,
     n_directions: int,
@@ -51,15 +72,11 @@ def feature_names(
     """
     if signal_names is None:
         signal_names = [f"v{a + 1}" for a in range(n_signal)]
-    names = list(signal_names)
-    if len(names) != n_signal:
-        raise ValueError(f"signal_names has {len(names)} entries, expected n_signal={n_signal}.")
-    out = list(names) if include_self else []
-    prev = names
-    for _ in range(order):
-        prev = [f"d{c + 1} {p}" for p in prev for c in range(n_directions)]
-        out.extend(prev)
-    return out
+    if len(signal_names) != n_signal:
+        raise ValueError(f"signal_names has {len(signal_names)} entries, expected n_signal={n_signal}.")
+    coords = feature_coords(n_signal, n_directions, order, include_self)
+    return [f"{d} {signal_names[a]}" if d else str(signal_names[a])
+            for d, a in zip(coords["direction"], coords["component"])]
 
 
 def check_feature_size(
@@ -77,8 +94,12 @@ def check_feature_size(
         )
 
 
-def _signal_in_gauge(geometry: Geometry, signal: np.ndarray | None) -> np.ndarray:
-    """The signal as (N, s), projected into the local frames when the gauges are local."""
+def signal_in_frames(geometry: Geometry, signal: np.ndarray | None = None) -> np.ndarray:
+    """The signal the derivatives act on, (N, s): ambient, or ``u_i = T_i^T f_i`` with local gauges.
+
+    ``signal=None`` uses ``geometry.signal``; another signal must have one row per node (and,
+    with local gauges, ambient columns).
+    """
     sig = geometry.signal if signal is None else np.asarray(signal, dtype=float)
     if sig.ndim == 1:
         sig = sig[:, None]
@@ -87,7 +108,7 @@ def _signal_in_gauge(geometry: Geometry, signal: np.ndarray | None) -> np.ndarra
             f"signal has {sig.shape[0]} rows but the geometry has {len(geometry.pos)} nodes."
         )
     if not geometry.local_gauges:
-        return sig
+        return np.asarray(sig, dtype=float)
     if sig.shape[1] != geometry.frames.shape[1]:
         raise ValueError(
             f"local gauges need a signal in the ambient space (s = n = {geometry.frames.shape[1]}),"
@@ -96,40 +117,79 @@ def _signal_in_gauge(geometry: Geometry, signal: np.ndarray | None) -> np.ndarra
     return np.einsum("nk,nkd->nd", sig, geometry.frames)
 
 
-def _derivative_stack(kernels: list, f0: np.ndarray, order: int) -> list[np.ndarray]:
-    """Iterate the kernels on ``f0`` of shape (N, b, M, s_m); returns per order (N, M, C_q).
+class _SparseProduct(torch.autograd.Function):
+    """``K @ x`` for a constant sparse ``K`` whose transpose is given (fast backward ``K^T g``)."""
 
-    ``b`` is the block (vector component transported by block kernels, 1 for scalar
-    kernels), ``M`` independent pieces (Chebyshev terms), ``s_m`` scalar channels.
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor, transpose: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.transpose = transpose
+        return matrix @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None, ctx.transpose @ grad
+
+
+def _torch_csr(matrix: sp.spmatrix, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A scipy matrix as a torch sparse CSR tensor (int32 indices when they fit)."""
+    m = sp.csr_matrix(matrix)
+    itype = np.int32 if m.nnz < 2**31 else np.int64
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(m.indptr.astype(itype)), torch.as_tensor(m.indices.astype(itype)),
+            torch.as_tensor(m.data, dtype=dtype), size=m.shape, device=device,
+        )
+
+
+class DerivativeOperator:
+    """The d' directional-derivative kernels of a geometry as torch sparse matrices.
+
+    Why: one operator for every path (precomputed features, diffused features with a learnable
+    time). ``K^c`` is N x N (global gauge) or the N d x N d block kernel (local gauges); with
+    ``differentiable=True`` the transposes are kept too, so gradients cost one sparse product.
     """
-    n, b, pieces, s_m = f0.shape
-    out = [np.ascontiguousarray(f0.transpose(0, 2, 1, 3)).reshape(n, pieces, b * s_m)]
-    cur = f0.reshape(n * b, pieces * s_m)  # columns: piece-major
-    width = s_m
+
+    def __init__(self, geometry: Geometry, *, dtype: torch.dtype = torch.float64,
+                 device: str | torch.device = "cpu", differentiable: bool = False) -> None:
+        self.n_nodes = geometry.n_nodes
+        self.block = geometry.kernels[0].shape[0] // self.n_nodes if geometry.kernels else 1
+        self.matrices = [_torch_csr(k, dtype, torch.device(device)) for k in geometry.kernels]
+        self.transposes = (
+            [_torch_csr(sp.csr_matrix(k).T, dtype, torch.device(device)) for k in geometry.kernels]
+            if differentiable else None
+        )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """All directions applied to ``x (N b, w)``; returns ``(N b, w * d')`` (direction fastest)."""
+        if self.transposes is None or not torch.is_grad_enabled():
+            outs = [m @ x for m in self.matrices]
+        else:
+            outs = [_SparseProduct.apply(m, t, x) for m, t in zip(self.matrices, self.transposes)]
+        return torch.stack(outs, dim=-1).reshape(x.shape[0], -1)
+
+
+def derivative_stack(
+    signal: torch.Tensor, operator: DerivativeOperator, *, order: int, include_self: bool,
+    vec_norm: bool = False,
+) -> torch.Tensor:
+    """``[F^(0) (if include_self), F^(1), ..., F^(p)]`` with ``F^(q) = K F^(q-1)``, shape (N, E).
+
+    ``signal`` is (N, s) in the gauge (:func:`signal_in_frames`). ``vec_norm`` L2-normalises each
+    node's row of ``F^(q)`` after every order (zero rows stay 0), as the reference.
+    """
+    n, b = operator.n_nodes, operator.block
+    blocks = [signal] if include_self else []
+    cur = signal.reshape(n * b, -1)
     for _ in range(order):
-        stacked = np.stack([kern @ cur for kern in kernels], axis=-1)  # (N b, M*width, d')
-        width *= len(kernels)
-        cur = stacked.reshape(n * b, pieces * width)
-        layer = cur.reshape(n, b, pieces, width).transpose(0, 2, 1, 3)
-        out.append(np.ascontiguousarray(layer).reshape(n, pieces, b * width))
-    return out
-
-
-def _features_of_pieces(
-    geometry: Geometry, pieces: np.ndarray, order: int, include_self: bool
-) -> np.ndarray:
-    """Derivative features of signal pieces (M, N, s) in the gauge; returns (N, M, E)."""
-    m, n, s = pieces.shape
-    if geometry.local_gauges:
-        f0 = pieces.transpose(1, 2, 0)[..., None]  # (N, d, M, 1)
-    else:
-        f0 = pieces.transpose(1, 0, 2)[:, None]  # (N, 1, M, s)
-    stack = _derivative_stack(geometry.kernels, f0, order)
-    if not include_self:
-        stack = stack[1:]
-    if not stack:
-        return np.zeros((n, m, 0))
-    return np.concatenate(stack, axis=-1)
+        f = operator(cur).reshape(n, -1)
+        if vec_norm:
+            f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        blocks.append(f)
+        cur = f.reshape(n * b, -1)
+    if not blocks:
+        return signal.new_zeros((n, 0))
+    return torch.cat(blocks, dim=1)
 
 
 def derivative_features(
@@ -138,42 +198,18 @@ def derivative_features(
     order: int = 2,
     include_self: bool = True,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    vec_norm: bool = False,
 ) -> np.ndarray:
-    """Derivative features ``[F0, F1, ..., Fp]`` of a signal on the geometry, shape (N, E).
+    """Derivative features ``[F0, F1, ..., Fp]`` of a signal on the geometry, shape (N, E), float64.
 
-    Why: with diffusion and inner products off, MARBLE's MLP input has no parameters and is
-    computed once (§11 [ours]). ``signal=None`` uses ``geometry.signal``; with local gauges the
-    signal is projected into the frames first.
+    Why: without diffusion MARBLE's MLP input has no parameters and is computed once (§11
+    [ours]). ``signal=None`` uses ``geometry.signal``; with local gauges the signal is projected
+    into the frames first.
     """
-    sig = _signal_in_gauge(geometry, signal)
+    sig = signal_in_frames(geometry, signal)
     n_feat = feature_count(sig.shape[1], geometry.n_directions, order, include_self)
     check_feature_size(len(sig), n_feat, 1, max_bytes)
-    return _features_of_pieces(geometry, sig[None], order, include_self)[:, 0]
-
-
-def diffusion_feature_basis(
-    geometry: Geometry,
-    signal: np.ndarray | None = None,
-    order: int = 2,
-    include_self: bool = True,
-    deg: int = 30,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-) -> np.ndarray:
-    """Features of each Chebyshev piece of the heat-diffused signal, shape (N, deg + 1, E).
-
-    Why: ``features(t) = einsum('nke,k->ne', basis, heat_coefficients(t, deg))`` equals
-    :func:`derivative_features` of ``exp(-t L_rw) signal`` (scalar heat kernel per channel in
-    the global gauge; linear connection-heat diffusion of the frame coordinates with local
-    gauges), so training can learn t on minibatch rows without touching the graph.
-    """
-    sig = _signal_in_gauge(geometry, signal)
-    n_feat = feature_count(sig.shape[1], geometry.n_directions, order, include_self)
-    check_feature_size(len(sig), n_feat, deg + 1, max_bytes)
-    n, s = sig.shape
-    if geometry.local_gauges:
-        flat = sig.reshape(n * s)
-        pieces = chebyshev_heat_basis(geometry.laplacian, deg, flat, geometry.degree)
-        pieces = pieces.reshape(deg + 1, n, s)
-    else:
-        pieces = chebyshev_heat_basis(geometry.laplacian, deg, sig, geometry.degree)
-    return _features_of_pieces(geometry, pieces, order, include_self)
+    with torch.no_grad():
+        out = derivative_stack(torch.as_tensor(sig), DerivativeOperator(geometry), order=order,
+                               include_self=include_self, vec_norm=vec_norm)
+    return out.numpy()

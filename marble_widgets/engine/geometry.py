@@ -7,7 +7,7 @@ all sparse. The torch side (layers, network, training) reads only :class:`Geomet
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from marble_widgets.data.containers import check_condition_sizes
 from marble_widgets.engine import gauges as _gauges
+from marble_widgets.engine.config import GraphConfig
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
 from marble_widgets.engine.laplacian import connection_laplacian, normalized_laplacian
@@ -160,16 +161,11 @@ def build_geometry(
     x,
     v,
     condition=None,
+    config: GraphConfig | None = None,
     *,
-    k: int = 20,
-    delta: float = 1.0,
-    spacing: float = 0.0,
-    local_gauges: bool = False,
-    var_explained: float = 0.9,
-    frac_geodesic_nb: float = 1.5,
     manifold_dim: int | None = None,
-    seed: int | None = 0,
     verbose: bool = False,
+    **settings,
 ) -> Geometry:
     """Build MARBLE's geometry (graph, gauges, kernels, Laplacian) from a flow field.
 
@@ -181,15 +177,19 @@ def build_geometry(
     x : (N0, n) positions. v : (N0, s) vectors at the positions.
     condition : (N0,) labels (any sortable type) or None for one condition; codes follow the
         sorted unique labels.
-    k, delta : CkNN parameters (§4). spacing : furthest-point covering radius as a fraction
-        of each condition's diameter (0 keeps all samples, §3).
-    local_gauges : local PCA frames and connections (§5.3-5.4) instead of ambient axes;
-        disabled with a warning when n <= 2 or s == 1; refused when s != n.
-    var_explained, frac_geodesic_nb, manifold_dim : manifold-dimension rule, neighbourhood
-        size ``K = k * frac_geodesic_nb``, optional fixed d.
-    seed : furthest-point start (None: index 0; int: drawn from ``default_rng(seed)``).
+    config : :class:`~marble_widgets.engine.config.GraphConfig` (default: the reference's
+        settings); its fields may also be given as keywords (``k=10``), which override it:
+        ``k, delta`` CkNN parameters (§4); ``spacing`` furthest-point covering radius as a
+        fraction of each condition's diameter (0 keeps all samples, §3); ``local_gauges`` local
+        PCA frames and connections (§5.3-5.4) instead of ambient axes, disabled with a warning
+        when n <= 2 or s == 1, refused when s != n; ``var_explained, frac_geodesic_nb``
+        manifold-dimension rule and neighbourhood size ``K = k * frac_geodesic_nb``; ``seed``
+        furthest-point start (None: index 0; int: drawn from ``default_rng(seed)``).
+    manifold_dim : optional fixed manifold dimension d (local gauges).
     verbose : show a progress bar over the stages.
     """
+    c = replace(config or GraphConfig(), **settings)
+    k, delta, spacing, seed = c.k, c.delta, c.spacing, c.seed
     xs = _as_float_2d("x", x)
     vs = _as_float_2d("v", v)
     if vs.shape[0] != xs.shape[0]:
@@ -197,7 +197,7 @@ def build_geometry(
             f"v has {vs.shape[0]} rows but x has {xs.shape[0]}; pass one vector per position."
         )
     codes, labels = _condition_codes(condition, len(xs))
-    local = _use_local_gauges(local_gauges, xs.shape[1], vs.shape[1])
+    local = _use_local_gauges(c.local_gauges, xs.shape[1], vs.shape[1])
     stages = ["subsample", "graph", "gauges", "kernels", "laplacian"]
     bar = tqdm(total=len(stages), disable=not verbose, desc="geometry")
 
@@ -213,7 +213,7 @@ def build_geometry(
     _check_stage("graph", edge_weight)
     _done("graph")
     frames, n_dir, conn, d, curve = _gauge_stage(
-        pos, cond, edge_index, local, k, frac_geodesic_nb, var_explained, manifold_dim
+        pos, cond, edge_index, local, k, c.frac_geodesic_nb, c.var_explained, manifold_dim
     )
     _check_stage("gauges", frames, conn)
     _done("gauges")

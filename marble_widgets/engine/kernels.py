@@ -66,8 +66,8 @@ def kernel_values(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-edge kernel weights ``F^c_ij`` and diagonals ``-sum_j F^c_ij``.
 
-    Why: message-passing code can use the edge weights directly instead of reading them back
-    from (block) sparse matrices.
+    Why: one computation of the weights builds both kernel kinds (scalar and block) and is kept
+    per edge as ``Geometry.kernel_weights``.
 
     Returns
     -------

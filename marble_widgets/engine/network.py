@@ -1,38 +1,42 @@
-"""The MARBLE network and the feature sources that feed it rows of derivative features.
+"""The MARBLE network and the feature source that feeds it rows of derivative features.
 
 Network (docs/spec.md §6.3, §8, §9): optional diffusion time -> linear derivative features ->
 optional inner products -> MLP (Linear, BatchNorm, ReLU, Dropout per hidden layer) -> optional
-L2 normalisation. The features are linear in the signal, so (docs/spec.md §11 [ours]) a *source*
-precomputes what it can and hands the network the rows of a minibatch:
+L2 normalisation. A *source* holds what the features need and hands the network the rows of a
+minibatch; training reads every source the same way (one path, :meth:`FeatureSource.cached`):
+the features of all nodes are evaluated once per epoch at the current diffusion time, the MLP
+steps every minibatch and the diffusion time once per epoch with the epoch's summed gradient.
 
 - :class:`StaticFeatures` - no diffusion: features computed once, ``(N, E)``.
-- :class:`BasisFeatures` - diffusion, global gauge: Chebyshev basis ``(N, deg+1, E)``; rows are
-  ``sum_k c_k(t) basis[rows, k]``, so ``t`` stays learnable without graph work per step.
-- :class:`GraphFeatures` - diffusion when the basis is too large, with ``vec_norm`` (not linear)
-  or with local gauges (vector heat method): full-graph forward per step, exact but slower.
+- :class:`DiffusedFeatures` - diffusion: the signal's Chebyshev heat basis ``(N, deg+1, s)``
+  (scalar heat per channel, or the vector heat method with local gauges) and the geometry's
+  derivative operator; features of every node at the network's current time.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from marble_widgets.engine.features import derivative_features, diffusion_feature_basis, feature_count
+from marble_widgets.engine.config import FeatureConfig
+from marble_widgets.engine.features import (
+    DerivativeOperator,
+    derivative_features,
+    derivative_stack,
+    feature_count,
+    signal_in_frames,
+)
 from marble_widgets.engine.laplacian import chebyshev_heat_basis, normalized_laplacian
-from marble_widgets.engine import layers
-from marble_widgets.engine.layers import Diffusion, InnerProductFeatures, kernel_edge_weights
+from marble_widgets.engine.layers import Diffusion, InnerProductFeatures
 
 #: Chebyshev degree of the heat kernel; truncation error < 2e-4 for every t <= MAX_TIME
 DIFFUSION_DEGREE = 16
 #: the learnable time is kept in [1e-8, MAX_TIME] so the degree-16 expansion stays accurate
 MAX_TIME = 16.0
-#: above this many bytes the Chebyshev feature basis is not stored (full-graph forward instead)
-MAX_BASIS_BYTES = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,7 @@ class NetworkSpec:
     @property
     def n_linear(self) -> int:
         """Width of the linear derivative features: ``s * sum_q d'^q - s [not include_self]``."""
-        s, d = self.n_signal, self.n_directions
-        return s * sum(d**q for q in range(int(not self.include_self), self.order + 1))
+        return feature_count(self.n_signal, self.n_directions, self.order, self.include_self)
 
     @property
     def n_channels(self) -> int:
@@ -70,6 +73,19 @@ class NetworkSpec:
         """Width of the MLP input (positions in front of the (inner-product) features)."""
         core = self.n_channels if self.inner_product_features else self.n_linear
         return core + self.n_positions
+
+    @classmethod
+    def for_geometry(cls, geometry, features: FeatureConfig, **architecture) -> NetworkSpec:
+        """The spec of a network on ``geometry`` with ``features``; ``architecture``: the MLP's
+        ``hidden_channels``, ``out_dim``, ``batch_norm``, ``dropout``, ``bias``, ``emb_norm``."""
+        n_signal = geometry.n_directions if geometry.local_gauges else geometry.signal.shape[1]
+        return cls(
+            n_signal=int(n_signal), n_directions=int(geometry.n_directions),
+            order=int(features.order), include_self=bool(features.include_self),
+            n_positions=int(geometry.pos.shape[1]) if features.include_positions else 0,
+            inner_product_features=bool(features.inner_product_features),
+            diffusion=bool(features.diffusion), **architecture,
+        )
 
     def to_dict(self) -> dict:
         """JSON-safe dict (tuples become lists)."""
@@ -85,18 +101,42 @@ class NetworkSpec:
         return cls(**data)
 
 
-def make_mlp(channels: list[int], *, batch_norm: bool, dropout: float, bias: bool) -> nn.Sequential:
-    """MLP ``channels[0] -> ... -> channels[-1]``; hidden: Linear, BatchNorm1d, ReLU, Dropout (§9)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(channels[:-1], channels[1:])):
-        layers.append(nn.Linear(a, b, bias=bias))
-        if i < len(channels) - 2:
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(b))
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
+def make_mlp(channels: list[int], *, batch_norm: bool, dropout: float, bias: bool) -> nn.Module:
+    """MLP ``channels[0] -> ... -> channels[-1]``; hidden: Linear, BatchNorm1d, ReLU, Dropout (§9).
+
+    ``torch_geometric.nn.MLP`` (plain last layer); imported here because importing PyG costs
+    seconds. Parameters: ``lins.<l>.weight/bias``, ``norms.<l>.module.*`` (BatchNorm1d).
+    PyG initialises every layer twice (at construction and in ``reset_parameters``); the layers
+    are initialised once more from the random state at the call, in order, with the same laws
+    as ``nn.Linear`` (Kaiming-uniform weights, uniform biases of bound ``1/sqrt(fan_in)``), so a
+    seeded network draws exactly what it drew when it was a sequence of ``nn.Linear``.
+    """
+    from torch_geometric.nn import MLP
+
+    state = torch.random.get_rng_state()
+    mlp = MLP(list(channels), dropout=float(dropout), norm="batch_norm" if batch_norm else None,
+              bias=bool(bias), plain_last=True, act="relu")
+    torch.random.set_rng_state(state)
+    for lin in mlp.lins:
+        lin.reset_parameters()
+    return mlp
+
+
+def upgrade_state_dict(state_dict: dict[str, torch.Tensor], spec: NetworkSpec) -> dict[str, torch.Tensor]:
+    """Weights saved with the model-file format <= 2 MLP layout (``nn.Sequential``: ``mlp.<i>.*``,
+    i counting Linear, BatchNorm1d, ReLU, Dropout modules) renamed to :func:`make_mlp`'s keys."""
+    n_layers = len(spec.hidden_channels) + 1
+    per_hidden = 2 + int(spec.batch_norm) + int(spec.dropout > 0)
+    renames = {}
+    for layer in range(n_layers):
+        renames[f"mlp.{layer * per_hidden}"] = f"mlp.lins.{layer}"
+        if spec.batch_norm and layer < n_layers - 1:
+            renames[f"mlp.{layer * per_hidden + 1}"] = f"mlp.norms.{layer}.module"
+    out = {}
+    for key, value in state_dict.items():
+        module, _, leaf = key.rpartition(".")
+        out[f"{renames.get(module, module)}.{leaf}"] = value
+    return out
 
 
 class MarbleNetwork(nn.Module):
@@ -145,101 +185,15 @@ class FeatureSource:
 
     positions: torch.Tensor | None = None
     device: torch.device = torch.device("cpu")
+    _cache: torch.Tensor | None = None
 
-    def rows(self, index: torch.Tensor, diffusion: Diffusion | None) -> torch.Tensor:
+    def full(self, diffusion: Diffusion | None) -> torch.Tensor:
+        """Linear features of every node ``(N, E_lin)`` at the current diffusion time."""
         raise NotImplementedError
 
     @contextlib.contextmanager
     def cached(self, diffusion: Diffusion | None, *, train: bool) -> Iterator[None]:
-        """Within the block, rows may come from one evaluation per epoch (no-op for cheap sources)."""
-        yield
-
-    def pos(self, index: torch.Tensor) -> torch.Tensor | None:
-        """Positions of the nodes ``index`` or None when positions are not used."""
-        return None if self.positions is None else self.positions[index]
-
-    def all(self, diffusion: Diffusion | None, n_nodes: int, chunk: int = 8192) -> torch.Tensor:
-        """Features of every node ``(N, E_lin)``, assembled in chunks of rows."""
-        parts = [
-            self.rows(torch.arange(s, min(s + chunk, n_nodes), device=self.device), diffusion)
-            for s in range(0, n_nodes, chunk)
-        ]
-        return torch.cat(parts)
-
-
-class StaticFeatures(FeatureSource):
-    """Features with no parameters (no diffusion): stored once, rows are a lookup."""
-
-    def __init__(self, features: torch.Tensor, positions: torch.Tensor | None = None) -> None:
-        self.features, self.positions, self.device = features, positions, features.device
-
-    def rows(self, index: torch.Tensor, diffusion: Diffusion | None) -> torch.Tensor:
-        return self.features[index]
-
-
-class BasisFeatures(FeatureSource):
-    """Diffused features from a precomputed Chebyshev basis: ``sum_k c_k(t) basis[rows, k]``."""
-
-    def __init__(self, basis: torch.Tensor, positions: torch.Tensor | None = None) -> None:
-        self.basis, self.positions, self.device = basis, positions, basis.device
-
-    def rows(self, index: torch.Tensor, diffusion: Diffusion | None) -> torch.Tensor:
-        if diffusion is None:
-            return self.basis[index, 0]  # T_0 term with c_0 = 1: the undiffused features
-        return diffusion(self.basis[index])
-
-
-class GraphFeatures(FeatureSource):
-    """Full-graph features per step: diffuse the signal, then iterate the directional derivatives.
-
-    ``signal_basis (N, deg+1, s)`` is the Chebyshev basis of the signal (scalar heat kernel per
-    channel), or of the local-frame field under the connection heat kernel; with ``norm_basis
-    (N, deg+1)`` (scalar heat of ``|u|``) the vector heat method ``u_i(t) / |u_i(t)| * a_i(t)``
-    is applied (docs/spec.md §6.3; ``b(t) = e^{-tL_rw} 1 = 1``). ``weight (E, d')`` are the kernel weights, ``connection`` the
-    ``R_ij`` (local gauges) or None.
-    """
-
-    def __init__(
-        self,
-        signal_basis: torch.Tensor,
-        edge_index: torch.Tensor,
-        weight: torch.Tensor,
-        *,
-        order: int,
-        include_self: bool,
-        vec_norm: bool = False,
-        connection: torch.Tensor | None = None,
-        norm_basis: torch.Tensor | None = None,
-        positions: torch.Tensor | None = None,
-    ) -> None:
-        self.signal_basis, self.edge_index, self.weight = signal_basis, edge_index, weight
-        self.order, self.include_self, self.vec_norm = order, include_self, vec_norm
-        self.connection, self.norm_basis, self.positions = connection, norm_basis, positions
-        self.layer = layers.DirectionalDerivative()
-        self.device = signal_basis.device
-
-    def signal(self, diffusion: Diffusion | None) -> torch.Tensor:
-        """Diffused signal ``(N, s)`` at the network's current time."""
-        if diffusion is None:
-            return self.signal_basis[:, 0]
-        u = diffusion(self.signal_basis)
-        if self.norm_basis is None:
-            return u
-        a = diffusion(self.norm_basis[:, :, None])
-        return u / u.norm(dim=1, keepdim=True).clamp_min(1e-12) * a
-
-    def full(self, diffusion: Diffusion | None) -> torch.Tensor:
-        """Linear features of every node ``(N, E_lin)``."""
-        return derivative_stack(
-            self.signal(diffusion), self.layer, self.edge_index, self.weight, self.connection,
-            order=self.order, include_self=self.include_self, vec_norm=self.vec_norm,
-        )
-
-    _cache: torch.Tensor | None = None
-
-    @contextlib.contextmanager
-    def cached(self, diffusion: Diffusion | None, *, train: bool) -> Iterator[None]:
-        """Evaluate the full graph once for a whole epoch instead of once per minibatch.
+        """Evaluate the features once for a whole epoch instead of once per minibatch.
 
         Why: a full-graph forward per step makes an epoch O(N^2) (6.6 s per step at 1e5 nodes).
         Rows are served from a detached copy whose gradient accumulates over the epoch; on leaving
@@ -257,110 +211,106 @@ class GraphFeatures(FeatureSource):
             full.backward(leaf.grad)
 
     def rows(self, index: torch.Tensor, diffusion: Diffusion | None) -> torch.Tensor:
+        """Features of the nodes ``index`` (from the epoch's evaluation inside :meth:`cached`)."""
         if self._cache is not None:
             return self._cache[index]
         return self.full(diffusion)[index]
 
-    def all(self, diffusion: Diffusion | None, n_nodes: int, chunk: int = 8192) -> torch.Tensor:
-        return self.full(diffusion)
+    def pos(self, index: torch.Tensor) -> torch.Tensor | None:
+        """Positions of the nodes ``index`` or None when positions are not used."""
+        return None if self.positions is None else self.positions[index]
 
 
-def derivative_stack(
-    x: torch.Tensor,
-    layer: torch.nn.Module,
-    edge_index: torch.Tensor,
-    weight: torch.Tensor,
-    connection: torch.Tensor | None,
-    *,
-    order: int,
-    include_self: bool,
-    vec_norm: bool = False,
-) -> torch.Tensor:
-    """``[F^(0) (if include_self), F^(1), ..., F^(p)]`` with ``F^(q) = K F^(q-1)`` (docs/spec.md §7.3).
+class StaticFeatures(FeatureSource):
+    """Features with no parameters (no diffusion): stored once, rows are a lookup."""
 
-    ``vec_norm`` L2-normalises each node's row of ``F^(q)`` after every order (zero rows stay 0).
+    def __init__(self, features: torch.Tensor, positions: torch.Tensor | None = None) -> None:
+        self.features, self.positions, self.device = features, positions, features.device
+
+    def full(self, diffusion: Diffusion | None) -> torch.Tensor:
+        return self.features
+
+
+class DiffusedFeatures(FeatureSource):
+    """Features of the heat-diffused signal: diffuse, then iterate the directional derivatives.
+
+    ``signal_basis (N, deg+1, s)`` is the Chebyshev basis of the signal (scalar heat kernel per
+    channel), or of the local-frame field under the connection heat kernel; with ``norm_basis
+    (N, deg+1)`` (scalar heat of ``|u|``) the vector heat method ``u_i(t) / |u_i(t)| * a_i(t)``
+    is applied (docs/spec.md §6.3; ``b(t) = e^{-tL_rw} 1 = 1``).
     """
-    blocks = [x] if include_self else []
-    f = x
-    for _ in range(order):
-        f = layer(f, edge_index, weight, connection)
-        if vec_norm:
-            f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        blocks.append(f)
-    return torch.cat(blocks, dim=1)
+
+    def __init__(
+        self,
+        signal_basis: torch.Tensor,
+        operator: DerivativeOperator,
+        *,
+        order: int,
+        include_self: bool,
+        vec_norm: bool = False,
+        norm_basis: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+    ) -> None:
+        self.signal_basis, self.operator = signal_basis, operator
+        self.order, self.include_self, self.vec_norm = order, include_self, vec_norm
+        self.norm_basis, self.positions = norm_basis, positions
+        self.device = signal_basis.device
+
+    def signal(self, diffusion: Diffusion | None) -> torch.Tensor:
+        """Diffused signal ``(N, s)`` at the network's current time."""
+        if diffusion is None:
+            return self.signal_basis[:, 0]
+        u = diffusion(self.signal_basis)
+        if self.norm_basis is None:
+            return u
+        a = diffusion(self.norm_basis[:, :, None])
+        return u / u.norm(dim=1, keepdim=True).clamp_min(1e-12) * a
+
+    def full(self, diffusion: Diffusion | None) -> torch.Tensor:
+        return derivative_stack(self.signal(diffusion), self.operator, order=self.order,
+                                include_self=self.include_self, vec_norm=self.vec_norm)
 
 
-def signal_in_frames(geometry) -> np.ndarray:
-    """The signal the derivatives act on: ambient ``(N, s)``, or ``u_i = T_i^T f_i`` with local gauges."""
-    signal = np.asarray(geometry.signal, dtype=float)
+def _heat_bases(geometry, u: np.ndarray, deg: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Chebyshev heat basis of the signal ``u`` (N, deg+1, s) and, with local gauges, of ``|u|``."""
+    n = len(u)
     if not geometry.local_gauges:
-        return signal
-    return np.einsum("nad,na->nd", geometry.frames, signal)
-
-
-def _graph_source(geometry, *, order, include_self, vec_norm, diffusion, deg, positions, device):
-    """A :class:`GraphFeatures` for ``geometry`` (diffusion bases only when diffusion is on)."""
-    n = len(geometry.pos)
-    u = signal_in_frames(geometry)
-    conn = None
-    norm_basis = None
-    if not diffusion:
-        basis = u[:, None, :]
-    elif geometry.local_gauges:
-        # vector heat method: connection heat on u, scalar heat on |u| (docs/spec.md §6.3)
-        d = u.shape[1]
-        basis = chebyshev_heat_basis(geometry.laplacian, deg, u.reshape(n * d), geometry.degree)
-        basis = basis.reshape(deg + 1, n, d).transpose(1, 0, 2)
-        lap = normalized_laplacian(geometry.edge_index, geometry.edge_weight, n)[0]
-        a = chebyshev_heat_basis(lap, deg, np.linalg.norm(u, axis=1), geometry.degree)
-        norm_basis = torch.as_tensor(a.T, dtype=torch.float32, device=device)
-    else:
-        basis = chebyshev_heat_basis(geometry.laplacian, deg, u, geometry.degree).transpose(1, 0, 2)
-    if geometry.local_gauges:
-        conn = torch.as_tensor(geometry.connections, dtype=torch.float32, device=device)
-    weight = kernel_edge_weights(geometry.kernels, geometry.edge_index, n, geometry.connections)
-    return GraphFeatures(
-        torch.as_tensor(np.ascontiguousarray(basis), dtype=torch.float32, device=device),
-        torch.as_tensor(geometry.edge_index, dtype=torch.long, device=device),
-        torch.as_tensor(weight, dtype=torch.float32, device=device),
-        order=order, include_self=include_self, vec_norm=vec_norm, connection=conn,
-        norm_basis=norm_basis, positions=positions,
-    )
+        return chebyshev_heat_basis(geometry.laplacian, deg, u, geometry.degree).transpose(1, 0, 2), None
+    # vector heat method: connection heat on u, scalar heat on |u| (docs/spec.md §6.3)
+    d = u.shape[1]
+    basis = chebyshev_heat_basis(geometry.laplacian, deg, u.reshape(n * d), geometry.degree)
+    lap = normalized_laplacian(geometry.edge_index, geometry.edge_weight, n)[0]
+    norm = chebyshev_heat_basis(lap, deg, np.linalg.norm(u, axis=1), geometry.degree)
+    return basis.reshape(deg + 1, n, d).transpose(1, 0, 2), norm.T
 
 
 def build_feature_source(
     geometry,
+    config: FeatureConfig | None = None,
     *,
-    order: int,
-    include_self: bool,
-    include_positions: bool = False,
-    vec_norm: bool = False,
-    diffusion: bool = True,
-    deg: int = DIFFUSION_DEGREE,
     device: str | torch.device = "cpu",
-    max_basis_bytes: int = MAX_BASIS_BYTES,
+    deg: int = DIFFUSION_DEGREE,
+    **settings,
 ) -> FeatureSource:
-    """Pick the cheapest exact way to feed feature rows to the network (module docstring).
+    """The feature source of ``geometry`` with the feature settings ``config`` (fields of
+    :class:`~marble_widgets.engine.config.FeatureConfig` may also be given as keywords).
 
-    Why: without diffusion the features have no parameters and are computed once; with
-    diffusion in the global gauge a Chebyshev basis keeps ``t`` learnable for the price of
-    ``deg + 1`` copies of the features; otherwise a full-graph forward per step.
+    Why: without diffusion the features have no parameters and are computed once (float64, then
+    float32); with diffusion they are evaluated at the learnable time (float32 on ``device``).
     """
+    config = replace(config or FeatureConfig(), **settings)
     device = torch.device(device)
-    n = len(geometry.pos)
     positions = (
-        torch.as_tensor(geometry.pos, dtype=torch.float32, device=device) if include_positions else None
+        torch.as_tensor(geometry.pos, dtype=torch.float32, device=device) if config.include_positions else None
     )
-    common = dict(order=order, include_self=include_self, positions=positions)
-    if not diffusion and not vec_norm:
-        feats = derivative_features(geometry, geometry.signal, order, include_self)
+    if not config.diffusion:
+        feats = derivative_features(geometry, None, config.order, config.include_self, vec_norm=config.vec_norm)
         return StaticFeatures(torch.as_tensor(feats, dtype=torch.float32, device=device), positions)
-    if not diffusion:
-        src = _graph_source(geometry, vec_norm=True, diffusion=False, deg=0, device=device, **common)
-        with torch.no_grad():
-            return StaticFeatures(src.full(None), positions)
-    n_lin = feature_count(signal_in_frames(geometry).shape[1], geometry.n_directions, order, include_self)
-    if not geometry.local_gauges and not vec_norm and n * (deg + 1) * n_lin * 4 <= max_basis_bytes:
-        basis = diffusion_feature_basis(geometry, geometry.signal, order, include_self, deg)
-        return BasisFeatures(torch.as_tensor(basis, dtype=torch.float32, device=device), positions)
-    return _graph_source(geometry, vec_norm=vec_norm, diffusion=True, deg=deg, device=device, **common)
+    basis, norm_basis = _heat_bases(geometry, signal_in_frames(geometry), deg)
+
+    def tensor(a):
+        return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
+
+    operator = DerivativeOperator(geometry, dtype=torch.float32, device=device, differentiable=True)
+    return DiffusedFeatures(tensor(basis), operator, order=config.order, include_self=config.include_self,
+                            vec_norm=config.vec_norm, norm_basis=tensor(norm_basis), positions=positions)

@@ -15,17 +15,20 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from marble_widgets.engine.config import TrainingConfig
 from marble_widgets.engine.loss import check_loss, check_temperature, contrastive_loss, infonce_loss
+from marble_widgets.engine.config import EPOCH_KEYS, HISTORY_KEYS, EpochInfo  # noqa: F401  (re-exported)
 from marble_widgets.engine.network import FeatureSource, MarbleNetwork
 
-#: callback(info) -> True stops training; info keys listed in docs/design.md
-Callback = Callable[[dict], "bool | None"]
+
+#: callback(info) -> True stops training
+Callback = Callable[[EpochInfo], "bool | None"]
 
 #: which state training returns (see :func:`train_network`)
 SELECTIONS = ("best_val", "last", "average")
@@ -142,7 +145,7 @@ def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_si
             network.clamp_time()
             total += float(loss.detach()) * len(anchors)
         optimizer.zero_grad(set_to_none=True)
-    if any(p.grad is not None for p in network.parameters()):  # epoch-cached source: step the diffusion time
+    if any(p.grad is not None for p in network.parameters()):  # the epoch's summed gradient reached t: step it
         optimizer.step()
         network.clamp_time()
     return total / max(len(order), 1)
@@ -174,29 +177,21 @@ def train_network(
     source: FeatureSource,
     edge_index: np.ndarray,
     n_nodes: int,
+    config: TrainingConfig | None = None,
     *,
-    epochs: int = 100,
-    batch_size: int = 64,
-    lr: float = 0.01,
-    momentum: float = 0.9,
-    patience: int | None = 20,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
     verbose: bool = True,
     callback: Callback | None = None,
-    temperature: float = 1.0,
-    loss: str = "sigmoid",
-    selection: str = "best_val",
-    lr_schedule: str = "plateau",
-    average_from: float = 0.5,
+    **settings,
 ) -> TrainResult:
     """Train ``network`` in place with SGD + momentum; the state kept is chosen by ``selection``.
 
     Why: MARBLE's unsupervised objective (§10, logits divided by ``temperature``) with the
     reference's optimiser (§11); ``loss="infonce"`` replaces the objective by InfoNCE over the
-    minibatch (see :func:`~marble_widgets.engine.loss.infonce_loss`). ``lr_schedule``:
-    ``"plateau"`` (the reference: ReduceLROnPlateau on the training loss) or ``"cosine"``
-    (annealed from ``lr`` to 0 over ``epochs``, so the last epochs move little). ``selection``:
+    minibatch (see :func:`~marble_widgets.engine.loss.infonce_loss`). Settings: ``config``
+    (:class:`~marble_widgets.engine.config.TrainingConfig`), whose fields may also be given as
+    keywords. ``lr_schedule``: ``"plateau"`` (the reference: ReduceLROnPlateau on the training
+    loss) or ``"cosine"`` (annealed from ``lr`` to 0 over ``epochs``, so the last epochs move
+    little). ``selection``:
 
     - ``"best_val"`` - the epoch with the lowest validation loss (the reference's rule), with
       early stopping after ``patience`` epochs without improvement (None: never);
@@ -205,16 +200,18 @@ def train_network(
       ``floor(average_from * epochs)`` on (stochastic weight averaging), BatchNorm statistics
       then recomputed on the training nodes. ``best_epoch`` is the last epoch in the average.
 
-    ``patience`` must be None unless ``selection="best_val"``. ``callback(info)`` runs after
-    every epoch; True stops. At the end the network holds the selected state, in eval mode.
+    ``patience`` must be None unless ``selection="best_val"``. ``callback(info)`` (an
+    :class:`EpochInfo`) runs after every epoch; True stops. The features are read once per epoch
+    (:meth:`~marble_widgets.engine.network.FeatureSource.cached`): the diffusion time steps once
+    per epoch. At the end the network holds the selected state, in eval mode.
     """
-    check_training_options(selection, lr_schedule, average_from, patience)
-    device = torch.device(device)
-    options = dict(temperature=check_temperature(temperature), loss_name=check_loss(loss),
-                   selection=selection, lr_schedule=lr_schedule, average_from=float(average_from))
+    config = replace(config or TrainingConfig(), **settings)
+    check_training_options(config.selection, config.lr_schedule, config.average_from, config.patience)
+    config = replace(config, temperature=check_temperature(config.temperature), loss=check_loss(config.loss),
+                     average_from=float(config.average_from))
+    device = torch.device(config.device)
     with _cpu_threads(1 if device.type == "cpu" else None):
-        return _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentum,
-                      patience, seed, device, verbose, callback, **options)
+        return _train(network, source, edge_index, n_nodes, config, verbose, callback)
 
 
 def check_training_options(selection: str, lr_schedule: str, average_from: float, patience: int | None) -> None:
@@ -252,42 +249,40 @@ def _cpu_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def _train(network, source, edge_index, n_nodes, epochs, batch_size, lr, momentum, patience,
-           seed, device, verbose, callback, *, temperature=1.0, loss_name="sigmoid",
-           selection="best_val", lr_schedule="plateau", average_from=0.5) -> TrainResult:
-    """Body of :func:`train_network` (same arguments)."""
-    rng = np.random.default_rng(seed)
+def _train(network, source, edge_index, n_nodes, config: TrainingConfig, verbose: bool,
+           callback: Callback | None) -> TrainResult:
+    """Body of :func:`train_network` (a checked ``config``)."""
+    c = config
+    device = torch.device(c.device)
+    rng = np.random.default_rng(c.seed)
     network.clamp_time()
     split = split_nodes(n_nodes, rng)
     adjacency = neighbour_lists(edge_index, n_nodes)
-    optimizer = torch.optim.SGD(network.parameters(), lr=lr, momentum=momentum)
-    cosine = lr_schedule == "cosine"
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine
+    optimizer = torch.optim.SGD(network.parameters(), lr=c.lr, momentum=c.momentum)
+    cosine = c.lr_schedule == "cosine"
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.epochs) if cosine
                  else torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer))
-    result = TrainResult(history={k: [] for k in ("train_loss", "val_loss", "lr", "diffusion_time")}, split=split)
-    keeper = _StateKeeper(network, selection, first_averaged=int(math.floor(average_from * epochs)))
+    result = TrainResult(history={k: [] for k in HISTORY_KEYS}, split=split)
+    keeper = _StateKeeper(network, c.selection, first_averaged=int(math.floor(c.average_from * c.epochs)))
     t0 = time.perf_counter()
-    bar = tqdm(range(epochs), disable=not verbose, desc="MARBLE", unit="epoch")
-    common = (adjacency, n_nodes, batch_size, rng, device, temperature, loss_name)
+    bar = tqdm(range(c.epochs), disable=not verbose, desc="MARBLE", unit="epoch")
+    common = (adjacency, n_nodes, c.batch_size, rng, device, c.temperature, c.loss)
     for epoch in bar:
         current_lr = optimizer.param_groups[0]["lr"]
         train = _train_epoch(network, optimizer, source, split["train"], *common)
-        val = _val_loss(network, source, split["val"], adjacency, n_nodes, batch_size,
-                        np.random.default_rng([seed, 1]), device, temperature, loss_name)
+        val = _val_loss(network, source, split["val"], adjacency, n_nodes, c.batch_size,
+                        np.random.default_rng([c.seed, 1]), device, c.temperature, c.loss)
         scheduler.step() if cosine else scheduler.step(train)
-        info = {
-            "epoch": epoch, "n_epochs": epochs, "train_loss": train, "val_loss": val,
-            "lr": current_lr, "diffusion_time": network.diffusion_time,
-            "elapsed": time.perf_counter() - t0,
-        }
+        info = EpochInfo(epoch=epoch, n_epochs=c.epochs, train_loss=train, val_loss=val, lr=current_lr,
+                         diffusion_time=network.diffusion_time, elapsed=time.perf_counter() - t0)
         for key in result.history:
             result.history[key].append(info[key])
         wait = keeper.update(epoch, val)
         bar.set_postfix(train=f"{train:.4f}", val=f"{val:.4f}")
-        if callback is not None and callback(dict(info)) is True:
+        if callback is not None and callback(EpochInfo(**info)) is True:
             result.stopped_early = True
             break
-        if patience is not None and wait >= patience:
+        if c.patience is not None and wait >= c.patience:
             result.stopped_early = True
             break
     bar.close()

@@ -4,6 +4,7 @@ Nothing here computes geometry; these only reshape arrays that the engine/analys
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from typing import Any
 
@@ -143,6 +144,30 @@ def pick_dims(n_available: int, dims: int | None, argname: str = "dims") -> int:
     return int(dims)
 
 
+_KEY = re.compile(r"(?P<name>.+?)(?:\[(?P<col>\d+)\])?")
+
+
+def sample_key(name: str, column: int | None = None) -> str:
+    """The colour key of a 1-D variable (``name``) or of column ``column`` of a (sample, k) one (``name[i]``).
+
+    Colour keys are the strings of the widgets' ``color_by`` traits; :func:`parse_sample_key` reads them back.
+    """
+    return str(name) if column is None else f"{name}[{int(column)}]"
+
+
+def parse_sample_key(key: str) -> tuple[str, int | None]:
+    """(variable name, column or None) of a colour key: ``"position"`` -> ("position", None),
+    ``"hand_velocity[1]"`` -> ("hand_velocity", 1). The one reader of the ``name[i]`` keys."""
+    if not isinstance(key, str):
+        raise TypeError(
+            f"a colour key must be a str such as 'position' or 'hand_velocity[0]'; got {type(key).__name__}."
+        )
+    match = _KEY.fullmatch(key)
+    if match is None or (match["col"] is None and ("[" in key or "]" in key)):
+        raise ValueError(f"colour key {key!r} is malformed: write 'name' or 'name[i]' with a column number i >= 0.")
+    return match["name"], None if match["col"] is None else int(match["col"])
+
+
 def sample_keys(ds: xr.Dataset | xr.DataArray) -> list[str]:
     """Names usable as per-sample colours: 1-D sample coords/vars, and ``name[i]`` for (sample, k) vars."""
     keys: list[str] = []
@@ -151,22 +176,21 @@ def sample_keys(ds: xr.Dataset | xr.DataArray) -> list[str]:
         if name == "sample" or "sample" not in var.dims or name in ("x", "v"):
             continue
         if var.ndim == 1:
-            keys.append(str(name))
+            keys.append(sample_key(name))
         elif var.ndim == 2 and var.dims[0] == "sample":
-            keys += [f"{name}[{i}]" for i in range(var.shape[1])]
+            keys += [sample_key(name, i) for i in range(var.shape[1])]
     return keys
 
 
 def sample_values(ds: xr.Dataset | xr.DataArray, key: str) -> np.ndarray:
     """Values of ``key`` (a sample coord/var, or ``name[i]`` for column i of a (sample, k) var)."""
-    name, col = key, None
-    if key.endswith("]") and "[" in key:
-        name, idx = key[:-1].split("[", 1)
-        col = int(idx)
+    name, col = parse_sample_key(key)
     container = ds.coords if isinstance(ds, xr.DataArray) else ds.variables
-    if name not in container or "sample" not in container[name].dims:
+    var = container[name] if name in container else None
+    ok = var is not None and var.dims[:1] == ("sample",) and var.ndim == (1 if col is None else 2)
+    if not ok or (col is not None and col >= var.shape[1]):
         raise ValueError(f"colour/variable key {key!r} is not a per-sample variable; choose one of {sample_keys(ds)}.")
-    values = np.asarray(container[name].values)
+    values = np.asarray(var.values)
     return values if col is None else values[:, col]
 
 
@@ -200,8 +224,11 @@ def default_color_key(ds: xr.Dataset | xr.DataArray) -> str | None:
         return "condition"
     numeric = [k for k in keys if k not in ("condition", "trial", "time")
                and np.asarray(sample_values(ds, k)).dtype.kind in "iuf" and _n_unique(sample_values(ds, k)) > 1]
-    ranked = sorted(numeric, key=lambda k: (PREFERRED_BEHAVIOUR.index(k.split("[")[0])
-                                            if k.split("[")[0] in PREFERRED_BEHAVIOUR else len(PREFERRED_BEHAVIOUR)))
+    def rank(key: str) -> int:
+        name = parse_sample_key(key)[0]
+        return PREFERRED_BEHAVIOUR.index(name) if name in PREFERRED_BEHAVIOUR else len(PREFERRED_BEHAVIOUR)
+
+    ranked = sorted(numeric, key=rank)
     if ranked:
         return ranked[0]
     for key in ("time", "trial"):

@@ -14,11 +14,12 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from marble_widgets.plotting.common import (
-    encode_categories, is_categorical, json_safe_grid, marker_color, require_dims, sample_values,
+    encode_categories, is_categorical, json_safe_grid, marker_color, require_dims, require_vars, sample_values,
 )
 from marble_widgets.plotting.theme import DENSITY, SEQUENTIAL, apply_theme, discrete_colorscale
 
-EMB_HINT = "the DataArray returned by MARBLE.transform: dims (sample, latent) with sample coords"
+EMB_HINT = ("the DataArray returned by MARBLE.transform (dims (sample, latent) with sample coords) or the "
+            "Dataset of MARBLE.results")
 HOVER_COORDS = ("condition", "trial", "time")
 
 
@@ -73,8 +74,10 @@ class DensityGrid:
         return self.flat[np.asarray(samples, dtype=np.int64)]
 
 
-def resolve_color(embedding: xr.DataArray, color: str | np.ndarray | None) -> tuple[np.ndarray | None, str]:
-    """Per-sample colour values and their label from a coord name, an array, or None."""
+def resolve_color(
+    embedding: xr.DataArray | xr.Dataset, color: str | np.ndarray | None,
+) -> tuple[np.ndarray | None, str]:
+    """Per-sample colour values and their label from a colour key (coord/variable name), an array, or None."""
     if color is None:
         return None, ""
     if isinstance(color, str):
@@ -118,7 +121,7 @@ def hover_data(embedding: xr.DataArray) -> tuple[np.ndarray, str]:
 
 
 def embedding_scatter(
-    embedding: xr.DataArray,
+    embedding: xr.DataArray | xr.Dataset,
     color: str | np.ndarray | None = None,
     dims: int = 2,
     webgl: bool = True,
@@ -129,15 +132,22 @@ def embedding_scatter(
 ) -> go.Figure:
     """Scatter of ``embedding`` (sample, latent) in 2-D or 3-D, coloured by a sample coord or array.
 
+    ``embedding`` may be the results Dataset (``MARBLE.results``): ``color`` then names any of its
+    per-sample variables, e.g. ``"hand_velocity[0]"``.
+
     Categorical colours use the palette with labelled colour-bar ticks, continuous ones the
     sequential scale; hover shows sample/condition/trial/time. Above ``max_points`` samples a 2-D
     plot switches to the density fast path (traces "density" + "hit"); otherwise one trace "points".
     """
+    source = embedding
+    if isinstance(embedding, xr.Dataset):
+        require_vars(embedding, ("embedding",), "embedding", EMB_HINT)
+        embedding = embedding["embedding"]
     require_dims(embedding, ("sample", "latent"), "embedding", EMB_HINT)
     if dims not in (2, 3) or embedding.sizes["latent"] < dims:
         raise ValueError(f"dims must be 2 or 3 and at most the embedding's {embedding.sizes['latent']} latent dims; "
                          f"got {dims!r}.")
-    values, label = resolve_color(embedding, color)
+    values, label = resolve_color(source, color)
     pts = embedding.values
     names = [f"latent {int(i)}" for i in embedding["latent"].values[:dims]] if "latent" in embedding.coords \
         else [f"latent {i}" for i in range(dims)]

@@ -3,8 +3,9 @@
 A bar chart of every feature (positions, order 0, order 1, ...) with one labelled band per
 group instead of 100+ tick labels, and below it each derivative block as a heatmap: order 1 is
 the Jacobian-like table ``d_j v_i`` (component i x direction j), order 2 the table of
-``d_k d_j v_i`` (component i x direction pair). The names come from ``MARBLE.inspect``
-("v1", "d1 v1", "d2 d1 v1", "pos PC1"); nothing is computed here but reshaping.
+``d_k d_j v_i`` (component i x direction pair). Groups and cells come from the coordinates of
+``MARBLE.results``' ``feature`` dim (``order``, ``component``, ``direction``; names such as
+"d2 d1 v1" are only labels); nothing is computed here but reshaping.
 """
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import xarray as xr
 
+from marble_widgets.data.containers import FEATURE_COORDS as RESULT_FEATURE_COORDS
 from marble_widgets.plotting.common import check_sample, json_safe_grid, sample_context
-from marble_widgets.plotting.local_geometry import feature_order, inspect_arrays
+from marble_widgets.plotting.local_geometry import inspect_arrays
 from marble_widgets.plotting.theme import DIVERGING, SUBTLE, apply_theme, palette_color
 
 #: Tick labels are written out only up to this many features; beyond, groups are labelled.
 MAX_TICKS = 30
 POSITION_COLOR = "#9aa1ab"
 ORDER_LABELS = ("v", "∂v", "∂²v", "∂³v")
+#: coordinates of the ``feature`` dim that describe each feature (docs/design.md, results Dataset)
+FEATURE_COORDS = ("feature", *RESULT_FEATURE_COORDS)
 
 
 @dataclass
@@ -31,37 +35,58 @@ class FeatureLayout:
     """Where each feature group sits: bar groups, and (row, column) cells of each order block."""
 
     names: list[str]
+    orders: list[int] = field(default_factory=list)                   # per feature; -1 = position
     groups: list[tuple[str, int, int]] = field(default_factory=list)  # (label, first, stop)
     blocks: dict[int, dict[str, Any]] = field(default_factory=dict)   # order -> rows, cols, index
 
 
-def _parse(name: str) -> tuple[str, list[str]] | None:
-    """("v3", ["d2", "d1"]) for "d2 d1 v3"; None for names outside the derivative layout."""
-    toks = str(name).split()
-    if not toks or not all(t.startswith("d") and t[1:].isdigit() for t in toks[:-1]):
-        return None
-    return toks[-1], toks[:-1]
+def feature_coords(results: xr.Dataset | xr.DataArray) -> dict[str, np.ndarray]:
+    """The ``feature`` dim's coordinates as arrays, keyed feature, order, component, direction.
+
+    Accepts the results Dataset, its ``features`` variable or its ``feature`` coordinate.
+    """
+    if isinstance(results, xr.Dataset) and "features" in results:
+        results = results["features"]
+    if not isinstance(results, (xr.Dataset, xr.DataArray)):
+        raise TypeError(f"features must be MARBLE.results(flow_field) or its 'features'; got {type(results).__name__}.")
+    missing = [c for c in FEATURE_COORDS if c not in results.coords or results.coords[c].dims != ("feature",)]
+    if missing:
+        raise ValueError(
+            f"the features lack the coordinate(s) {missing} on the 'feature' dim; pass MARBLE.results(flow_field), "
+            f"whose features carry {list(FEATURE_COORDS)}."
+        )
+    return {c.removeprefix("feature_"): np.asarray(results.coords[c].values) for c in FEATURE_COORDS}
 
 
-def feature_layout(names: list[str]) -> FeatureLayout:
-    """Group feature ``names`` by kind/order (contiguous runs) and index the derivative blocks."""
-    out = FeatureLayout([str(n) for n in names])
-    kinds = ["pos" if n.startswith("pos ") else ORDER_LABELS[min(feature_order(n), 3)] for n in out.names]
-    start = 0
+def _groups(kinds: list[str]) -> list[tuple[str, int, int]]:
+    """Contiguous runs of equal kinds as (kind, first, stop)."""
+    out, start = [], 0
     for j in range(1, len(kinds) + 1):
         if j == len(kinds) or kinds[j] != kinds[start]:
-            out.groups.append((kinds[start], start, j))
+            out.append((kinds[start], start, j))
             start = j
-    for j, name in enumerate(out.names):
-        parsed = None if name.startswith("pos ") else _parse(name)
-        if parsed is None or not parsed[1]:
+    return out
+
+
+def feature_layout(results: xr.Dataset | xr.DataArray) -> FeatureLayout:
+    """Group the features by order (contiguous runs) and index the derivative blocks by their coordinates.
+
+    A block of order p >= 1 has one row per signal ``component`` (labelled "v1", "v2", ...) and one
+    column per ``direction`` (e.g. "d2 d1"), both in order of first appearance.
+    """
+    coords = feature_coords(results)
+    orders = [int(o) for o in coords["order"]]
+    out = FeatureLayout([str(n) for n in coords["feature"]], orders)
+    out.groups = _groups(["pos" if o < 0 else ORDER_LABELS[min(o, 3)] for o in orders])
+    for j, (order, comp, dirs) in enumerate(zip(orders, coords["component"], coords["direction"])):
+        if order < 1:
             continue
-        comp, dirs = parsed[0], " ".join(parsed[1])
-        block = out.blocks.setdefault(len(parsed[1]), {"rows": [], "cols": [], "cells": []})
-        for key, val in (("rows", comp), ("cols", dirs)):
+        row, col = f"v{int(comp) + 1}", str(dirs)
+        block = out.blocks.setdefault(order, {"rows": [], "cols": [], "cells": []})
+        for key, val in (("rows", row), ("cols", col)):
             if val not in block[key]:
                 block[key].append(val)
-        block["cells"].append((block["rows"].index(comp), block["cols"].index(dirs), j))
+        block["cells"].append((block["rows"].index(row), block["cols"].index(col), j))
     return out
 
 
@@ -111,7 +136,7 @@ def derivative_features(
     """
     arrays = inspect_arrays(inspect_ds)
     i = check_sample(sample, arrays["n"])
-    layout = feature_layout(arrays["feature_names"])
+    layout = feature_layout(inspect_ds)
     orders = sorted(layout.blocks)[:2]
     data = derivative_features_data(arrays, layout, i)
     fig = _features_figure(layout, data, orders)
@@ -137,7 +162,7 @@ def _features_figure(layout: FeatureLayout, data: list[dict[str, Any]], orders: 
     cells = spec.pop("cells")
     titles = [""] + [("Jacobian-like block ∂ⱼvᵢ" if o == 1 else f"order-{o} block ∂ₖ∂ⱼvᵢ") for o in orders]
     fig = make_subplots(subplot_titles=titles, **spec)
-    colors = [POSITION_COLOR if n.startswith("pos ") else palette_color(feature_order(n)) for n in names]
+    colors = [POSITION_COLOR if o < 0 else palette_color(o) for o in layout.orders]
     fig.add_trace(go.Bar(x=names, y=data[0]["y"], name="features", marker_color=colors, marker_line_width=0,
                          hovertemplate="%{x}: %{y:.3g}<extra></extra>"), row=1, col=1)
     for k, (order, (row, col)) in enumerate(zip(orders, cells)):

@@ -1,4 +1,4 @@
-"""Views of MARBLE's local geometry for one sample, read from ``MARBLE.inspect`` output.
+"""Views of MARBLE's local geometry for one sample, read from the ``MARBLE.results`` Dataset.
 
 ``neighbourhood`` shows the point, its graph neighbours, their vectors and the tangent frame in
 state space; ``local_flow`` shows the neighbours' parallel-transported vectors in the point's
@@ -17,16 +17,17 @@ import xarray as xr
 from marble_widgets.plotting.common import check_sample, display_scale, require_vars, sample_context, segments, xyz
 from marble_widgets.plotting.theme import HIGHLIGHT, MUTED, apply_theme, palette_color
 
-INSPECT_HINT = "the Dataset returned by MARBLE.inspect(flow_field): neighbors, frame, transported, features"
+INSPECT_HINT = "the Dataset returned by MARBLE.results(flow_field): neighbors, frame, transported, features"
 AXIS_COLORS = ("#D55E00", "#009E73", "#0072B2", "#CC79A7")
 #: At most this many tangent axes are drawn (a 10-D global gauge would otherwise draw 10).
 MAX_AXES = 3
 
 
 def inspect_arrays(inspect_ds: xr.Dataset, flow_field: xr.Dataset | None = None) -> dict[str, Any]:
-    """Plain numpy views of the inspection results (+ x, v from ``inspect_ds`` or ``flow_field``).
+    """Plain numpy views of the results (+ x, v from ``inspect_ds`` or ``flow_field``).
 
-    Extracted once so that widgets only index arrays when the sample changes.
+    Extracted once so that widgets only index arrays when the sample changes. ``feature_names`` are
+    labels only; :func:`~marble_widgets.plotting.features.feature_layout` reads the feature coordinates.
     """
     require_vars(inspect_ds, ("neighbors", "frame", "transported", "features"), "inspect_ds", INSPECT_HINT)
     n = inspect_ds.sizes["sample"]
@@ -198,8 +199,3 @@ def local_flow(
     fig.update_yaxes(title_text="tangent 2", zeroline=True, zerolinecolor=MUTED, scaleanchor="x", scaleratio=1)
     fig.update_layout(legend=dict(orientation="h", x=0.0, y=-0.12, xanchor="left", yanchor="top"))
     return apply_theme(fig, title, subtitle=local_flow_subtitle(arrays, sample))
-
-
-def feature_order(name: str) -> int:
-    """Derivative order encoded in a feature name ("v1" -> 0, "d1 v1" -> 1, "d2 d1 v1" -> 2)."""
-    return sum(1 for tok in str(name).split() if tok.startswith("d") and tok[1:].isdigit())

@@ -1,18 +1,21 @@
-"""ipywidgets dashboards: traitlets state + FigureWidget views built from plotting/.
+"""Dashboards drawn in the browser: anywidget views over binary buffers, with small synced traits.
 
-Each dashboard is an ``ipywidgets.VBox`` whose state lives in a few traitlets (``sample``,
-``selection``, ...); views observe that state and redraw only what changed. :class:`FlowView` is
-the first view that draws in the browser itself (anywidget + plotly.js, data sent once as binary
-buffers, stepping/Play/selection computed in JavaScript, interactive ``to_html`` export).
+Each view's ES module draws with plotly.js (loaded once per page) from typed arrays it received
+once and answers interactions itself; Python reads and sets a few two-way traits. :class:`FlowView`
+steps through a flow field and its embedding, :class:`AlignmentView` compares conditions,
+:class:`TrainingView` shows the training curves, and :func:`dashboard` stacks them for a fitted
+model; every ``to_html`` writes an interactive, self-contained page.
 """
 from __future__ import annotations
 
-from marble_widgets.widgets.alignment import AlignmentView
+from marble_widgets.widgets.alignment_view import AlignmentView
 from marble_widgets.widgets.dashboard import Dashboard, dashboard
-from marble_widgets.widgets.embedding_explorer import EmbeddingExplorer, link_explorers
-from marble_widgets.widgets.flow_explorer import FlowFieldExplorer
 from marble_widgets.widgets.flow_view import FlowView
-from marble_widgets.widgets.training import TrainingMonitor
+from marble_widgets.widgets.legacy import EmbeddingExplorer, FlowFieldExplorer, link_explorers
+from marble_widgets.widgets.training_view import TrainingView
+
+#: The live training view's former name (same class).
+TrainingMonitor = TrainingView
 
 __all__ = ["AlignmentView", "Dashboard", "EmbeddingExplorer", "FlowFieldExplorer", "FlowView", "TrainingMonitor",
-           "dashboard", "link_explorers"]
+           "TrainingView", "dashboard", "link_explorers"]

@@ -1,93 +1,119 @@
-"""One dashboard for a fitted model: explorers, alignment, training, and an offline HTML export."""
+"""One dashboard for a fitted model: flow field + embedding, alignment, training, each drawn in the browser.
+
+Why: every view is an anywidget that received its arrays once and answers interactions itself
+(:class:`FlowView`, :class:`AlignmentView`, :class:`TrainingView`); the dashboard stacks them under
+a summary header, and :meth:`Dashboard.to_html` writes the same modules and buffers into one page
+that stays interactive without a kernel.
+"""
 from __future__ import annotations
 
-import html
 import warnings
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
+import numpy as np
 import xarray as xr
 
-from marble_widgets.plotting.theme import FONT, INK, PALETTE, SUBTLE
-from marble_widgets.widgets.alignment import AlignmentView
-from marble_widgets.widgets.embedding_explorer import EmbeddingExplorer, link_explorers
-from marble_widgets.widgets.flow_explorer import FlowFieldExplorer
-from marble_widgets.widgets.report import model_summary, report_html
-from marble_widgets.widgets.training import TrainingMonitor
+from marble_widgets.data.containers import FEATURE_COORDS
+from marble_widgets.widgets.alignment_view import AlignFn, AlignmentView, ScoreFn
+from marble_widgets.widgets.flow_view import FlowView
+from marble_widgets.widgets.page import page_view, write_page
+from marble_widgets.widgets.summary import header_html, model_summary
+from marble_widgets.widgets.training_view import TrainingView
+
+#: Variables that make a Dataset a results Dataset (``MARBLE.results``): nothing is recomputed then.
+RESULT_VARS = ("embedding", "neighbors")
 
 
 class Dashboard(widgets.VBox):
-    """Tabs of linked views over one fitted model (see :func:`dashboard`); ``to_html`` exports them.
+    """A summary header over the views of one fitted model (see :func:`dashboard`).
 
-    Attributes ``flow_explorer``, ``embedding_explorer``, ``training`` and ``alignment`` hold the
-    parts (None when unavailable). CSS classes: ``mw-dashboard`` and ``mw-dashboard-tabs``.
+    Attributes: ``flow_view`` (:class:`FlowView`), ``alignment`` (:class:`AlignmentView` or None),
+    ``training`` (:class:`TrainingView` or None), ``results`` (the Dataset drawn), ``parts`` (the
+    present views by name). CSS class: ``mw-dashboard``.
     """
 
     def __init__(self, parts: dict[str, widgets.Widget | None], title: str = "MARBLE", *,
-                 summary: dict[str, list[tuple[str, str]]] | None = None) -> None:
+                 summary: dict[str, list[tuple[str, str]]] | None = None, results: xr.Dataset | None = None) -> None:
         self.parts = {k: v for k, v in parts.items() if v is not None}
-        self.flow_explorer = parts.get("Flow field")
-        self.embedding_explorer = parts.get("Embedding")
-        self.alignment = parts.get("Alignment")
-        self.training = parts.get("Training")
-        self.tabs = widgets.Tab(children=list(self.parts.values()), titles=list(self.parts))
-        self.tabs.add_class("mw-dashboard-tabs")
-        self.summary = summary or {}
-        header = widgets.HTML(header_html(title, self.summary))
-        header.add_class("mw-dashboard-header")
-        super().__init__([header, self.tabs])
+        self.flow_view = parts.get("flow")
+        self.alignment = parts.get("alignment")
+        self.training = parts.get("training")
+        self.results = results
         self.title = title
+        self.summary = summary or {}
+        self.header = widgets.HTML(header_html(title, self.summary))
+        super().__init__([self.header, *self.parts.values()])
         self.add_class("mw-dashboard")
 
-    def figures(self) -> dict[str, go.Figure]:
-        """Static snapshots (``go.Figure``) of every view, keyed ``"<tab>/<view>"``."""
-        out: dict[str, go.Figure] = {}
-        for tab, part in self.parts.items():
-            views = getattr(part, "views", None) or {"loss": part.loss_view}
-            for name, fw in views.items():
-                out[f"{tab}/{name}"] = go.Figure(fw)
-        return out
+    @property
+    def flow_explorer(self) -> FlowView | None:
+        """The flow view (the name of the retired FigureWidget explorer)."""
+        return self.flow_view
 
-    def to_html(self, path: str | Path, subtitle: str = "") -> Path:
-        """Write every view as a static figure into one offline HTML report (plotly.js embedded once).
+    @property
+    def embedding_explorer(self) -> FlowView | None:
+        """The flow view, which draws the embedding too (the name of the retired embedding explorer)."""
+        return self.flow_view
 
-        The page has a header with the data/model/training summary, then one section per tab
-        (``id="mw-section-<tab>"``) holding a responsive two-column grid of captioned panels.
+    def to_html(self, path: str | Path, title: str | None = None) -> Path:
+        """Write one self-contained, interactive page holding every view (plotly.js embedded once).
+
+        Step, Play, click-to-jump, selection, recolour and the alignment pair change all work from
+        ``file://``: each view's ES module runs against its exported state (compressed buffers).
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report_html(self.title, self.summary, self.figures(), subtitle), encoding="utf-8")
-        return path
+        title = title or self.title
+        views = [page_view(key, view) for key, view in self.parts.items()]
+        return write_page(path, title, views, header_html(title, self.summary))
 
 
-def header_html(title: str, summary: dict[str, list[tuple[str, str]]]) -> str:
-    """Compact live-dashboard header: the title and one line of key facts per summary group."""
-    lines = "".join(
-        f"<div><span style='color:{SUBTLE}'>{html.escape(group)}:</span> "
-        + " · ".join(f"{html.escape(k)} <b>{html.escape(v)}</b>" for k, v in rows[:7]) + "</div>"
-        for group, rows in summary.items())
-    return (f"<div style='font-family:{FONT};color:{INK};border-left:4px solid {PALETTE[0]};padding:2px 10px;"
-            f"margin:2px 0 8px 0'><div style='font-size:17px;font-weight:650'>{html.escape(title)}</div>"
-            f"<div style='font-size:12px;line-height:1.5'>{lines}</div></div>")
+def results_dataset(model: Any, data: xr.Dataset, *, embedding: xr.DataArray | None = None,
+                    inspect_ds: xr.Dataset | None = None) -> xr.Dataset:
+    """The results Dataset the views draw: ``data`` itself if it already is one, else built once.
+
+    A flow field becomes ``model.results(ff)`` when the model has it, else ``ff`` merged with
+    ``model.inspect(ff)`` (or with ``inspect_ds`` when given); ``embedding`` replaces the stored one.
+    Features without their ``feature_order``/``_component``/``_direction`` coords (older inspect
+    output) are left out, so the flow view shows no feature panel for them.
+    """
+    if not isinstance(data, xr.Dataset):
+        raise TypeError(f"flow_field must be an xarray.Dataset (a flow field or MARBLE.results output); "
+                        f"got {type(data).__name__}.")
+    if all(v in data for v in RESULT_VARS):
+        ds = data
+    elif inspect_ds is not None:
+        ds = xr.merge([data, inspect_ds], join="exact", combine_attrs="override")
+    elif hasattr(model, "results"):
+        ds = model.results(data)
+    else:
+        ds = xr.merge([data, model.inspect(data)], join="exact", combine_attrs="override")
+    if "features" in ds and not all(c in ds["features"].coords for c in FEATURE_COORDS):
+        ds = ds.drop_vars("features")  # inspect output before MARBLE.results: features unlabelled, not drawn
+    missing = [v for v in RESULT_VARS if v not in ds]
+    if missing:
+        raise ValueError(f"the results lack {missing}; pass a flow field with a fitted model, or "
+                         "MARBLE.results(flow_field).")
+    if embedding is not None:
+        values = np.asarray(embedding.transpose("sample", "latent").values)
+        ds = ds.drop_vars(["embedding", "latent"], errors="ignore").assign(embedding=(("sample", "latent"), values))
+    return ds
 
 
 def _alignment(embedding: xr.DataArray, dist: xr.DataArray | None, mds_coords: xr.DataArray | None,
-               align_fn: Any, consistency_fn: Any, label: str | None) -> AlignmentView | None:
-    if "condition" not in embedding.coords or len(set(embedding["condition"].values.tolist())) < 2:
+               align_fn: AlignFn | None, consistency_fn: ScoreFn | None, label: str | None) -> AlignmentView | None:
+    """The alignment view when there are >= 2 conditions; left out with a warning when it cannot be built."""
+    if "condition" not in embedding.coords or np.unique(embedding["condition"].values.astype(str)).size < 2:
         return None
-    if dist is None or mds_coords is None:
-        try:
-            from marble_widgets.analysis import distances, mds
-        except ImportError:
-            return None
-        dist = distances(embedding, "condition") if dist is None else dist
-        mds_coords = mds(dist) if mds_coords is None else mds_coords
     try:
+        if dist is None or mds_coords is None:
+            from marble_widgets.analysis import distances, mds
+
+            dist = distances(embedding, "condition") if dist is None else dist
+            mds_coords = mds(dist) if mds_coords is None else mds_coords
         return AlignmentView(embedding, dist, mds_coords, align_fn, consistency_fn, label=label)
     except ValueError as err:  # e.g. groups that share no label range: show the rest of the dashboard
-        warnings.warn(f"dashboard: alignment tab left out: {err}", stacklevel=3)
+        warnings.warn(f"dashboard: alignment view left out: {err}", stacklevel=3)
         return None
 
 
@@ -100,30 +126,32 @@ def dashboard(
     inspect_ds: xr.Dataset | None = None,
     dist: xr.DataArray | None = None,
     mds_coords: xr.DataArray | None = None,
-    align_fn: Any = None,
-    consistency_fn: Any = None,
+    align_fn: AlignFn | None = None,
+    consistency_fn: ScoreFn | None = None,
     label: str | None = "time",
+    dims: int = 2,
     title: str = "MARBLE",
 ) -> Dashboard:
-    """All views of a fitted ``model`` on ``flow_field`` in one tabbed, linked dashboard.
+    """Every view of a fitted ``model`` on a flow field (or its results Dataset) in one dashboard.
 
-    Calls ``model.transform`` / ``model.inspect`` only for what is not passed in; shows the
-    training curves from ``model.loss_history_`` when present; the raster appears only with a
-    ``recording``; the alignment tab only with >= 2 conditions (distances/MDS from
-    ``marble_widgets.analysis`` unless ``dist``/``mds_coords`` are given; ``label`` is the numeric
-    sample coord the default alignment/consistency bin on; the tab is left out, with a warning, if
-    they fail). The flow-field and embedding explorers share ``sample``.
+    ``flow_field`` is a flow field (its results are built once: ``model.results``, else
+    ``model.inspect``) or ``MARBLE.results(flow_field)`` (nothing is recomputed). Shows the
+    :class:`FlowView` on MARBLE's own neighbours, an :class:`AlignmentView` with >= 2 conditions
+    (distances/MDS from ``marble_widgets.analysis`` unless ``dist``/``mds_coords`` are given;
+    ``label``: the numeric sample coord the default alignment bins on; left out with a warning if
+    it fails) and a :class:`TrainingView` of ``model.loss_history_``. ``recording`` is accepted for
+    compatibility and unused (the raster view was retired with the FigureWidget views).
     """
-    embedding = model.transform(flow_field) if embedding is None else embedding
-    inspect_ds = model.inspect(flow_field) if inspect_ds is None else inspect_ds
-    flow = FlowFieldExplorer(flow_field, inspect_ds, embedding)
-    emb = EmbeddingExplorer(embedding, flow_field, recording)
-    link_explorers(emb, flow)
-    first = flow.trajectory()
-    flow.sample = int(first[first.size // 2])  # mid-trajectory: a more typical point than its start
-    history = getattr(model, "loss_history_", None)
-    best = getattr(model, "best_epoch_", None)
-    training = TrainingMonitor.from_history(history, best_epoch=best) if isinstance(history, xr.Dataset) else None
-    alignment = _alignment(embedding, dist, mds_coords, align_fn, consistency_fn, label)
-    parts = {"Flow field": flow, "Embedding": emb, "Alignment": alignment, "Training": training}
-    return Dashboard(parts, title, summary=model_summary(model, flow_field, embedding))
+    del recording  # kept in the signature: notebooks pass it
+    ds = results_dataset(model, flow_field, embedding=embedding, inspect_ds=inspect_ds)
+    emb = ds["embedding"]
+    flow = FlowView(ds, dims=dims, title="Flow field and embedding")
+    order, offsets = flow.arrays()["order"], flow.arrays()["offsets"]
+    flow.sample = int(order[offsets[0] + (offsets[1] - offsets[0]) // 2])  # mid-trajectory: a typical point
+    training = TrainingView.from_model(model) if isinstance(getattr(model, "loss_history_", None), xr.Dataset) \
+        else None
+    if isinstance(label, str) and label in ds.data_vars and ds[label].dims == ("sample",):
+        emb = emb.assign_coords({label: ds[label]})  # the alignment bins on it (e.g. position)
+    alignment = _alignment(emb, dist, mds_coords, align_fn, consistency_fn, label)
+    parts = {"flow": flow, "alignment": alignment, "training": training}
+    return Dashboard(parts, title, summary=model_summary(model, ds, emb), results=ds)

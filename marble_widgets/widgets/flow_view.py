@@ -5,8 +5,13 @@ full plotly redraws (~0.5 s). Here the data cross to the browser once, as binary
 buffers, and the ES module ``static/flow_view.js`` steps, plays, scrubs, jumps on click, recolours
 and highlights neighbourhoods from those arrays with plotly.js directly; nothing waits for the
 kernel. Python and the page share a few small traits (``sample``, ``playing``, ``color_by``,
-``selection``), two-way. :meth:`FlowView.to_html` writes the same module, plotly.js and the
-(compressed) buffers into one file that stays interactive without a kernel.
+``selection``, ``behaviour``, ``show_transported``), two-way. Given MARBLE's results Dataset
+(``MARBLE.results(flow_field)``) it also shows MARBLE's own neighbours, the transported neighbour
+vectors in each sample's frame and the derivative features. Both 2-D clouds are drawn by a small
+point layer of our own (``static/flow_view_gl.js``: WebGL on a GPU, typed-array splats where WebGL
+is software-rendered) so 10^5-10^6 points recolour, select and pan in the page.
+:meth:`FlowView.to_html` writes the same module, plotly.js and the (compressed) buffers into one
+file that stays interactive without a kernel.
 """
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ import numpy as np
 import plotly
 import traitlets
 import xarray as xr
+from ipywidgets.widgets.trait_types import bytes_serialization
+from plotly.colors import get_colorscale
 
+from marble_widgets.data.containers import FEATURE_COORDS
 from marble_widgets.plotting.common import (
     check_sample, default_color_key, display_scale, marker_color, pick_dims, require_dims, require_vars, sample_keys,
     sample_values, trajectory_order,
@@ -40,11 +48,21 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 DTYPES = ("float32", "float64", "int32", "uint8")
 #: Neighbours per sample looked up when no ``neighbors`` are given.
 DEFAULT_K = 10
+#: Variables MARBLE.results adds on ``sample``: read by the views, never offered as colours.
+RESULT_VARS = ("embedding", "neighbors", "frame", "transported", "features")
+#: ES module parts, concatenated into one no-build module (WebGL point layer, panels, the view).
+ESM_PARTS = ("flow_view_gl.js", "flow_view_panels.js", "flow_view.js")
+
+
+def esm_text() -> str:
+    """The view's ES module: ``ESM_PARTS`` joined (each part's top-level names stay module-private)."""
+    return "\n".join(f"// ---- {name} ----\n" + (STATIC / name).read_text(encoding="utf-8") for name in ESM_PARTS)
 
 
 # --- binary buffers ---------------------------------------------------------------------------
 def pack(array: np.ndarray, dtype: str, *, compress: bool = False) -> dict[str, Any]:
-    """One array as ``{"dtype", "shape", "buffer"}`` (C-order little-endian bytes; zlib if ``compress``).
+    """One array as ``{"dtype", "shape", "buffer"}`` (C-order little-endian bytes; zlib if ``compress`` and
+    that saves at least 10 %, then marked ``"compression": "deflate"``).
 
     Why: ipywidgets sends ``bytes`` inside a synced dict as a binary websocket buffer, and the page
     wraps it in the typed array named by ``dtype`` without parsing any JSON numbers.
@@ -53,10 +71,10 @@ def pack(array: np.ndarray, dtype: str, *, compress: bool = False) -> dict[str, 
         raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}.")
     data = np.ascontiguousarray(np.asarray(array), dtype=np.dtype(dtype).newbyteorder("<"))
     raw = data.tobytes()
-    entry: dict[str, Any] = {"dtype": dtype, "shape": list(data.shape),
-                             "buffer": zlib.compress(raw, 6) if compress else raw}
-    if compress:
-        entry["compression"] = "deflate"
+    entry: dict[str, Any] = {"dtype": dtype, "shape": list(data.shape), "buffer": raw}
+    packed = zlib.compress(raw, 6) if compress else raw
+    if compress and len(packed) < 0.9 * len(raw):  # incompressible (e.g. noise): inflating costs, saves nothing
+        entry.update(buffer=packed, compression="deflate")
     return entry
 
 
@@ -131,6 +149,8 @@ def _color_spec(values: np.ndarray, key: str) -> tuple[np.ndarray, dict[str, Any
     style = marker_color(values, key)
     color = np.asarray(style.pop("color"), dtype=np.float64)
     style.pop("showscale", None)
+    if isinstance(style.get("colorscale"), str):  # the page maps values to colours itself: explicit stops
+        style["colorscale"] = [[float(t), str(c)] for t, c in get_colorscale(style["colorscale"])]
     return color, style
 
 
@@ -155,14 +175,20 @@ def _trajectories(ff: xr.Dataset) -> tuple[np.ndarray, np.ndarray, list[list[Any
     return order, offsets, labels
 
 
+def color_keys_of(ds: xr.Dataset) -> list[str]:
+    """Per-sample variables a view may colour by: :func:`sample_keys` without MARBLE's result variables."""
+    return [k for k in sample_keys(ds) if k.split("[", 1)[0] not in RESULT_VARS]
+
+
 def view_payload(flow_field: xr.Dataset, embedding: xr.DataArray | None, neighbors: np.ndarray,
                  n_dims: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays (by name) and JSON metadata that ``flow_view.js`` draws from; nothing is computed there
-    beyond index lookups, offsets from the point and one fixed arrow scale.
+    beyond index lookups, offsets from the point, 2-vectors projected on a frame and one arrow scale.
 
     Arrays: ``x``/``v`` (sample, n_dims) display positions/vectors, ``neighbors`` (sample, k),
     ``order`` (sample,) trajectory order, ``offsets`` (n_traj + 1,), ``time`` (sample,),
-    ``embedding`` (sample, 2) if given, and ``color:<key>`` (sample,) per colour key.
+    ``embedding`` (sample, 2) if given, and ``color:<key>`` (sample,) per colour key (the values
+    themselves for numbers, category codes otherwise; numeric keys are also the behaviour panel's).
     """
     x, v = (flow_field[k].transpose("sample", "dim").values for k in ("x", "v"))
     order, offsets, labels = _trajectories(flow_field)
@@ -172,22 +198,89 @@ def view_payload(flow_field: xr.Dataset, embedding: xr.DataArray | None, neighbo
     if emb is not None:
         arrays["embedding"] = emb
     colors: dict[str, Any] = {}
-    for key in sample_keys(flow_field):
+    behaviour: list[str] = []
+    for key in color_keys_of(flow_field):
         values = np.asarray(sample_values(flow_field, key))
         if values.dtype.kind not in "iufbUSO" or (values.dtype.kind == "f" and not np.isfinite(values).any()):
             continue
         arrays[f"color:{key}"], colors[key] = _color_spec(values, key)
+        categorical = bool(colors[key].get("colorbar", {}).get("ticktext"))
+        if key not in ("condition", "trial", "time") and values.dtype.kind in "iuf" and not categorical:
+            behaviour.append(key)  # a number that changes along a trajectory: the behaviour panel's
     valid = neighbors >= 0
     dist = np.linalg.norm(x[np.where(valid, neighbors, 0), :n_dims] - x[:, None, :n_dims], axis=-1)[valid]
     meta = {
         "n": int(x.shape[0]), "n_dims": n_dims, "dims": [str(d) for d in flow_field["dim"].values[:n_dims]],
-        "colors": colors, "trajectories": labels,
+        "colors": colors, "behaviour_keys": behaviour, "trajectories": labels,
         "arrow_scale": display_scale(np.linalg.norm(v[:, :n_dims], axis=1), 0.6 * float(np.median(dist))
                                      if dist.size else 1.0),
         "theme": {"font": FONT, "ink": INK, "subtle": SUBTLE, "highlight": HIGHLIGHT, "selection": SELECTION,
                   "muted": MUTED, "palette": list(PALETTE)},
     }
     return arrays, meta
+
+
+# --- MARBLE's results Dataset -------------------------------------------------------------------
+RESULTS_HINT = "MARBLE.results(flow_field) output (see docs/design.md)"
+
+
+def is_results(ds: xr.Dataset) -> bool:
+    """True for a results Dataset: the flow field with MARBLE's ``embedding`` and ``neighbors`` added."""
+    return isinstance(ds, xr.Dataset) and all(name in ds.data_vars for name in ("embedding", "neighbors"))
+
+
+def _two_columns(a: np.ndarray) -> np.ndarray:
+    """The first two entries of the last axis (a 1-D tangent space gets a zero second column)."""
+    if a.shape[-1] >= 2:
+        return a[..., :2]
+    return np.concatenate([a, np.zeros_like(a)], axis=-1)
+
+
+def local_frame_payload(results: xr.Dataset) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays for the local view drawn in each sample's frame (first two tangent directions).
+
+    ``xf``/``vf`` (sample, dim) all state dims, ``frame`` (sample, dim, 2) and ``transported``
+    (sample, neighbor, 2): neighbours' vectors parallel-transported into the sample's frame, on the
+    columns of ``neighbors`` (NaN where -1). The page projects offsets and raw vectors on the frame.
+    """
+    require_vars(results, ("frame", "transported"), "results", RESULTS_HINT)
+    frame = results["frame"].transpose("sample", "dim", "tangent").values
+    transported = results["transported"].transpose("sample", "neighbor", "tangent").values
+    if transported.shape[:2] != results["neighbors"].shape:
+        raise ValueError(f"results['transported'] has shape {transported.shape[:2]} on (sample, neighbor) but "
+                         f"results['neighbors'] {results['neighbors'].shape}; pass one {RESULTS_HINT}.")
+    arrays = {"xf": results["x"].transpose("sample", "dim").values,
+              "vf": results["v"].transpose("sample", "dim").values,
+              "frame": _two_columns(frame), "transported": _two_columns(transported)}
+    return arrays, {"tangent_dims": int(min(frame.shape[-1], 2))}
+
+
+#: Earlier spelling of the feature coords (``order``, ``component``, ``direction``), still read.
+LEGACY_FEATURE_COORDS = ("order", "component", "direction")
+
+
+def features_payload(results: xr.Dataset) -> tuple[np.ndarray, dict[str, Any]]:
+    """(sample, feature) derivative features and their grouping read from the ``feature`` coords.
+
+    The panel groups bars by ``feature_order`` (-1 positions, 0 the signal, 1..p derivative order)
+    and labels them with ``feature_component``/``feature_direction``; ``scale`` (99.5th percentile of
+    |feature|) fixes the bars' axis so heights compare across samples.
+    """
+    feats = results["features"]
+    found = [next((name for name in pair if name in feats.coords), None)
+             for pair in zip(FEATURE_COORDS, LEGACY_FEATURE_COORDS)]
+    missing = [name for name, got in zip(FEATURE_COORDS, found) if got is None]
+    if missing:
+        raise ValueError(f"results['features'] lacks the feature coords {missing}; pass {RESULTS_HINT}, which "
+                         "labels every feature with its order, component and direction.")
+    order, component, direction = (feats[name].values for name in found)
+    values = feats.transpose("sample", "feature").values
+    finite = np.abs(values[np.isfinite(values)])
+    scale = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    meta = {"names": [str(n) for n in feats["feature"].values], "order": [int(o) for o in order],
+            "component": [int(c) for c in component], "direction": [str(d) for d in direction],
+            "scale": scale if scale > 0 else 1.0}
+    return values, meta
 
 
 DTYPE_OF = {"x": "float32", "v": "float32", "embedding": "float32", "neighbors": "int32", "order": "int32",
@@ -199,6 +292,10 @@ def pack_arrays(arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> 
     return {name: pack(a, DTYPE_OF.get(name, "float32"), compress=compress) for name, a in arrays.items()}
 
 
+def _indices_bytes(indices: Any) -> bytes:
+    return np.asarray(indices, dtype="<i4").tobytes()
+
+
 # --- the widget ---------------------------------------------------------------------------------
 class FlowView(anywidget.AnyWidget):
     """Step, play and click through a flow field in the browser: state space, embedding, local flow.
@@ -208,65 +305,125 @@ class FlowView(anywidget.AnyWidget):
     keys), Play (requestAnimationFrame, ``fps`` samples per second), the scrubbing slider over the
     current trajectory, click-to-jump in either cloud (or on a highlighted neighbour), box/lasso
     selection in the embedding, recolour, and the current point's graph neighbours highlighted in
-    every view (the local-flow view shows their offsets from the point and their vectors). After each
-    step the page fires ``mw-drawn`` (detail: sample, time) in the frame that shows it.
+    every view (the local-flow view shows their offsets from the point and their vectors). A
+    behaviour panel plots the current trajectory's ``behaviour`` variable over time with a cursor.
+    After each step the page fires ``mw-drawn`` (detail: sample, time) in the frame that shows it.
+
+    Given a results Dataset (``MARBLE.results(flow_field)``: the flow field plus ``embedding``,
+    ``neighbors``, ``frame``, ``transported``, ``features``) the views use MARBLE's own
+    neighbours and embedding, the local view is drawn in the sample's frame with the neighbours' raw
+    vectors and (``show_transported``) their parallel-transported ones, and a panel shows the
+    sample's derivative features grouped by order.
 
     Synced state, two-way (the browser reports at most every ``sync_ms``; setting a trait here
     redraws the page): ``sample`` (int), ``playing`` (bool), ``color_by`` (one of
-    :attr:`color_keys`), ``selection`` (sorted sample indices).
+    :attr:`color_keys`), ``selection`` (sorted sample indices; it travels as int32 bytes, read it as
+    an array with :attr:`selected`), ``behaviour`` (one of :attr:`behaviour_keys`, "" = follow
+    ``color_by``), ``show_transported`` (bool).
 
     Parameters
     ----------
-    flow_field : the flow-field Dataset (``x``, ``v`` on (sample, dim); ``condition``/``trial``/``time``).
+    flow_field : the flow-field Dataset (``x``, ``v`` on (sample, dim); ``condition``/``trial``/``time``)
+        or MARBLE's results Dataset (the same with the results added).
     embedding : optional ``MARBLE.transform(flow_field)`` (sample, latent); its first 2 dims are drawn.
-    neighbors : (sample, k) int indices (-1 padded) or ``MARBLE.inspect`` output; default: the ``k``
-        nearest samples in the full state space.
-    dims : plotted state dims. 2 (default): a WebGL scatter whose point, neighbours and trail are SVG
-        marks moved without redrawing plotly (a step costs about one frame). 3: a rotatable 3-D scene;
-        plotly redraws its whole cloud for every change, so it is redrawn after the other views
-        (coalesced, at most once a second while playing; the page fires ``mw-scene-drawn``).
+        Default with a results Dataset: its ``embedding``.
+    neighbors : (sample, k) int indices (-1 padded) or ``MARBLE.inspect`` output; default: the results'
+        ``neighbors``, else the ``k`` nearest samples in the full state space.
+    dims : plotted state dims. 2 (default): a point layer (WebGL or CPU splats) under SVG marks for the
+        point, its neighbours and trail (a step costs about one frame). 3: a rotatable plotly 3-D scene, redrawn
+        after the other views (coalesced, at most once a second while playing; fires ``mw-scene-drawn``).
+    behaviour : numeric per-sample variable plotted over time in the behaviour panel ("" or None:
+        the colour variable when it is numeric).
+    features : draw the derivative-features panel of a results Dataset. Its (sample, feature) float32
+        buffer is the largest one sent (the rat at order 2: 1110 features, 29 MB); False leaves it out.
     """
 
-    _esm = STATIC / "flow_view.js"
+    _esm = esm_text()
     _css = STATIC / "flow_view.css"
 
     sample = traitlets.Int(0).tag(sync=True)
     playing = traitlets.Bool(False).tag(sync=True)
     color_by = traitlets.Unicode("").tag(sync=True)
-    selection = traitlets.List(traitlets.Int()).tag(sync=True)
+    behaviour = traitlets.Unicode("").tag(sync=True)
+    show_transported = traitlets.Bool(True).tag(sync=True)
+    selection = traitlets.List(traitlets.Int())
     fps = traitlets.Float(30.0).tag(sync=True)
     sync_ms = traitlets.Int(150).tag(sync=True)
+    _selection = traitlets.Bytes(b"").tag(sync=True, **bytes_serialization)
     _arrays = traitlets.Dict().tag(sync=True)
     _meta = traitlets.Dict().tag(sync=True)
     _plotly = traitlets.Instance(PlotlyLibrary).tag(sync=True, **widgets.widget_serialization)
 
     def __init__(self, flow_field: xr.Dataset, embedding: xr.DataArray | None = None, *, neighbors: Any = None,
                  k: int = DEFAULT_K, dims: int = 2, color_by: str | None = None, fps: float = 30.0,
-                 sample: int | None = None, title: str = "Flow field") -> None:
+                 sample: int | None = None, title: str = "Flow field", behaviour: str | None = None,
+                 features: bool = True) -> None:
         require_vars(flow_field, ("x", "v"), "flow_field", FLOW_HINT)
         for coord in ("condition", "trial", "time"):
             if coord not in flow_field.coords:
                 raise ValueError(f"flow_field lacks the sample coord {coord!r}; build it with mw.flow_field "
                                  "or flow_field_from_arrays (see docs/design.md).")
         n_dims = pick_dims(flow_field.sizes["dim"], dims)
-        nb = neighbour_indices(flow_field, neighbors, k)
+        results = is_results(flow_field)
+        if results and neighbors is not None:
+            raise ValueError("neighbors= cannot be combined with a results Dataset: its transported vectors and "
+                             "features follow its own 'neighbors'; drop the argument.")
+        if results and embedding is None:
+            embedding = flow_field["embedding"]
+        nb = neighbour_indices(flow_field, flow_field["neighbors"].values if results else neighbors, k)
         arrays, meta = view_payload(flow_field, embedding, nb, n_dims)
+        if results:
+            self._add_results(flow_field, arrays, meta, features)
         meta["title"] = str(title)
         self._n = meta["n"]
         self._color_keys = list(meta["colors"])
+        self._behaviour_keys = list(meta["behaviour_keys"])
         self._values = arrays  # kept for tests/export: exactly what was packed
         start = int(arrays["order"][0]) if sample is None else sample
         if color_by is None:
-            color_by = default_color_key(flow_field)
+            color_by = default_color_key(flow_field.drop_vars([v for v in RESULT_VARS if v in flow_field]))
             color_by = color_by if color_by in meta["colors"] else ""
         super().__init__(_arrays=pack_arrays(arrays), _meta=meta, _plotly=plotly_library(), fps=fps,
-                         sample=start, color_by=color_by)
+                         sample=start, color_by=color_by, behaviour=behaviour or "")
         self.add_class("mw-flow-view")
+
+    @classmethod
+    def from_results(cls, results: xr.Dataset, **kwargs: Any) -> FlowView:
+        """The view of MARBLE's results Dataset (``MARBLE.results(flow_field)``); same keywords as the class."""
+        if not isinstance(results, xr.Dataset):
+            raise TypeError(f"results must be an xarray.Dataset ({RESULTS_HINT}); got {type(results).__name__}.")
+        require_vars(results, ("x", "v", "embedding", "neighbors"), "results", RESULTS_HINT)
+        return cls(results, **kwargs)
+
+    @staticmethod
+    def _add_results(results: xr.Dataset, arrays: dict[str, np.ndarray], meta: dict[str, Any],
+                     features: bool) -> None:
+        """Local-frame arrays (when frames and transported vectors are there) and the features panel's."""
+        if "frame" in results and "transported" in results:
+            extra, info = local_frame_payload(results)
+            arrays.update(extra)
+            meta.update(info)
+        if features and "features" in results:
+            arrays["features"], meta["features"] = features_payload(results)
 
     @property
     def color_keys(self) -> list[str]:
         """Names ``color_by`` accepts ("" = one flat colour)."""
         return list(self._color_keys)
+
+    @property
+    def behaviour_keys(self) -> list[str]:
+        """Numeric per-sample variables the behaviour panel can plot ("" = follow ``color_by``)."""
+        return list(self._behaviour_keys)
+
+    @property
+    def selected(self) -> np.ndarray:
+        """The selection as a sorted int64 array (decoded from the int32 bytes the page sends)."""
+        return np.frombuffer(self._selection, dtype="<i4").astype(np.int64)
+
+    @selected.setter
+    def selected(self, indices: Any) -> None:
+        self.selection = np.asarray(indices, dtype=np.int64).reshape(-1).tolist()
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays the page draws from, decoded from the synced buffers (as the page sees them)."""
@@ -284,12 +441,42 @@ class FlowView(anywidget.AnyWidget):
                              f"{self._color_keys} (or '' for one colour).")
         return key
 
+    @traitlets.validate("behaviour")
+    def _valid_behaviour(self, proposal: dict) -> str:
+        key = proposal["value"]
+        if key and key not in self._behaviour_keys:
+            raise ValueError(f"behaviour={key!r} is not a numeric per-sample variable of the flow field; choose "
+                             f"one of {self._behaviour_keys} (or '' to follow color_by).")
+        return key
+
     @traitlets.validate("selection")
     def _valid_selection(self, proposal: dict) -> list[int]:
         sel = np.asarray(proposal["value"], dtype=np.int64)
         if sel.size and (sel.min() < 0 or sel.max() >= self._n):
             raise ValueError(f"selection holds indices outside [0, {self._n}); select samples of this flow field.")
         return np.unique(sel).tolist()
+
+    @traitlets.validate("_selection")
+    def _valid_selection_bytes(self, proposal: dict) -> bytes:
+        raw = bytes(proposal["value"])
+        if len(raw) % 4:
+            raise ValueError(f"_selection must hold int32 indices (a multiple of 4 bytes); got {len(raw)} bytes.")
+        sel = np.unique(np.frombuffer(raw, dtype="<i4"))
+        if sel.size and (sel[0] < 0 or sel[-1] >= self._n):
+            raise ValueError(f"selection holds indices outside [0, {self._n}); select samples of this flow field.")
+        return _indices_bytes(sel)
+
+    @traitlets.observe("selection")
+    def _selection_to_bytes(self, change: dict) -> None:
+        raw = _indices_bytes(change["new"])
+        if raw != self._selection:
+            self._selection = raw
+
+    @traitlets.observe("_selection")
+    def _selection_from_bytes(self, change: dict) -> None:
+        sel = self.selected.tolist()
+        if sel != self.selection:
+            self.selection = sel
 
     @traitlets.validate("fps")
     def _valid_fps(self, proposal: dict) -> float:
@@ -305,15 +492,16 @@ class FlowView(anywidget.AnyWidget):
         for entry in packed.values():
             entry["buffer"] = base64.b64encode(entry["buffer"]).decode("ascii")
         source, version = plotly_js()
-        return {"sample": self.sample, "playing": False, "color_by": self.color_by, "selection": list(self.selection),
+        return {"sample": self.sample, "playing": False, "color_by": self.color_by, "behaviour": self.behaviour,
+                "show_transported": self.show_transported, "_selection": list(self.selection),
                 "fps": self.fps, "sync_ms": self.sync_ms, "_meta": self._meta, "_arrays": packed,
                 "_plotly": {"version": version, "source": base64.b64encode(source).decode("ascii")}}
 
     def to_html(self, path: str | Path, title: str | None = None) -> Path:
         """Write one self-contained HTML file in which step, Play, click-to-jump and recolour work offline.
 
-        The file embeds ``flow_view.js``, its CSS, plotly.js and the arrays (zlib + base64, inflated by
-        the browser's ``DecompressionStream``); it loads nothing from the network.
+        The file embeds the view's ES module, its CSS, plotly.js and the arrays (zlib + base64, inflated
+        by the browser's ``DecompressionStream``); it loads nothing from the network.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -330,7 +518,7 @@ def _script_json(value: Any) -> str:
 
 def export_html(state: dict[str, Any], title: str) -> str:
     """The standalone page: payload JSON, the view's ESM and CSS, and the bootstrap module."""
-    payload = {"esm": (STATIC / "flow_view.js").read_text(encoding="utf-8"), "state": state}
+    payload = {"esm": esm_text(), "state": state}
     css = (STATIC / "flow_view.css").read_text(encoding="utf-8")
     boot = (STATIC / "flow_view_export.js").read_text(encoding="utf-8")
     return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>\n"

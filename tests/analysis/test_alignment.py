@@ -59,6 +59,55 @@ def test_binned_means_by_direction_and_errors():
         binned_means(emb, "position", bins=0)
 
 
+def _loop_binned_means(x, label, bins, lo, hi):
+    """Independent reference: loops over samples, bin floor((v - lo) / (hi - lo) * bins), +/-1 then +/-2."""
+    members = [[] for _ in range(bins)]
+    for row, value in zip(x, label):
+        if not lo <= value <= hi:  # NaN fails both comparisons
+            continue
+        members[min(int(np.floor((value - lo) / (hi - lo) * bins)), bins - 1)].append(row)
+    out, fill = np.full((bins, x.shape[1]), np.nan), np.full(bins, -1)
+    for b in range(bins):
+        for w in (0, 1, 2):
+            rows = [r for j in range(max(0, b - w), min(bins, b + w + 1)) for r in members[j]]
+            if rows:
+                out[b], fill[b] = np.mean(rows, axis=0), w
+                break
+    return out, np.array([len(m) for m in members]), fill
+
+
+@pytest.mark.parametrize("bins", [7, 100])
+def test_binned_means_equal_a_plain_loop_on_quantised_labels(bins):
+    # labels on a 0.01 grid hit interior bin edges (0.3, 0.6, 0.7 for 10 bins) and the top edge
+    rng = np.random.default_rng(5)
+    label = np.round(rng.uniform(0, 1, 700), 2)
+    label[3] = np.nan
+    x = rng.normal(size=(700, 4))
+    side = rng.choice(["L", "R"], 700)
+    emb = _emb(x, label, direction=side)
+    lo, hi = np.nanmin(label), np.nanmax(label)
+    expected, count, fill = _loop_binned_means(x, label, bins, lo, hi)
+    got = binned_means(emb, "position", bins=bins, normalize=False)
+    np.testing.assert_allclose(got.values, expected, rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(got["count"], count)
+    np.testing.assert_array_equal(got["fill_width"], fill)
+    unit = binned_means(emb, "position", bins=bins)
+    np.testing.assert_allclose(unit.values, expected / np.linalg.norm(expected, axis=1, keepdims=True),
+                               rtol=1e-13)
+    by = binned_means(emb, "position", bins=bins, by="direction", normalize=False)
+    for g in ("L", "R"):
+        np.testing.assert_allclose(by.sel(direction=g).values, _loop_binned_means(
+            x[side == g], label[side == g], bins, lo, hi)[0], rtol=1e-13, atol=1e-15)
+
+
+def test_binned_means_edges_follow_floor_of_the_scaled_label():
+    # 0.3 lies on an interior edge of 10 bins on [0, 1]: floor(0.3 * 10) = 3 puts it in bin 3
+    # (pandas.cut / groupby_bins and scipy's binned_statistic would put it in bin 2)
+    label = np.array([0.0, 0.3, 0.6, 0.7, 1.0])
+    got = binned_means(_emb(np.ones((5, 1)), label), "position", bins=10, normalize=False)
+    np.testing.assert_array_equal(got["count"], [1, 0, 0, 1, 0, 0, 1, 1, 0, 1])
+
+
 def test_procrustes_recovers_rotation_and_translation(rng):
     p, x = _track_cloud(rng)
     q = special_ortho_group.rvs(3, random_state=1)

@@ -1,4 +1,8 @@
-"""Fixtures for the real-browser tests: one JupyterLab server and one chromium per session."""
+"""Fixtures for the real-browser tests: one chromium per session, a fresh page per test.
+
+Servers (JupyterLab, Notebook 7, Voila) are started by the test modules that need them
+(``lab.start_lab``), each with its own generated notebook.
+"""
 from __future__ import annotations
 
 import sys
@@ -14,8 +18,6 @@ if str(HERE) not in sys.path:
 
 import lab  # noqa: E402  (tests/browser/lab.py, shared with benchmarks/widget_latency.py)
 
-NOTEBOOKS = HERE / "notebooks"
-
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
@@ -23,22 +25,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
-
-
-@pytest.fixture(scope="session")
-def lab_server() -> Iterator[lab.LabServer]:
-    """JupyterLab on a free port serving copies of ``tests/browser/notebooks``; killed at the end."""
-    server = lab.start_lab(sorted(NOTEBOOKS.glob("*.ipynb")))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def lab_url(lab_server: lab.LabServer) -> str:
-    """Base URL of the session's JupyterLab (no token needed)."""
-    return lab_server.url
 
 
 @pytest.fixture(scope="session")
@@ -78,27 +64,3 @@ def page(browser_context: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     yield page
     shoot_if_failed(request, page)
     page.close()
-
-
-def notebook_page_fixtures(name: str, notebook: str, expected: dict[str, int], **run_kwargs: Any) -> tuple[Any, Any]:
-    """Fixtures ``_<name>`` (``notebook`` opened and run once per module) and ``<name>`` (that page per test).
-
-    The per-test fixture saves ``artifacts/FAILED-<test>.png`` when its test fails. Assign both to
-    module-level names in the test module so pytest collects them.
-    """
-    @pytest.fixture(scope="module", name=f"_{name}")
-    def opened(browser_context: Any, lab_url: str) -> Iterator[Any]:
-        page = new_page(browser_context)
-        lab.open_notebook(page, lab_url, notebook)
-        runs = lab.run_until_plotted(page, expected, **run_kwargs)
-        print(f"[{notebook}] all views drawn after {runs} Run All")
-        yield page
-        page.close()
-
-    @pytest.fixture(name=name)
-    def per_test(request: pytest.FixtureRequest) -> Iterator[Any]:
-        page = request.getfixturevalue(f"_{name}")
-        yield page
-        shoot_if_failed(request, page)
-
-    return opened, per_test

@@ -1,4 +1,4 @@
-"""Start JupyterLab and drive it from Debian chromium via Playwright.
+"""Start JupyterLab (or Notebook 7, or Voila) and drive it from Debian chromium via Playwright.
 
 Shared by the browser tests (``tests/browser``) and ``benchmarks/widget_latency.py`` so both
 exercise the same server settings, browser flags and notebook-driving steps.
@@ -146,47 +146,64 @@ def _kill_tree(pid: int) -> None:
     psutil.wait_procs(alive, timeout=5)
 
 
-def _wait_status(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    """Poll ``/api/status`` until the server answers, failing fast if it died."""
+def _wait_status(url: str, proc: subprocess.Popen, log: Path, timeout: float, path: str = "/api/status") -> None:
+    """Poll ``path`` until the server answers, failing fast if it died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as resp:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"JupyterLab at {url} did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
+    raise TimeoutError(f"the server at {url} did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def start_lab(notebooks: Iterable[str | Path] = (), *, timeout: float = 60.0) -> LabServer:
-    """Start JupyterLab on a free port in a temp root holding copies of ``notebooks``.
+def _server_cmd(app: str, root: Path, port: int, notebook: str | None) -> list[str]:
+    """Command line of a JupyterLab / Notebook 7 / Voila server on ``port``, no token, rooted at ``root``."""
+    if app == "voila":
+        if notebook is None:
+            raise ValueError("app='voila' serves one notebook: pass notebook=<file name>.")
+        return [str(Path(_jupyter_bin()).parent / "voila"), str(root / notebook), "--no-browser", f"--port={port}",
+                "--Voila.ip=127.0.0.1", "--token=", "--show_tracebacks=True"]
+    if app not in ("lab", "notebook"):
+        raise ValueError(f"app must be 'lab', 'notebook' or 'voila'; got {app!r}.")
+    cmd = [str(_jupyter_bin()), app, "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+           f"--ServerApp.root_dir={root}", "--ServerApp.terminals_enabled=False"]
+    if app == "lab":
+        cmd.append("--LabApp.news_url=")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers/CI often run as root
+    return cmd
+
+
+def start_lab(notebooks: Iterable[str | Path] = (), *, timeout: float = 60.0, app: str = "lab",
+              notebook: str | None = None) -> LabServer:
+    """Start JupyterLab (``app="lab"``), Notebook 7 (``"notebook"``) or Voila (``"voila"``, serving
+    ``notebook``) on a free port in a temp root holding copies of ``notebooks``.
 
     Why: tests and benchmarks need a real, isolated server (empty token, private config)
     that they can kill completely afterwards.
     """
-    tmp = Path(tempfile.mkdtemp(prefix="marble-lab-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"marble-{app}-"))
     root = tmp / "root"
     root.mkdir()
     for nb in notebooks:
         shutil.copy(nb, root / Path(nb).name)
     port = free_port()
-    log = tmp / "lab.log"
-    cmd = [str(_jupyter_bin()), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-           f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--ServerApp.terminals_enabled=False"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # containers/CI often run as root
+    log = tmp / f"{app}.log"
+    cmd = _server_cmd(app, root, port, notebook)
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, env=_isolated_env(tmp), stdout=fh, stderr=subprocess.STDOUT,
                                 cwd=root, start_new_session=True)
     server = LabServer(url=f"http://127.0.0.1:{port}", root_dir=root, proc=proc, tmp=tmp, log=log)
     atexit.register(server.stop)  # last resort if the caller never reaches its cleanup
     try:
-        _wait_status(server.url, proc, log, timeout)
+        _wait_status(server.url, proc, log, timeout, "/voila/static/voila.js" if app == "voila" else "/api/status")
     except BaseException:
         server.stop()
         raise
@@ -323,10 +340,9 @@ def run_until_plotted(page: Any, expected: dict[str, int], attempts: int = 3,
 
     Why: plain plotly 7 ``go.FigureWidget`` views in JupyterLab sometimes render from the model's
     empty initial state and never recover (anywidget drops every kernel message to a model whose
-    5 MB ESM took > 2 s to load; see ``marble_widgets/widgets/_figure.py``, whose FigureWidget
-    fixes it). The dashboards use that FigureWidget, so they should draw on the first run; the
-    retry stays for plain FigureWidgets and reports every re-run. ``run_timeout``: seconds
-    allowed for one Run All. Returns the number of runs needed (1 = rendered first time); raises
+    5 MB ESM took > 2 s to load). The dashboards draw themselves (anywidget + plotly.js) and
+    should draw on the first run; the retry stays for plain FigureWidgets and reports every re-run.
+    ``run_timeout``: seconds allowed for one Run All. Returns the number of runs needed (1 = rendered first time); raises
     after ``attempts`` runs so a persistent failure is never hidden.
     """
     for attempt in range(1, attempts + 1):

@@ -22,8 +22,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 ROOT = ".mw-fv"
 STATE, EMB = ".mw-fv-state", ".mw-fv-embedding"
-# plotly traces (flow_view.js): 0 cloud, 1 selection; a 3-D state scene adds 2 trail, 3 neighbours,
-# 4 current. In 2-D the point, its neighbours and the trail are SVG marks over the plot.
+# 2-D clouds are WebGL point layers (flow_view_gl.js) under SVG marks for the point, its neighbours and
+# the trail; plotly draws axes, colour bar and selection box. A 3-D state scene is plotly: traces 0 cloud,
+# 1 selection, 2 trail, 3 neighbours, 4 current.
+VIEW_JS = "document.querySelector('#mw-root').__mwFlowView"
 START = 20
 
 
@@ -65,6 +67,19 @@ def fv(page: Any, built: dict[str, Any]) -> Any:
 def _wait_drawn(page: Any, sample: int, what: str = "drawn") -> None:
     page.wait_for_function("([s, w]) => document.querySelector('.mw-fv')?.dataset[w] === String(s)",
                            arg=[int(sample), what], timeout=10_000, polling=20)
+
+
+def _wait_selection(page: Any, expected: Any) -> None:
+    """Wait until the page's model holds selection ``expected`` (int32 indices)."""
+    page.wait_for_function("""v => { const s = window.mwModel.get('_selection');
+        const a = s instanceof DataView ? Array.from(new Int32Array(s.buffer, s.byteOffset, s.byteLength / 4)) : Array.from(s);
+        return JSON.stringify(a) === JSON.stringify(v); }""", arg=[int(i) for i in expected], timeout=5_000, polling=20)
+
+
+def _shown_selection(page: Any) -> dict[str, Any]:
+    """The selection the views hold and how many points each point layer draws highlighted."""
+    return page.evaluate(f"""() => {{ const v = {VIEW_JS};
+        return {{selection: Array.from(v.selection), drawn: Object.fromEntries(Object.entries(v.layers).map(([k, l]) => [k, l.nSel]))}}; }}""")
 
 
 def _wait_model(page: Any, name: str, value: Any) -> None:
@@ -170,13 +185,6 @@ def test_click_in_embedding_jumps_there(fv: Any, built: dict[str, Any]) -> None:
     x, y = lab.data_to_page(fv, EMB, *emb[target])
     others = np.array([lab.data_to_page(fv, EMB, *p) for p in np.delete(emb, target, axis=0)])
     assert np.linalg.norm(others - [x, y], axis=1).min() > 12  # the click cannot pick another point
-    # like a user, hover before clicking: plotly throttles hover (50 ms), and a click inside that
-    # window reuses the last hover result
-    fv.evaluate("""() => { window.__hovered = null; document.querySelector('.mw-fv-embedding')
-        .on('plotly_hover', e => { window.__hovered = e.points[0].pointNumber; }); }""")
-    fv.mouse.move(x + 15, y + 15)
-    fv.mouse.move(x, y, steps=3)
-    fv.wait_for_function("t => window.__hovered === t", arg=target, timeout=5_000)
     fv.mouse.click(x, y)
     _wait_drawn(fv, target)
     _assert_shows(fv, built, target)
@@ -227,27 +235,39 @@ def test_box_selection_in_embedding_sets_selection_and_highlights(fv: Any, built
     fv.mouse.up()
     fv.wait_for_function("n => document.querySelector('.mw-fv').dataset.selected === String(n)",
                          arg=int(expected.size), timeout=10_000)
-    _wait_model(fv, "selection", expected.tolist())
-    np.testing.assert_array_equal(_trace(fv, STATE, 1), built["a"]["x"][expected].astype(float))
-    np.testing.assert_array_equal(_trace(fv, EMB, 1), emb[expected])
+    _wait_selection(fv, expected)
+    assert _shown_selection(fv) == {"selection": expected.tolist(), "drawn": {"state": expected.size, "embedding": expected.size}}
     lab.screenshot(fv, "flow_view_export_selection")
+
+
+def _expected_rgba(built: dict[str, Any], key: str) -> np.ndarray:
+    """RGBA bytes of ``key`` computed here: linear RGB interpolation between the scale's stops (alpha 0.7)."""
+    from matplotlib.colors import to_rgb
+
+    spec = built["meta"]["colors"][key]
+    values = built["a"][f"color:{key}"].astype(float)
+    t = np.clip((values - spec["cmin"]) / (spec["cmax"] - spec["cmin"]), 0, 1)
+    stops = np.array([s[0] for s in spec["colorscale"]], dtype=float)
+    colours = np.array([to_rgb(s[1]) for s in spec["colorscale"]]) * 255
+    rgb = np.column_stack([np.interp(t, stops, colours[:, c]) for c in range(3)])
+    return np.column_stack([np.rint(rgb), np.full(values.size, np.floor(0.7 * 255 + 0.5))])
 
 
 def test_recolour_restyles_both_clouds(fv: Any, built: dict[str, Any]) -> None:
     fv.locator(".mw-fv-color").select_option("position")
     fv.wait_for_function("() => document.querySelector('.mw-fv').dataset.colorBy === 'position'")
-    want = built["a"]["color:position"].astype(float)
-    for sel in (STATE, EMB):
-        got = fv.evaluate("s => Array.from(document.querySelector(s).data[0].marker.color)", sel)
-        np.testing.assert_array_equal(got, want)
+    want = _expected_rgba(built, "position")
+    for name in ("state", "embedding"):
+        got = fv.evaluate(f"n => Array.from({VIEW_JS}.layers[n].colours)", name)
+        np.testing.assert_allclose(np.reshape(got, (-1, 4)), want, atol=1)
     bar = fv.evaluate("() => document.querySelector('.mw-fv-embedding')._fullData[0].marker.colorbar.title.text")
     assert bar == "position"
     _wait_model(fv, "color_by", "position")
     # the model drives it back to categories: codes and the category colour scale
     fv.evaluate("() => window.mwModel.set('color_by', 'condition')")
     fv.wait_for_function("() => document.querySelector('.mw-fv').dataset.colorBy === 'condition'")
-    got = fv.evaluate("() => Array.from(document.querySelector('.mw-fv-state').data[0].marker.color)")
-    np.testing.assert_array_equal(got, built["a"]["color:condition"].astype(float))
+    got = fv.evaluate(f"() => Array.from({VIEW_JS}.layers.state.colours)")
+    np.testing.assert_array_equal(np.reshape(got, (-1, 4)), _expected_rgba(built, "condition"))
     assert fv.locator(".mw-fv-color").input_value() == "condition"
 
 
@@ -273,9 +293,9 @@ def test_model_sets_sample_and_selection(fv: Any, built: dict[str, Any]) -> None
     fv.evaluate("() => window.mwModel.set('sample', 77)")
     _wait_drawn(fv, 77)
     _assert_shows(fv, built, 77)
-    fv.evaluate("() => window.mwModel.set('selection', [4, 9, 60])")
+    fv.evaluate("() => window.mwModel.set('_selection', [60, 4, 9])")
     fv.wait_for_function("() => document.querySelector('.mw-fv').dataset.selected === '3'")
-    np.testing.assert_array_equal(_trace(fv, EMB, 1), built["a"]["embedding"][[4, 9, 60]].astype(float))
+    assert _shown_selection(fv) == {"selection": [4, 9, 60], "drawn": {"state": 3, "embedding": 3}}
     assert not fv.js_errors
 
 
@@ -322,3 +342,157 @@ def test_browser_to_model_sync_is_throttled(fv: Any, built: dict[str, Any]) -> N
     _wait_model(fv, "sample", int(order[p + 8]))
     fv.wait_for_timeout(400)  # nothing else is sent afterwards
     assert fv.evaluate("() => window.__sends") == [order[p + 8]]
+
+
+# --- from MARBLE's results Dataset: frame view, transported vectors, features, behaviour -------------
+@pytest.fixture(scope="module")
+def built_res(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The toy results Dataset (flow field + inspection + feature coords) exported to HTML."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "widgets"))
+    from test_flow_view import results_of
+    from toy_results import inspect
+
+    from marble_widgets.widgets.flow_view import FlowView
+
+    ff = flow_field()
+    view = FlowView(results_of(ff, inspect(ff)), sample=START)
+    path = view.to_html(tmp_path_factory.mktemp("flow_view_res") / "flow.html")
+    return {"url": path.resolve().as_uri(), "a": view.arrays(), "meta": view._meta}
+
+
+LOCAL_JS = """() => { const s = document.querySelector('.mw-fv-localsvg');
+    const num = (e, k) => Number(e.getAttribute(k));
+    return {dots: [...s.querySelectorAll('circle[data-sample]')].map(c => [num(c, 'data-sample'), num(c, 'data-x'), num(c, 'data-y')]),
+            moved: [...s.querySelectorAll('.mw-fv-transported line[data-sample]')].map(l => [num(l, 'data-sample'), num(l, 'data-tx'), num(l, 'data-ty')]),
+            shown: getComputedStyle(s.querySelector('.mw-fv-transported')).display !== 'none'}; }"""
+
+
+def _assert_frame_view(page: Any, built: dict[str, Any], i: int) -> None:
+    """Local view of ``i``: offsets projected on the sample's frame, transported vectors verbatim."""
+    a = built["a"]
+    row = a["neighbors"][i]
+    keep = (row >= 0) & (row != i)
+    nb, cols = row[keep], np.flatnonzero(keep)
+    frame = a["frame"][i].astype(float)  # (dim, 2)
+    got = page.evaluate(LOCAL_JS)
+    assert [d[0] for d in got["dots"]] == nb.tolist()
+    offsets = (a["xf"][nb].astype(float) - a["xf"][i].astype(float)) @ frame
+    np.testing.assert_allclose([d[1:] for d in got["dots"]], offsets, rtol=1e-9, atol=1e-12)
+    t = a["transported"][i, cols].astype(float)
+    finite = np.isfinite(t[:, 0])
+    assert [m[0] for m in got["moved"]] == nb[finite].tolist()
+    np.testing.assert_array_equal([m[1:] for m in got["moved"]], t[finite])
+
+
+def test_results_view_shows_frame_transported_features_and_behaviour(page: Any, built_res: dict[str, Any]) -> None:
+    fv = _open(page, built_res["url"])
+    a, order = built_res["a"], built_res["a"]["order"]
+    _assert_frame_view(fv, built_res, START)
+    pos = int(np.flatnonzero(order == START)[0])
+    fv.locator(ROOT).focus()
+    fv.keyboard.press("ArrowRight")
+    i = int(order[pos + 1])
+    _wait_drawn(fv, i)
+    _assert_frame_view(fv, built_res, i)
+    # features panel: one bar per feature with this sample's float32 value, grouped by order
+    bars = fv.evaluate("""() => [...document.querySelectorAll('.mw-fv-featsvg rect[data-feature]')]
+        .map(r => [r.getAttribute('data-feature'), Number(r.getAttribute('data-order')), Number(r.getAttribute('data-value'))])""")
+    names = built_res["meta"]["features"]["names"]
+    assert [b[0] for b in bars] == names and [b[1] for b in bars] == [0, 0, 1, 1, 1, 1]
+    np.testing.assert_array_equal([b[2] for b in bars], a["features"][i].astype(float))
+    groups = fv.locator(".mw-fv-featgroups span").all_inner_texts()
+    assert groups == ["v (2)", "∂v (4)"]
+    # behaviour panel: condition colours are categories, so it plots the first numeric variable
+    cursor = fv.evaluate("""() => { const c = document.querySelector('.mw-fv-cursor');
+        return [Number(c.dataset.sample), Number(c.dataset.time), Number(c.dataset.value)]; }""")
+    assert cursor == [i, a["time"][i], float(a["color:position"][i])]
+    fv.locator(".mw-fv-behaviour-key").select_option("hand_velocity[1]")
+    _wait_model(fv, "behaviour", "hand_velocity[1]")
+    value = fv.evaluate("() => Number(document.querySelector('.mw-fv-cursor').dataset.value)")
+    assert value == float(a["color:hand_velocity[1]"][i])
+    n_traj = fv.evaluate("() => Number(document.querySelector('.mw-fv-behavsvg polyline').dataset.n)")
+    assert n_traj == 15
+    lab.screenshot(fv, "flow_view_export_results")
+    # the transported vectors toggle, from the page and from the model
+    fv.locator(".mw-fv-transported-toggle").uncheck()
+    _wait_model(fv, "show_transported", False)
+    assert fv.evaluate(LOCAL_JS)["shown"] is False
+    fv.evaluate("() => window.mwModel.set('show_transported', true)")
+    assert fv.evaluate(LOCAL_JS)["shown"] is True
+    assert not fv.js_errors
+
+
+# --- a 10^5-point cloud: click-to-jump and box selection ------------------------------------------
+N_LARGE = 100_000
+
+
+def large_view(n: int) -> Any:
+    """``benchmarks/client_view_latency.large_view``: n synthetic samples, uniform random 2-D embedding."""
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "benchmarks" / "client_view_latency.py"
+    spec = importlib.util.spec_from_file_location("client_view_latency", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.large_view(n)
+
+
+@pytest.fixture(scope="module")
+def built_large(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    view = large_view(N_LARGE)
+    path = view.to_html(tmp_path_factory.mktemp("flow_view_large") / "flow.html")
+    return {"url": path.resolve().as_uri(), "emb": view.arrays()["embedding"].astype(float)}
+
+
+def _pixels(page: Any, sel: str, points: np.ndarray) -> np.ndarray:
+    """Page pixels of data ``points`` on plot ``sel`` (plotly's axis transform, applied here)."""
+    ax = page.evaluate("""s => { const gd = document.querySelector(s), fl = gd._fullLayout;
+        const box = gd.querySelector('.main-svg').getBoundingClientRect();
+        return [box.left + fl.xaxis._offset, fl.xaxis._length, ...fl.xaxis.range,
+                box.top + fl.yaxis._offset, fl.yaxis._length, ...fl.yaxis.range]; }""", sel)
+    x0, w, xa, xb, y0, hgt, ya, yb = ax
+    return np.column_stack([x0 + (points[:, 0] - xa) / (xb - xa) * w, y0 + (yb - points[:, 1]) / (yb - ya) * hgt])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["auto", "webgl"])
+def test_large_cloud_click_jumps_and_box_selects_exact_indices(page: Any, built_large: dict[str, Any],
+                                                                backend: str) -> None:
+    """10^5 points: click-to-jump and box selection, with the point layer chosen for this browser (CPU
+    splats under software GL) and with the WebGL one forced."""
+    from scipy.spatial import cKDTree
+
+    if backend == "webgl":
+        page.add_init_script("globalThis.__mwPointLayer = 'webgl'")
+    page.goto(built_large["url"])
+    page.wait_for_selector(f"{ROOT}[data-ready=true]", timeout=60_000)
+    used = page.evaluate(f"() => Object.values({VIEW_JS}.layers).map(l => l.backend)")
+    assert used == (["webgl", "webgl"] if backend == "webgl" else ["cpu", "cpu"])  # chromium here: SwiftShader
+    emb = built_large["emb"]
+    px = _pixels(page, EMB, emb)
+    dist, _ = cKDTree(px).query(px, k=2)
+    target = int(np.argmax(dist[:, 1]))  # the most isolated point on screen
+    assert dist[target, 1] > 2
+    page.mouse.click(*px[target])
+    _wait_drawn(page, target)
+    assert page.locator(".mw-fv-status").inner_text().startswith(f"sample {target} ·")
+    # box selection: the page selects exactly the points inside the range plotly reports
+    page.evaluate("""() => document.querySelector('.mw-fv-embedding').on('plotly_selected', e => { window.__range = e.range; })""")
+    a, b = np.array([-0.5, 0.5]), np.array([0.2, -0.3])
+    (ax, ay), (bx, by) = _pixels(page, EMB, np.array([a, b]))
+    page.mouse.move(ax, ay)
+    page.mouse.down()
+    page.mouse.move(bx, by, steps=8)
+    page.mouse.up()
+    page.wait_for_function("() => window.__range && document.querySelector('.mw-fv').dataset.selected !== undefined")
+    rng = page.evaluate("() => window.__range")
+    (x0, x1), (y0, y1) = sorted(rng["x"]), sorted(rng["y"])
+    inside = np.flatnonzero((emb[:, 0] >= x0) & (emb[:, 0] <= x1) & (emb[:, 1] >= y0) & (emb[:, 1] <= y1))
+    assert 0.05 * N_LARGE < inside.size < 0.4 * N_LARGE
+    page.wait_for_function("n => document.querySelector('.mw-fv').dataset.selected === String(n)", arg=int(inside.size))
+    _wait_selection(page, inside)
+    shown = _shown_selection(page)
+    assert shown["drawn"] == {"state": inside.size, "embedding": inside.size}
+    np.testing.assert_array_equal(shown["selection"], inside)
+    lab.screenshot(page, f"flow_view_export_1e5_selection_{backend}")
+    assert not page.js_errors

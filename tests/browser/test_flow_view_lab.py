@@ -98,10 +98,12 @@ def test_python_drives_the_view(fv: Any, reference: dict[str, Any]) -> None:
     _wait(fv, "() => document.querySelector('.mw-fv').dataset.drawn === '77'")
     _wait(fv, "() => document.querySelector('.mw-fv').dataset.colorBy === 'position'")
     _wait(fv, "() => document.querySelector('.mw-fv').dataset.selected === '3'")
-    got = fv.evaluate("() => Array.from(document.querySelector('.mw-fv-embedding').data[0].marker.color)")
-    np.testing.assert_array_equal(got, reference["a"]["color:position"].astype(float))
-    sel = lab.plot_data(fv, ".mw-fv-embedding", 1)
-    np.testing.assert_array_equal(np.column_stack([sel["x"], sel["y"]]),
-                                  reference["a"]["embedding"][[4, 9, 60]].astype(float))
+    view = "document.querySelector('.mw-fv').parentElement.__mwFlowView"
+    # the point layers show position's colours and the selection Python set (it crossed as int32 bytes)
+    got = fv.evaluate(f"() => Array.from({view}.layers.embedding.colours)")
+    assert got == fv.evaluate(f"() => Array.from({view}.colours('position'))")
+    assert got != fv.evaluate(f"() => Array.from({view}.colours('condition'))")
+    sel = fv.evaluate(f"() => [Array.from({view}.selection), {view}.layers.embedding.nSel, {view}.layers.state.nSel]")
+    assert sel == [[4, 9, 60], 3, 3]
     assert fv.locator(".mw-fv-color").first.input_value() == "position"
     lab.screenshot(fv, "flow_view_lab_driven", ".mw-fv")

@@ -246,3 +246,26 @@ def test_combine_flow_fields_adds_animal_coord_and_reindexes():
         combine_flow_fields({"a": ff1, "b": flow_field(aligned_rec(), n_components=2)})
     with pytest.raises(MarbleDataError, match="non-empty mapping"):
         combine_flow_fields({})
+
+
+def test_combine_one_labelling_rule_and_xr_concat_of_any_shape():
+    ff1 = flow_field(aligned_rec(seed=0), n_components=3, condition="target")  # two conditions
+    ff2 = flow_field(aligned_rec(seed=1, n_trial=2), n_components=3)          # one condition "toy_maze"
+    ff2 = ff2.assign(extra=("sample", np.ones(ff2.sizes["sample"])))
+    with pytest.warns(UserWarning, match=r"dropped variables not present in every flow field: \['extra'\]"):
+        both = combine_flow_fields({"a": ff1, "b": ff2}, dim="session")
+    n1 = ff1.sizes["sample"]
+    assert list(np.unique(both["condition"].values[:n1])) == ["a/left", "a/right"]
+    assert set(both["condition"].values[n1:]) == {"b"}  # a one-condition field is named by its key
+    np.testing.assert_array_equal(both["base_condition"].values[n1:], ff2["condition"].values)
+    expected = xr.concat([ff1["hand_velocity"], ff2["hand_velocity"]], dim="sample")
+    np.testing.assert_array_equal(both["hand_velocity"].values, expected.values)
+    assert both["hand_velocity"].dims == ("sample", "axis") and list(both["axis"].values) == ["x", "y"]
+    np.testing.assert_array_equal(both["trial"].values, np.r_[ff1["trial"].values, ff2["trial"].values])
+    assert both.attrs["combined"] == "a,b" and both.attrs["source"] == "toy_maze"  # shared attrs are kept
+    # labels that do not change leave no base_condition behind
+    same = combine_flow_fields({"left": ff1.where(ff1.condition == "left", drop=True),
+                                "right": ff1.where(ff1.condition == "right", drop=True)})
+    assert "base_condition" not in same.coords and set(same["condition"].values) == {"left", "right"}
+    with pytest.raises(MarbleDataError, match="dim='condition' clashes"):
+        combine_flow_fields({"a": ff1}, dim="condition")

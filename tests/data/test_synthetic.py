@@ -6,21 +6,14 @@ import pytest
 import xarray as xr
 from scipy.integrate import solve_ivp
 from scipy.spatial.distance import pdist
+from scipy.stats import kstest, special_ortho_group
 
+from marble_widgets.data.containers import combine_flow_fields
 from marble_widgets.data.errors import MarbleDataError
+from marble_widgets.datasets import concat_fields
 from marble_widgets.data.synthetic import (
-    circle_field,
-    constant_field,
-    lattice,
-    linear_field,
-    paraboloid_field,
-    planar_fields,
-    rotated_copies,
-    rotation_field,
-    saddle_field,
-    sphere_field,
-    van_der_pol,
-    vortex_field,
+    circle_field, constant_field, lattice, linear_field, paraboloid_field, planar_fields, random_rotation,
+    rotated_copies, rotation_field, saddle_field, sphere_field, van_der_pol, vortex_field,
 )
 
 MUS = [-1.0, -0.3, 0.0, 0.4, 1.0]
@@ -229,3 +222,24 @@ def test_rotated_copies_preserve_geometry(vdp_lifted):
             assert all(c.endswith(f"|rot{k}") for c in part["condition"].values)
     again = rotated_copies(small, n_copies=2, seed=11, include_original=False)
     np.testing.assert_array_equal(again["x"].values, out["x"].values[60:])
+
+
+def test_random_rotation_is_scipys_special_ortho_group_draw():
+    for d in (1, 2, 3, 6):
+        q = random_rotation(d, np.random.default_rng(4))
+        scipy_draw = special_ortho_group.rvs(d, random_state=np.random.default_rng(4))
+        np.testing.assert_array_equal(q, np.reshape(scipy_draw, (d, d)))
+        np.testing.assert_allclose(q @ q.T, np.eye(d), atol=1e-12)
+        assert np.linalg.det(q) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)  # Haar on SO(2): the rotation angle is uniform on (-pi, pi]
+    angles = [np.arctan2(r[1, 0], r[0, 0]) for r in (random_rotation(2, rng) for _ in range(2000))]
+    assert kstest(angles, "uniform", args=(-np.pi, 2 * np.pi)).pvalue > 0.01
+    with pytest.raises(MarbleDataError, match="d must be a positive integer"):
+        random_rotation(0, rng)
+
+
+def test_concat_fields_is_combine_flow_fields():
+    assert concat_fields is combine_flow_fields
+    flat = planar_fields(["rotation", "saddle"], n=20, seed=0)
+    np.testing.assert_array_equal(flat["field"].values, np.repeat(["rotation", "saddle"], 20))
+    assert "base_condition" not in flat.coords and flat.attrs["source"] == "rotation+saddle"

@@ -1,19 +1,21 @@
-"""Tests of the derivative feature stack and the diffusion feature basis (docs/spec.md §7.3-7.4, §15.1)."""
+"""Tests of the derivative feature stack and diffused features (docs/spec.md §7.3-7.4, §15.1)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.linalg
+import torch
 
 from marble_widgets.engine.features import (
     check_feature_size,
     derivative_features,
-    diffusion_feature_basis,
+    feature_coords,
     feature_count,
     feature_names,
 )
 from marble_widgets.engine.geometry import build_geometry
-from marble_widgets.engine.laplacian import heat_coefficients
+from marble_widgets.engine.layers import Diffusion
+from marble_widgets.engine.network import DiffusedFeatures, build_feature_source
 
 
 def lattice(h=0.1):
@@ -33,6 +35,17 @@ def test_names_and_counts():
     assert feature_names(1, 1, 1, include_self=False) == ["d1 v1"]
     with pytest.raises(ValueError, match="signal_names has 1"):
         feature_names(2, 2, 1, signal_names=["a"])
+
+
+def test_feature_coords_follow_the_layout():
+    c = feature_coords(2, 2, 2)
+    np.testing.assert_array_equal(c["order"], [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2])
+    np.testing.assert_array_equal(c["component"], [0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1])
+    assert list(c["direction"][:10]) == ["", "", "d1", "d2", "d1", "d2", "d1 d1", "d2 d1", "d1 d2", "d2 d2"]
+    names = feature_names(2, 2, 2)  # the name is "<direction> v<component + 1>"
+    assert names == [f"{d} v{a + 1}".strip() for d, a in zip(c["direction"], c["component"])]
+    c1 = feature_coords(3, 1, 1, include_self=False)
+    assert list(c1["order"]) == [1, 1, 1] and list(c1["component"]) == [0, 1, 2]
 
 
 def test_lattice_linear_scalar_field():
@@ -93,34 +106,49 @@ def _rw_expm(geo, t):
 
 
 @pytest.mark.parametrize("t", [0.0, 0.7, 4.0])
-def test_diffusion_basis_global(rng, t):
+def test_diffused_features_global_are_the_features_of_the_heat_diffused_signal(rng, t):
     x = rng.uniform(size=(150, 2))
     v = rng.normal(size=(150, 2))
     geo = build_geometry(x, v, k=8)
-    basis = diffusion_feature_basis(geo, order=2, deg=30)
-    assert basis.shape == (150, 31, 14)
-    got = np.einsum("nke,k->ne", basis, heat_coefficients(t, 30))
+    source = build_feature_source(geo, order=2, diffusion=True, deg=30)
+    assert isinstance(source, DiffusedFeatures)
+    got = source.full(Diffusion(deg=30, t0=t)).detach().numpy()
     expect = derivative_features(geo, signal=_rw_expm(geo, t) @ v, order=2)
-    np.testing.assert_allclose(got, expect, atol=1e-8)
+    assert got.shape == (150, 14)
+    np.testing.assert_allclose(got, expect, atol=2e-5 * np.abs(expect).max())
 
 
-def test_diffusion_basis_local(rng):
+def test_diffused_features_local_use_the_vector_heat_method(rng):
     x = rng.normal(size=(200, 3))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     v = np.cross(x, [0.0, 0.0, 1.0])
     geo = build_geometry(x, v, k=10, local_gauges=True)
     d = geo.n_directions
     t = 1.5
-    basis = diffusion_feature_basis(geo, order=1, deg=30)
-    got = np.einsum("nke,k->ne", basis, heat_coefficients(t, 30))
-    # reference: dense exp(-t L_c,rw) on the frame coordinates, lifted back to R^3
+    source = build_feature_source(geo, order=1, diffusion=True, deg=30)
+    got = source.full(Diffusion(deg=30, t0=t)).detach().numpy()
+    # reference: dense connection heat on the frame coordinates, scalar heat on their norms
     lap = geo.laplacian.toarray()
     s = np.repeat(np.sqrt(geo.degree), d)
     heat = (1 / s)[:, None] * scipy.linalg.expm(-t * lap) * s[None, :]
-    u = np.einsum("nk,nkd->nd", v, geo.frames).ravel()
-    ut = (heat @ u).reshape(-1, d)
+    u = np.einsum("nk,nkd->nd", v, geo.frames)
+    ut = (heat @ u.ravel()).reshape(-1, d)
+    a = _rw_expm(geo, t) @ np.linalg.norm(u, axis=1)
+    ut = ut / np.linalg.norm(ut, axis=1, keepdims=True) * a[:, None]
     expect = derivative_features(geo, signal=np.einsum("nkd,nd->nk", geo.frames, ut), order=1)
-    np.testing.assert_allclose(got, expect, atol=1e-8)
+    np.testing.assert_allclose(got, expect, atol=2e-5 * np.abs(expect).max())
+
+
+def test_derivative_gradient_is_the_transposed_operator(rng):
+    x = rng.uniform(size=(80, 2))
+    geo = build_geometry(x, rng.normal(size=(80, 2)), k=6)
+    source = build_feature_source(geo, order=1, include_self=False, diffusion=True)
+    u = torch.tensor(rng.normal(size=(80, 2)), dtype=torch.float32, requires_grad=True)
+    w = torch.as_tensor(rng.normal(size=(80, 4)), dtype=torch.float32)
+    (source.operator(u) * w).sum().backward()
+    k = [m.toarray() for m in geo.kernels]  # output column 2a + c is K^c u_a
+    expect = np.stack([sum(k[c].T @ w.numpy()[:, 2 * a + c] for c in range(2)) for a in range(2)], axis=1)
+    np.testing.assert_allclose(u.grad.numpy(), expect, rtol=1e-5, atol=1e-5)
 
 
 def test_size_guard():

@@ -1,4 +1,4 @@
-"""Layers: differentiable heat coefficients, diffusion, inner products, directional derivatives."""
+"""Layers: differentiable heat coefficients, diffusion, inner products."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,16 +8,9 @@ import torch
 from scipy.linalg import expm
 from scipy.special import ive
 
-from marble_widgets.engine.features import derivative_features
 from marble_widgets.engine.geometry import build_geometry
 from marble_widgets.engine.laplacian import chebyshev_heat_basis, heat_coefficients
-from marble_widgets.engine.layers import (
-    Diffusion,
-    DirectionalDerivative,
-    InnerProductFeatures,
-    heat_coefficients_torch,
-    kernel_edge_weights,
-)
+from marble_widgets.engine.layers import Diffusion, InnerProductFeatures, heat_coefficients_torch
 
 
 def _coeffs(t: float, deg: int = 20, requires_grad: bool = False) -> torch.Tensor:
@@ -30,7 +23,6 @@ def test_heat_coefficients_match_scipy_bessel(t):
     k = np.arange(21)
     expected = np.where(k == 0, 1.0, 2.0) * (-1.0) ** k * ive(k, t)
     np.testing.assert_allclose(_coeffs(t)[1].numpy(), expected, rtol=1e-10, atol=1e-15)
-    np.testing.assert_allclose(_coeffs(t)[1].numpy(), heat_coefficients(t, 20), rtol=1e-10, atol=1e-15)
 
 
 @pytest.mark.parametrize("t", [0.01, 0.7, 5.0])
@@ -83,33 +75,3 @@ def test_inner_products_hand_computed_and_scalar_signal():
     assert layer.O.grad is not None and torch.isfinite(layer.O.grad).all()
     scalar = InnerProductFeatures(n_channels=3, n_signal=1)
     np.testing.assert_allclose(scalar(torch.tensor([[-2.0, 0.5, 3.0]])).numpy(), [[2.0, 0.5, 3.0]])
-
-
-def _stack(g, signal, order, local):
-    weight = kernel_edge_weights(g.kernels, g.edge_index, g.n_nodes, g.connections)
-    layer = DirectionalDerivative()
-    conn = torch.as_tensor(g.connections) if local else None
-    f = torch.as_tensor(signal)
-    blocks = [f]
-    for _ in range(order):
-        f = layer(f, torch.as_tensor(g.edge_index), torch.as_tensor(weight), conn)
-        blocks.append(f)
-    return torch.cat(blocks, dim=1).numpy()
-
-
-def test_message_passing_equals_sparse_kernels_global(small_geometry):
-    g = small_geometry
-    np.testing.assert_allclose(_stack(g, g.signal, 2, False), derivative_features(g, None, 2), atol=1e-12)
-    ones = _stack(g, np.ones((g.n_nodes, 1)), 1, False)[:, 1:]
-    assert np.abs(ones).max() < 1e-12  # kernels annihilate constants
-
-
-def test_message_passing_equals_block_kernels_local():
-    rng = np.random.default_rng(2)
-    uv = rng.uniform(-1, 1, (150, 2))
-    x = np.c_[uv, 0.3 * (uv**2).sum(1)]
-    v = np.c_[-uv[:, 1], uv[:, 0], 0.6 * (uv * np.c_[-uv[:, 1], uv[:, 0]]).sum(1)]
-    g = build_geometry(x, v, k=10, local_gauges=True)
-    assert g.local_gauges and g.n_directions == 2
-    u = np.einsum("nad,na->nd", g.frames, g.signal)
-    np.testing.assert_allclose(_stack(g, u, 2, True), derivative_features(g, None, 2), atol=1e-10)

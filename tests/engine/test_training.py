@@ -10,14 +10,14 @@ import torch
 
 from marble_widgets.engine.geometry import build_geometry
 from marble_widgets.engine.network import (
-    BasisFeatures,
-    GraphFeatures,
+    DiffusedFeatures,
     MarbleNetwork,
     NetworkSpec,
     StaticFeatures,
     build_feature_source,
 )
 from marble_widgets.engine.training import (
+    EPOCH_KEYS,
     neighbour_lists,
     sample_negatives,
     sample_positives,
@@ -57,28 +57,45 @@ def test_positives_are_neighbours_never_self(geometry):
     assert set(np.unique(neg)) == set(range(7))
 
 
-def test_basis_and_graph_sources_agree_in_value_and_gradient(geometry):
-    basis = build_feature_source(geometry, order=2, include_self=True, diffusion=True)
-    graph = build_feature_source(geometry, order=2, include_self=True, diffusion=True, max_basis_bytes=0)
-    assert isinstance(basis, BasisFeatures) and isinstance(graph, GraphFeatures)
+def test_diffused_source_at_time_zero_is_the_static_source(geometry):
+    diffused = build_feature_source(geometry, order=2, include_self=True, diffusion=True)
+    static = build_feature_source(geometry, order=2, include_self=True, diffusion=False)
+    assert isinstance(diffused, DiffusedFeatures) and isinstance(static, StaticFeatures)
     net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=2))
+    net.diffusion.clamp_()  # t -> 1e-8: diffusion is the identity
+    idx = torch.arange(0, 200, 7)
+    np.testing.assert_allclose(diffused.rows(idx, net.diffusion).detach(), static.rows(idx, None), atol=1e-5)
     with torch.no_grad():
         net.diffusion.t.fill_(0.4)
-    idx = torch.arange(0, 200, 7)
-    grads = []
-    for src in (basis, graph):
-        net.zero_grad()
-        rows = src.rows(idx, net.diffusion)
-        (rows**2).sum().backward()
-        grads.append(float(net.diffusion.t.grad))
-        grads.append(rows.detach().numpy())
-    np.testing.assert_allclose(grads[1], grads[3], rtol=1e-4, atol=1e-5)
-    assert grads[0] == pytest.approx(grads[2], rel=1e-3)
-    static = build_feature_source(geometry, order=2, include_self=True, diffusion=False)
-    assert isinstance(static, StaticFeatures)
-    net.diffusion.t.data.fill_(0.0)
-    net.diffusion.clamp_()  # t -> 1e-8: diffusion is the identity
-    np.testing.assert_allclose(basis.rows(idx, net.diffusion).detach(), static.rows(idx, None), atol=1e-5)
+    assert np.abs(diffused.rows(idx, net.diffusion).detach().numpy() - static.rows(idx, None).numpy()).max() > 1e-2
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_every_source_is_read_once_per_epoch_at_one_time(local):
+    """One training path: global and local gauges alike, the features are evaluated once for the
+    training pass and once for validation per epoch, so t is constant within an epoch."""
+    rng = np.random.default_rng(0)
+    if local:
+        uv = rng.uniform(-1, 1, (150, 2))
+        x = np.c_[uv, 0.3 * (uv**2).sum(1)]
+        v = np.c_[-uv[:, 1], uv[:, 0], 0.6 * (uv * np.c_[-uv[:, 1], uv[:, 0]]).sum(1)]
+    else:
+        x = rng.uniform(-1, 1, (150, 2))
+        v = np.c_[-x[:, 1], x[:, 0]]
+    g = build_geometry(x, v, k=10, local_gauges=local)
+    source = build_feature_source(g, order=1, diffusion=True)
+    net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1))
+    with torch.no_grad():
+        net.diffusion.t.fill_(0.3)  # away from the clamp at 0, so every step moves it
+    times, full = [], source.full
+    source.full = lambda d: times.append(d.time) or full(d)
+    result = train_network(net, source, g.edge_index, g.n_nodes, epochs=3, batch_size=16, seed=0, verbose=False)
+    assert len(times) == 2 * 3  # one training pass + one validation pass per epoch
+    # t steps once, between an epoch's training pass and its validation: validation and the next
+    # epoch's training read the time recorded for the epoch
+    np.testing.assert_allclose(times[1::2], result.history["diffusion_time"], rtol=1e-7)
+    np.testing.assert_allclose(times[2::2], result.history["diffusion_time"][:2], rtol=1e-7)
+    assert len(set(times)) == 4  # t0, then one new time per epoch
 
 
 def test_vector_heat_keeps_a_parallel_field_on_a_plane():
@@ -89,7 +106,7 @@ def test_vector_heat_keeps_a_parallel_field_on_a_plane():
     v = np.tile(np.array([0.3, -0.5, 0.0]) @ q.T, (150, 1))
     g = build_geometry(x, v, k=10, local_gauges=True)
     src = build_feature_source(g, order=1, include_self=True, diffusion=True)
-    assert isinstance(src, GraphFeatures) and src.norm_basis is not None
+    assert isinstance(src, DiffusedFeatures) and src.norm_basis is not None
     net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1))
     net.diffusion.t.data.fill_(2.0)
     u0 = src.signal(None).numpy()
@@ -107,7 +124,7 @@ def test_callback_infos_and_stop(geometry):
     infos = []
     _, result = _train(geometry, epochs=4, callback=infos.append)
     assert [i["epoch"] for i in infos] == [0, 1, 2, 3]
-    assert set(infos[0]) == {"epoch", "n_epochs", "train_loss", "val_loss", "lr", "diffusion_time", "elapsed"}
+    assert tuple(infos[0]) == EPOCH_KEYS == ("epoch", "n_epochs", "train_loss", "val_loss", "lr", "diffusion_time", "elapsed")
     assert all(i["n_epochs"] == 4 for i in infos)
     assert result.best_epoch == int(np.argmin(result.history["val_loss"]))
     seen = []
@@ -122,8 +139,8 @@ def test_early_stopping_with_patience(geometry):
     assert not net.training  # left in eval mode with the best state
 
 
-def test_graph_source_is_evaluated_once_per_epoch_and_its_time_gradient_is_the_summed_one(geometry):
-    graph = build_feature_source(geometry, order=1, include_self=True, diffusion=True, max_basis_bytes=0)
+def test_diffused_source_is_evaluated_once_per_epoch_and_its_time_gradient_is_the_summed_one(geometry):
+    graph = build_feature_source(geometry, order=1, include_self=True, diffusion=True)
     net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1))
     with torch.no_grad():
         net.diffusion.t.fill_(0.3)
@@ -145,7 +162,7 @@ def test_graph_source_is_evaluated_once_per_epoch_and_its_time_gradient_is_the_s
 
 
 def test_training_with_an_epoch_cached_source_learns_the_diffusion_time(geometry):
-    graph = build_feature_source(geometry, order=1, include_self=True, diffusion=True, max_basis_bytes=0)
+    graph = build_feature_source(geometry, order=1, include_self=True, diffusion=True)
     net = MarbleNetwork(NetworkSpec(n_signal=2, n_directions=2, order=1))
     t0 = net.diffusion_time
     result = train_network(net, graph, geometry.edge_index, geometry.n_nodes, epochs=4, seed=0, verbose=False)
@@ -199,14 +216,15 @@ def test_average_selection_is_the_mean_of_late_states_with_population_batchnorm(
                            callback=lambda info: states.append(copy.deepcopy(net.state_dict())))
     assert result.best_epoch == 5 and not net.training
     late = states[3:]  # floor(0.5 * 6) = 3: epochs 3, 4, 5
-    for name in ("mlp.0.weight", "mlp.0.bias", "mlp.1.weight", "mlp.3.weight"):
+    for name in ("mlp.lins.0.weight", "mlp.lins.0.bias", "mlp.norms.0.module.weight", "mlp.lins.1.weight"):
         expected = torch.stack([s[name] for s in late]).double().mean(0).float()
         torch.testing.assert_close(net.state_dict()[name], expected, rtol=1e-6, atol=1e-7)
     # BatchNorm statistics: exact mean / unbiased variance of the averaged first layer on the training nodes
     train = torch.as_tensor(result.split["train"])
-    hidden = net.mlp[0](source.rows(train, None)).detach()
-    torch.testing.assert_close(net.mlp[1].running_mean, hidden.mean(0), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(net.mlp[1].running_var, hidden.var(0, unbiased=True), rtol=1e-5, atol=1e-6)
+    hidden = net.mlp.lins[0](source.rows(train, None)).detach()
+    norm = net.mlp.norms[0].module
+    torch.testing.assert_close(norm.running_mean, hidden.mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(norm.running_var, hidden.var(0, unbiased=True), rtol=1e-5, atol=1e-6)
 
 
 def test_last_selection_keeps_the_final_state(geometry):

@@ -65,3 +65,15 @@ def test_errors(emb):
         embedding_scatter(emb.isel(latent=[0, 1]), dims=3)
     with pytest.raises(ValueError, match="dims"):
         embedding_scatter(xr.DataArray(np.zeros((3, 2)), dims=("a", "b")))
+
+
+def test_results_dataset_colours_by_a_column_of_a_2d_variable(ff):
+    import toy_results
+
+    res = toy_results.results(ff)
+    fig = embedding_scatter(res, color="hand_velocity[1]")
+    np.testing.assert_allclose(np.asarray(fig.data[0].x), res["embedding"].values[:, 0])
+    np.testing.assert_allclose(np.asarray(fig.data[0].marker.color), ff["hand_velocity"].values[:, 1])
+    assert fig.data[0].marker.colorbar.title.text == "hand_velocity[1]"
+    with pytest.raises(ValueError, match=r"lacks variable\(s\) \['embedding'\]"):
+        embedding_scatter(ff, color="position")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import toy_results
 
 from marble_widgets.plotting import derivative_features, local_flow, neighbourhood
-from marble_widgets.plotting.local_geometry import feature_order
 from marble_widgets.plotting.theme import palette_color
 
 
@@ -63,5 +63,8 @@ def test_derivative_features_bars(ins):
     assert bar.marker.color[0] == palette_color(0) and bar.marker.color[2] == palette_color(1)
 
 
-def test_feature_order():
-    assert [feature_order(n) for n in ("v1", "d1 v1", "d2 d1 v3")] == [0, 1, 2]
+def test_results_dataset_carries_its_own_positions(ff):
+    res = toy_results.results(ff)
+    fig = neighbourhood(res, 4)  # no separate flow field: x and v come from the results Dataset
+    np.testing.assert_allclose(_pts(fig.data[3]), ff["x"].values[[4]])
+    np.testing.assert_allclose(_pts(fig.data[1]), ff["x"].values[res["neighbors"].values[4]])

@@ -55,8 +55,26 @@ def embedding(ff: xr.Dataset, out_dim: int = 3, seed: int = 1) -> xr.DataArray:
                         name="embedding")
 
 
+def with_feature_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Add the results schema's ``feature_order``/``_component``/``_direction`` coords, from the names.
+
+    Names follow the engine's layout ("pos PC1", "v2", "d1 v2", "d2 d1 v2"); until ``MARBLE.results``
+    lands, test fixtures get the coordinates from here (the package itself never parses names).
+    """
+    order, component, direction = [], [], []
+    for name in map(str, ds["feature"].values):
+        toks = name.split()
+        if toks[0] == "pos":
+            order.append(-1), component.append(order.count(-1) - 1), direction.append("")
+        else:
+            order.append(len(toks) - 1), component.append(int(toks[-1][1:]) - 1), direction.append(" ".join(toks[:-1]))
+    return ds.assign_coords(feature_order=("feature", np.array(order)),
+                            feature_component=("feature", np.array(component)),
+                            feature_direction=("feature", np.array(direction, dtype=str)))
+
+
 def inspect(ff: xr.Dataset, k: int = 5, n_tangent: int = 2, seed: int = 2) -> xr.Dataset:
-    """A fake MARBLE.inspect result: kNN neighbours (-1 padded for sample 0), random frames."""
+    """A fake results Dataset without the flow field: kNN neighbours (-1 padded for sample 0), random frames."""
     x, v = ff["x"].values, ff["v"].values
     n, d = x.shape
     d2 = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
@@ -69,14 +87,19 @@ def inspect(ff: xr.Dataset, k: int = 5, n_tangent: int = 2, seed: int = 2) -> xr
     names = [f"v{i + 1}" for i in range(n_tangent)] + [f"d{j + 1} v{i + 1}" for i in range(n_tangent)
                                                        for j in range(n_tangent)]
     features = rng.standard_normal((n, len(names)))
-    return xr.Dataset(
+    return with_feature_coords(xr.Dataset(
         {"neighbors": (("sample", "neighbor"), neighbors), "frame": (("sample", "dim", "tangent"), frame),
          "transported": (("sample", "neighbor", "tangent"), transported),
          "features": (("sample", "feature"), features),
          "embedding": (("sample", "latent"), embedding(ff).values)},
         coords={"sample": np.arange(n), "feature": names},
         attrs={"manifold_dim": n_tangent, "order": 1, "local_gauges": 1},
-    )
+    ))
+
+
+def results(ff: xr.Dataset, **kw) -> xr.Dataset:
+    """A fake ``MARBLE.results(ff)``: the flow field with the :func:`inspect` variables added on sample."""
+    return xr.merge([ff, inspect(ff, **kw)], combine_attrs="override")
 
 
 def history(n_epochs: int = 12) -> xr.Dataset:

@@ -9,13 +9,30 @@ import zlib
 import ipywidgets as widgets
 import numpy as np
 import pytest
+import xarray as xr
 
-from marble_widgets.widgets.flow_view import PLOTLY_JS, FlowView, pack, plotly_library, unpack
+from marble_widgets.widgets.flow_view import PLOTLY_JS, FlowView, esm_text, pack, plotly_library, unpack
 
 
 @pytest.fixture(scope="module")
 def view(ff, emb):
     return FlowView(ff, emb)
+
+
+def results_of(ff: xr.Dataset, ins: xr.Dataset) -> xr.Dataset:
+    """The results Dataset (MARBLE.results schema): the flow field, the inspection and the feature coords."""
+    toks = [str(n).split() for n in ins["feature"].values]
+    order = [-1 if t[0] == "pos" else len(t) - 1 for t in toks]
+    component = [int(t[-1].lstrip("vPC")) - 1 for t in toks]
+    direction = [" ".join(t[:-1]) if o > 0 else "" for t, o in zip(toks, order)]
+    ins = ins.assign_coords(feature_order=("feature", order), feature_component=("feature", component),
+                            feature_direction=("feature", direction))
+    return xr.merge([ff, ins])
+
+
+@pytest.fixture(scope="module")
+def res(ff, ins):
+    return results_of(ff, ins)
 
 
 def _knn(x: np.ndarray, k: int) -> np.ndarray:
@@ -36,11 +53,20 @@ def test_pack_round_trips_exactly(dtype, compress):
     a = (np.random.default_rng(0).standard_normal((7, 3)) * 50).astype(dtype)
     entry = pack(a, dtype, compress=compress)
     assert isinstance(entry["buffer"], bytes) and entry["shape"] == [7, 3]
-    assert len(entry["buffer"]) == a.nbytes or compress
+    assert len(entry["buffer"]) == a.nbytes or entry.get("compression") == "deflate"
     out = unpack(entry)
     assert out.dtype == np.dtype(dtype) and np.array_equal(out, a)
     b64 = {**entry, "buffer": base64.b64encode(entry["buffer"]).decode()}
     assert np.array_equal(unpack(b64), a)
+
+
+def test_pack_leaves_incompressible_bytes_alone():
+    noise = np.random.default_rng(1).standard_normal(4096).astype(np.float32)
+    entry = pack(noise, "float32", compress=True)
+    assert "compression" not in entry and entry["buffer"] == noise.tobytes()
+    smooth = pack(np.zeros(4096), "float32", compress=True)
+    assert smooth["compression"] == "deflate" and len(smooth["buffer"]) < 200
+    np.testing.assert_array_equal(unpack(smooth), np.zeros(4096, np.float32))
 
 
 def test_pack_rejects_unknown_dtype():
@@ -107,6 +133,15 @@ def test_setting_traits_validates(view):
     view.color_by = ""
     view.selection = [5, 3, 3]
     assert view.selection == [3, 5]
+    assert view._selection == np.array([3, 5], "<i4").tobytes()  # what travels: int32 bytes
+    np.testing.assert_array_equal(view.selected, [3, 5])
+    view._selection = np.array([40, 7], "<i4").tobytes()  # as the page sends it
+    assert view.selection == [7, 40]
+    view.selected = np.arange(3)
+    assert view.selection == [0, 1, 2]
+    with pytest.raises(ValueError, match="multiple of 4 bytes"):
+        view._selection = b"\x01\x02\x03"
+    view.selection = []
     with pytest.raises(ValueError, match=r"selection holds indices outside \[0, 90\)"):
         view.selection = [1, 90]
     with pytest.raises(ValueError, match=r"fps=0.0 must be in \(0, 240\]"):
@@ -143,15 +178,80 @@ def test_to_html_is_self_contained_and_holds_everything(view, ff, emb, tmp_path)
     assert not re.search(r"<script[^>]*\bsrc=", text, re.I)  # nothing loaded from anywhere
     assert not re.search(r"""(import|from)\s*\(?\s*["']https?:""", text)
     payload = _payload(text)
-    assert payload["esm"] == (view._esm if isinstance(view._esm, str) else view._esm.read_text())
+    assert payload["esm"] == esm_text() == view._esm
     state = payload["state"]
     assert (state["sample"], state["color_by"], state["playing"]) == (33, "time", False)
     assert state["_meta"]["title"] == "Toy <flow>"
     assert zlib.decompress(base64.b64decode(state["_plotly"]["source"])) == PLOTLY_JS.read_bytes()
     arrays = {k: unpack(e) for k, e in state["_arrays"].items()}
-    assert all(e["compression"] == "deflate" for e in state["_arrays"].values())
+    # compressed where that saves >= 10 % (here every array but the noisy float ones may shrink)
+    for name, e in state["_arrays"].items():
+        raw = view.arrays()[name].astype(np.dtype(e["dtype"])).nbytes
+        assert (e.get("compression") == "deflate") == (len(base64.b64decode(e["buffer"])) < raw), name
     assert arrays.keys() == view.arrays().keys()
     for name, value in view.arrays().items():
         np.testing.assert_array_equal(arrays[name], value, err_msg=name)
     # compressed: smaller than plotly.min.js alone
     assert path.stat().st_size < PLOTLY_JS.stat().st_size
+
+
+# --- from MARBLE's results Dataset ---------------------------------------------------------------
+def test_results_dataset_buffers_equal_its_values(res):
+    view = FlowView(res)
+    got = view.arrays()
+    np.testing.assert_array_equal(got["neighbors"], res["neighbors"].values)  # MARBLE's own graph, -1 kept
+    np.testing.assert_array_equal(got["embedding"], res["embedding"].values[:, :2].astype(np.float32))
+    np.testing.assert_array_equal(got["features"], res["features"].values.astype(np.float32))
+    np.testing.assert_array_equal(got["transported"], res["transported"].values[:, :, :2].astype(np.float32))
+    assert np.isnan(got["transported"][0, -2:]).all()  # where neighbors == -1
+    np.testing.assert_array_equal(got["frame"], res["frame"].values[:, :, :2].astype(np.float32))
+    np.testing.assert_array_equal(got["xf"], res["x"].values.astype(np.float32))
+    np.testing.assert_array_equal(got["vf"], res["v"].values.astype(np.float32))
+    feats = view._meta["features"]
+    assert feats["names"] == ["v1", "v2", "d1 v1", "d2 v1", "d1 v2", "d2 v2"]
+    assert feats["order"] == [0, 0, 1, 1, 1, 1] and feats["component"] == [0, 1, 0, 0, 1, 1]
+    assert feats["direction"] == ["", "", "d1", "d2", "d1", "d2"]
+    assert feats["scale"] == pytest.approx(np.percentile(np.abs(res["features"].values), 99.5))
+    assert view._meta["tangent_dims"] == 2
+    # results variables are read by the views, not offered as colours; behaviour keys are the numeric ones
+    assert view.color_keys == ["condition", "trial", "time", "position", "hand_velocity[0]", "hand_velocity[1]"]
+    assert view.behaviour_keys == ["position", "hand_velocity[0]", "hand_velocity[1]"]
+    np.testing.assert_array_equal(got["color:hand_velocity[1]"], res["hand_velocity"].values[:, 1].astype(np.float32))
+    assert FlowView.from_results(res).arrays().keys() == got.keys()
+    lean = FlowView(res, features=False)  # the largest buffer left out on request
+    assert "features" not in lean.arrays() and "features" not in lean._meta and "transported" in lean.arrays()
+
+
+def test_results_one_tangent_dim_gets_a_zero_column(res):
+    one = res.isel(tangent=[0])
+    got = FlowView(one).arrays()
+    np.testing.assert_array_equal(got["transported"][..., 0], one["transported"].values[..., 0].astype(np.float32))
+    np.testing.assert_array_equal(got["transported"][..., 1][res["neighbors"].values >= 0], 0)
+    np.testing.assert_array_equal(got["frame"][..., 1], 0)
+
+
+def test_results_validation_names_the_problem(res, ff):
+    with pytest.raises(ValueError, match="neighbors= cannot be combined with a results Dataset"):
+        FlowView(res, neighbors=res["neighbors"].values)
+    coords = ["feature_order", "feature_component", "feature_direction"]
+    with pytest.raises(ValueError, match=r"lacks the feature coords \['feature_order', 'feature_component', "
+                                         r"'feature_direction'\]"):
+        FlowView(res.drop_vars(coords))
+    # the earlier spelling (order/component/direction) is read too
+    legacy = FlowView(res.rename({c: c.removeprefix("feature_") for c in coords}))
+    assert legacy._meta["features"] == FlowView(res)._meta["features"]
+    with pytest.raises(ValueError, match="results"):
+        FlowView.from_results(ff)
+    with pytest.raises(TypeError, match="results must be an xarray.Dataset"):
+        FlowView.from_results(res["x"])
+    view = FlowView(res)
+    view.behaviour = "hand_velocity[0]"
+    with pytest.raises(ValueError, match=r"behaviour='condition' is not a numeric per-sample variable.*'position'"):
+        view.behaviour = "condition"
+
+
+def test_named_colour_scales_travel_as_explicit_stops(view):
+    import plotly.colors
+
+    stops = view._meta["colors"]["position"]["colorscale"]
+    assert stops == [[float(t), c] for t, c in plotly.colors.get_colorscale("Viridis")]

@@ -2,8 +2,10 @@
 // interaction in the page from typed arrays it received once. No build step: a plain ES module,
 // used by anywidget in notebooks and by the standalone HTML export (flow_view_export.js).
 //
-// model traits: sample, playing, color_by, selection (two-way), fps, sync_ms, _meta (JSON),
-// _arrays ({name: {dtype, shape, buffer[, compression]}}), _plotly (library widget or {version, source}).
+// model traits: sample, playing, color_by, behaviour, show_transported, _selection (int32 bytes, or a
+// list in the HTML export; two-way), fps, sync_ms, _meta (JSON), _arrays ({name: {dtype, shape,
+// buffer[, compression]}}), _plotly (library widget or {version, source}). The 2-D clouds are drawn by
+// PointLayer (flow_view_gl.js), the local flow, features and behaviour panels by flow_view_panels.js.
 
 const CACHE = (globalThis.__marbleWidgets = globalThis.__marbleWidgets || {});
 const TYPED = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array };
@@ -18,6 +20,7 @@ async function inflate(bytes) {
 // DataView / ArrayBuffer / typed array / base64 text -> a Uint8Array that owns an aligned buffer
 function ownBytes(buf) {
   if (typeof buf === "string") {
+    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(buf);
     const bin = atob(buf);
     const out = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -75,14 +78,24 @@ function pick(flat, width, idx, j) {
   return idx.map((i) => flat[i * width + j]);
 }
 
-function neighboursOf(A, i) {
+// graph neighbours of i (no -1 padding, not i itself); `cols` receives their columns in `neighbors`
+function neighboursOf(A, i, cols = null) {
   const k = A.neighbors.shape[1];
   const out = [];
   for (let j = 0; j < k; j++) {
     const s = A.neighbors.data[i * k + j];
-    if (s >= 0 && s !== i) out.push(s);
+    if (s >= 0 && s !== i) { out.push(s); if (cols) cols.push(j); }
   }
   return out;
+}
+
+// a selection as the model holds it (int32 bytes from Python, a list in the export) -> sorted Int32Array
+function readSelection(value) {
+  if (!value) return new Int32Array(0);
+  let idx;
+  if (Array.isArray(value)) idx = Int32Array.from(value);
+  else { const b = ownBytes(value); idx = new Int32Array(b.buffer, 0, b.byteLength >> 2); }
+  return Int32Array.from(new Set(idx)).sort();
 }
 
 function h(tag, attrs = {}, children = []) {
@@ -124,7 +137,9 @@ function buildDom(el, meta, hasEmbedding) {
     return [h("div", { class: `mw-fv-panel mw-fv-panel-${name}` }, [h("div", { class: "mw-fv-title", text: title }), wrap]), plot, wrap];
   };
   const [statePanel, state, stateWrap] = panel("state", `State space (${meta.dims.join(", ")})`);
-  const [localPanel, local] = panel("local", "Neighbourhood and local flow (offsets from the point)");
+  const inFrame = meta.tangent_dims !== undefined;
+  const [localPanel, local] = panel("local", inFrame ? "Neighbourhood in the sample's frame (raw and transported vectors)"
+                                                      : "Neighbourhood and local flow (offsets from the point)");
   const plots = { state, local };
   const wraps = { state: stateWrap };
   const panels = [statePanel];
@@ -135,6 +150,24 @@ function buildDom(el, meta, hasEmbedding) {
     panels.push(embPanel);
   }
   panels.push(localPanel);
+  if (inFrame) {
+    ctl.transported = h("input", { type: "checkbox", class: "mw-fv-transported-toggle" });
+    localPanel.firstChild.appendChild(h("label", { class: "mw-fv-toggle", text: " transported" }, []));
+    localPanel.firstChild.lastChild.prepend(ctl.transported);
+  }
+  if (meta.features) {
+    const [featPanel, feats] = panel("features", "Derivative features of the sample (the MLP's input)");
+    plots.features = feats;
+    panels.push(featPanel);
+  }
+  ctl.behaviour = h("select", { class: "mw-fv-behaviour-key" });
+  ctl.behaviour.appendChild(h("option", { value: "", text: "(colour variable)" }));
+  for (const key of meta.behaviour_keys || []) ctl.behaviour.appendChild(h("option", { value: key, text: key }));
+  const [behavPanel, behav] = panel("behaviour", "Behaviour over the trajectory");
+  behavPanel.firstChild.append(" ", ctl.behaviour);
+  behavPanel.classList.add("mw-fv-wide");
+  plots.behaviour = behav;
+  panels.push(behavPanel);
   const controls = h("div", { class: "mw-fv-controls" }, [
     ctl.prev, ctl.play, ctl.next, ctl.slider, ctl.trajectory, h("label", { text: "colour " }, [ctl.color]), ctl.status]);
   const root = h("div", { class: "mw-fv", tabindex: "0" }, [h("div", { class: "mw-fv-head", text: meta.title || "" }),
@@ -144,50 +177,61 @@ function buildDom(el, meta, hasEmbedding) {
   return { root, ctl, plots, wraps };
 }
 
-function markerFor(meta, A, key, size, withBar) {
+// plotly marker of colour key `key`; `barOnly`: the colour bar's trace of a 2-D view (no per-point colours)
+function markerFor(meta, A, key, size, withBar, barOnly = false) {
   const theme = meta.theme;
   if (!key) return { size, color: theme.palette[0], showscale: false, opacity: 0.7 };
   const spec = meta.colors[key];
   const bar = { ...(spec.colorbar || {}), len: 0.8, thickness: 10 };
-  return { size, color: A[`color:${key}`].data, colorscale: spec.colorscale, cmin: spec.cmin, cmax: spec.cmax,
-           showscale: withBar, colorbar: bar, opacity: 0.7 };
+  return { size, color: barOnly ? [spec.cmin] : A[`color:${key}`].data, colorscale: spec.colorscale,
+           cmin: spec.cmin, cmax: spec.cmax, showscale: withBar, colorbar: bar, opacity: 0.7 };
 }
 
-function layoutFor(meta, kind) {
-  const base = { margin: { l: 40, r: 10, t: 10, b: 36 }, showlegend: false, hovermode: "closest",
+function layoutFor(meta, kind, bounds = null) {
+  const base = { margin: { l: 40, r: 10, t: 10, b: 36 }, showlegend: false, hovermode: false,
                  font: { family: meta.theme.font, size: 11, color: meta.theme.ink }, paper_bgcolor: "white",
                  plot_bgcolor: "white", uirevision: "keep", autosize: true, height: 420 };
   if (kind === "scene") {
     const ax = (t) => ({ title: { text: t }, showspikes: false });
-    return { ...base, margin: { l: 0, r: 0, t: 0, b: 0 },
+    return { ...base, hovermode: "closest", margin: { l: 0, r: 0, t: 0, b: 0 },
              scene: { xaxis: ax(meta.dims[0]), yaxis: ax(meta.dims[1]), zaxis: ax(meta.dims[2]) } };
   }
+  // the points are drawn by a PointLayer: plotly holds no data, so the axes get the data's ranges
   const titles = kind === "embedding" ? ["latent 0", "latent 1"] : meta.dims;
   return { ...base, dragmode: kind === "embedding" ? "select" : "zoom",
-           xaxis: { title: { text: titles[0] } }, yaxis: { title: { text: titles[1] } } };
+           xaxis: { title: { text: titles[0] }, range: bounds.x, autorange: false, zeroline: false },
+           yaxis: { title: { text: titles[1] }, range: bounds.y, autorange: false, zeroline: false } };
 }
 
 function overlay(type, name, marker) {
-  // overlays keep their look while a box selection fades the cloud's unselected points
-  const t = { type, name, mode: "markers", x: [], y: [], marker, hoverinfo: "none" };
-  if (type === "scatter3d") t.z = []; else t.unselected = { marker: { opacity: 1 } };
+  const t = { type, name, mode: "markers", x: [], y: [], z: [], marker, hoverinfo: "none" };
   return t;
 }
 
-// plotly traces: 0 cloud, 1 selection; a 3-D scene adds 2 trail, 3 neighbours, 4 current
+// 2-D: one empty trace carrying the colour bar (the PointLayer draws the points).
+// 3-D plotly traces: 0 cloud, 1 selection, 2 trail, 3 neighbours, 4 current.
 function cloudTraces(meta, A, flat, dims, key, withBar) {
-  const type = dims === 3 ? "scatter3d" : "scattergl";
-  const cloud = { type, mode: "markers", x: column(flat, dims, 0), y: column(flat, dims, 1),
-                  marker: markerFor(meta, A, key, dims === 3 ? 2 : 4, withBar), hoverinfo: "none", name: "samples" };
+  // (one off-axis point: plotly draws no colour bar for a trace without points)
+  if (dims === 2) return [{ type: "scatter", mode: "markers", x: [null], y: [null], name: "colour", hoverinfo: "none",
+                            marker: markerFor(meta, A, key, 4, withBar, true) }];
+  const type = "scatter3d";
+  const cloud = { type, mode: "markers", x: column(flat, dims, 0), y: column(flat, dims, 1), z: column(flat, dims, 2),
+                  marker: markerFor(meta, A, key, 2, withBar), hoverinfo: "none", name: "samples" };
   const th = meta.theme;
-  const traces = [cloud, overlay(type, "selection", { color: th.selection, size: dims === 3 ? 3 : 6 })];
-  if (dims === 3) {
-    cloud.z = column(flat, dims, 2);
-    traces.push({ type, mode: "lines", x: [], y: [], z: [], line: { color: th.highlight, width: 3 }, hoverinfo: "none", name: "trail" },
-      overlay(type, "neighbours", { color: "white", size: 5, line: { color: th.ink, width: 1.5 } }),
-      overlay(type, "current", { color: th.highlight, size: 7, symbol: "diamond", line: { color: "white", width: 1.5 } }));
+  return [cloud, overlay(type, "selection", { color: th.selection, size: 3 }),
+    { type, mode: "lines", x: [], y: [], z: [], line: { color: th.highlight, width: 3 }, hoverinfo: "none", name: "trail" },
+    overlay(type, "neighbours", { color: "white", size: 5, line: { color: th.ink, width: 1.5 } }),
+    overlay(type, "current", { color: th.highlight, size: 7, symbol: "diamond", line: { color: "white", width: 1.5 } })];
+}
+
+// RGBA bytes of colour key `key` for a PointLayer (cached: a recolour back is one buffer upload)
+function colourOf(meta, A, cache, key) {
+  if (!cache.has(key)) {
+    const spec = meta.colors[key];
+    cache.set(key, key ? colourBytes(A[`color:${key}`].data, spec.colorscale, spec.cmin, spec.cmax, 0.7)
+                       : flatBytes(meta.n, meta.theme.palette[0], 0.7));
   }
-  return traces;
+  return cache.get(key);
 }
 
 // --- marks over a 2-D plot: moved without redrawing plotly ---------------------------------------------
@@ -220,20 +264,18 @@ class Marks2D {
     });
     const refresh = () => this.refresh();
     gd.on("plotly_relayout", refresh);
+    gd.on("plotly_relayouting", refresh);
     gd.on("plotly_afterplot", refresh);
     this.refresh();
   }
 
   refresh() {
-    const xr = this.gd.layout.xaxis && this.gd.layout.xaxis.range;
-    const yr = this.gd.layout.yaxis && this.gd.layout.yaxis.range;
-    const area = this.gd.querySelector(".draglayer .nsewdrag");
-    if (!xr || !yr || !area) return;
-    const a = area.getBoundingClientRect();
-    const w = this.svg.parentElement.getBoundingClientRect();
-    Object.assign(this.svg.style, { left: `${a.left - w.left}px`, top: `${a.top - w.top}px`,
-                                    width: `${a.width}px`, height: `${a.height}px` });
-    this.f = { x0: xr[0], sx: a.width / (xr[1] - xr[0]), y1: yr[1], sy: a.height / (yr[1] - yr[0]) };
+    const fl = this.gd._fullLayout;
+    if (!fl || !fl._size || !fl.xaxis || !fl.yaxis) return;
+    const a = fl._size, xr = fl.xaxis.range, yr = fl.yaxis.range;
+    Object.assign(this.svg.style, { left: `${this.gd.offsetLeft + a.l}px`, top: `${this.gd.offsetTop + a.t}px`,
+                                    width: `${a.w}px`, height: `${a.h}px` });
+    this.f = { x0: xr[0], sx: a.w / (xr[1] - xr[0]), y1: yr[1], sy: a.h / (yr[1] - yr[0]) };
     if (this.shown) this.place(...this.shown);
   }
 
@@ -261,55 +303,24 @@ class Marks2D {
   }
 }
 
-// --- the local flow: neighbours' offsets from the point and their vectors, as plain SVG ---------------
-class LocalFlow {
-  constructor(box, meta) {
-    const th = meta.theme;
-    this.svg = sv("svg", { class: "mw-fv-localsvg", viewBox: "-1.2 -1.2 2.4 2.4", preserveAspectRatio: "xMidYMid meet" });
-    const axis = { stroke: "#c8ccd2", "stroke-width": "1", "vector-effect": "non-scaling-stroke" };
-    this.ring = sv("circle", { cx: "0", cy: "0", r: "1", fill: "none", stroke: "#e3e6ea", "stroke-width": "1", "vector-effect": "non-scaling-stroke" });
-    const label = (x, y, text, anchor) => { const t = sv("text", { x, y, "font-size": "0.07", fill: th.subtle, "text-anchor": anchor }); t.textContent = text; return t; };
-    this.radius = label("0.72", "-0.74", "", "start");
-    this.vectors = sv("g", { stroke: th.muted, "stroke-width": "1.5" }); // vector-effect is not inherited
-    this.points = sv("g", { fill: th.palette[0] });
-    this.vector = sv("line", { x1: "0", y1: "0", stroke: th.highlight, "stroke-width": "3", "vector-effect": "non-scaling-stroke" });
-    const point = sv("path", { d: "M0,-0.06L0.06,0L0,0.06L-0.06,0Z", fill: th.highlight });
-    this.svg.append(sv("line", { x1: "-1.1", y1: "0", x2: "1.1", y2: "0", ...axis }), sv("line", { x1: "0", y1: "-1.1", x2: "0", y2: "1.1", ...axis }),
-      this.ring, label("1.1", "0.1", `Δ ${meta.dims[0]}`, "end"), label("0.04", "-1.08", `Δ ${meta.dims[1]}`, "start"), this.radius,
-      this.vectors, this.points, this.vector, point);
-    box.appendChild(this.svg);
-  }
-
-  // offsets and vectors in data units (dims 0, 1); drawn scaled so the farthest end touches the ring
-  draw(offsets, ends, vec, neighbours) {
-    let r = Math.hypot(vec[0], vec[1]);
-    for (let k = 0; k < offsets.length; k++) r = Math.max(r, Math.hypot(...offsets[k]), Math.hypot(...ends[k]));
-    r = r > 0 ? r : 1;
-    this.radius.textContent = `r = ${r.toPrecision(2)}`;
-    const lines = offsets.map((o, k) => sv("line", { x1: o[0] / r, y1: -o[1] / r, x2: ends[k][0] / r, y2: -ends[k][1] / r,
-                                                      "vector-effect": "non-scaling-stroke" }));
-    const dots = offsets.map((o, k) => sv("circle", { cx: o[0] / r, cy: -o[1] / r, r: "0.035", "data-sample": String(neighbours[k]),
-                                                      "data-x": String(o[0]), "data-y": String(o[1]) }));
-    this.vectors.replaceChildren(...lines);
-    this.points.replaceChildren(...dots);
-    this.vector.setAttribute("x2", vec[0] / r);
-    this.vector.setAttribute("y2", -vec[1] / r);
-    this.vector.setAttribute("data-x", String(vec[0]));
-    this.vector.setAttribute("data-y", String(vec[1]));
-  }
-}
-
 // A 3-D scene redraws its whole cloud (hundreds of ms with software GL) and blocks the page meanwhile:
 // while playing it is redrawn at most this often, so the 2-D views keep the frame rate; it catches up on pause.
 const SCENE_PLAY_MS = 1000;
+const FEATURES_PLAY_MS = 200;
+
+// while the page sends a selection to Python it goes as int32 bytes (no JSON list of 10^5 numbers)
+const selectionBytes = (idx) => new DataView(Int32Array.from(idx).buffer);
 
 export default {
   async render({ model, el }) {
+    const times = { start: performance.now() }; // milestones of the first draw (ms since navigation)
     const [Plotly, A] = await Promise.all([loadPlotly(model), decodeAll(model)]);
+    times.decoded = performance.now();
     const meta = model.get("_meta");
     const n = meta.n;
     const nd = meta.n_dims;
     const hasEmb = "embedding" in A;
+    const inFrame = "transported" in A;
     const { root, ctl, plots, wraps } = buildDom(el, meta, hasEmb);
     const order = A.order.data;
     const offsets = A.offsets.data;
@@ -321,28 +332,46 @@ export default {
     // --- state ---
     let cur = -1;
     let nbs = [];
-    let selection = [];
+    let cols = [];
+    let selection = new Int32Array(0);
     let playing = false;
     let raf = 0;
     let lastStep = 0;
     let frameQueued = false;
-    const stats = { frames: 0, sceneFrames: 0 };
-    el.__mwFlowView = { stats, get sample() { return cur; }, plots, Plotly };
+    const stats = { frames: 0, sceneFrames: 0, times };
+    const layers = {};
+    const colourCache = new Map();
+    el.__mwFlowView = { stats, get sample() { return cur; }, get selection() { return selection; }, plots, layers, Plotly,
+                        colours: (key) => colourOf(meta, A, colourCache, key) };
     let goTo = () => {};
 
     // --- views ---
     const config = { displaylogo: false, responsive: true, scrollZoom: false };
     const key0 = model.get("color_by");
-    await Plotly.newPlot(plots.state, cloudTraces(meta, A, A.x.data, nd, key0, !hasEmb),
-                         layoutFor(meta, nd === 3 ? "scene" : "state"), config);
     const marks = {};
-    if (nd === 2) marks.state = new Marks2D(plots.state, wraps.state, meta.theme, (s) => goTo(s));
-    if (hasEmb) {
-      await Plotly.newPlot(plots.embedding, cloudTraces(meta, A, A.embedding.data, 2, key0, true),
-                           layoutFor(meta, "embedding"), config);
-      marks.embedding = new Marks2D(plots.embedding, wraps.embedding, meta.theme, (s) => goTo(s));
+    const cloud = async (name, flat, width, withBar) => {
+      const gd = plots[name];
+      const bounds = dataBounds(flat, width, n);
+      await Plotly.newPlot(gd, cloudTraces(meta, A, flat, 2, key0, withBar), layoutFor(meta, name, bounds), config);
+      layers[name] = pointLayer(gd, wraps[name], flat, width, n, meta.theme);
+      layers[name].setColours(colourOf(meta, A, colourCache, key0));
+      marks[name] = new Marks2D(gd, wraps[name], meta.theme, (s) => goTo(s));
+      const follow = () => layers[name].refresh();
+      gd.on("plotly_relayouting", follow);
+      gd.on("plotly_relayout", follow);
+      gd.on("plotly_afterplot", follow);
+      follow();
+    };
+    if (nd === 3) {
+      await Plotly.newPlot(plots.state, cloudTraces(meta, A, A.x.data, 3, key0, !hasEmb), layoutFor(meta, "scene"), config);
+    } else {
+      await cloud("state", A.x.data, nd, !hasEmb);
     }
+    if (hasEmb) await cloud("embedding", A.embedding.data, 2, true);
+    times.plotted = performance.now();
     const local = new LocalFlow(plots.local, meta);
+    const features = meta.features ? new FeaturesPanel(plots.features, meta.features, meta.theme, A.features.data) : null;
+    const behaviour = new BehaviourPanel(plots.behaviour, A, order, offsets, meta.theme);
 
     // browser -> Python, at most every sync_ms (trailing): code can read where the user is.
     // Local values go into the model only when sent, so ipywidgets' echo of a sent value finds the
@@ -370,16 +399,11 @@ export default {
       apply();
     };
 
-    const pts = (flat, width, idx) => {
-      const out = { x: pick(flat, width, idx, 0), y: pick(flat, width, idx, 1) };
-      if (width === 3) out.z = pick(flat, width, idx, 2);
-      return out;
-    };
-    const restyleGroups = (gd, flat, width, traces, groups) => {
-      const update = { x: [], y: [] };
-      if (width === 3) update.z = [];
+    const pts = (flat, width, idx) => ({ x: pick(flat, width, idx, 0), y: pick(flat, width, idx, 1), z: pick(flat, width, idx, 2) });
+    const restyleGroups = (gd, flat, traces, groups) => {
+      const update = { x: [], y: [], z: [] };
       for (const idx of groups) {
-        const p = pts(flat, width, idx);
+        const p = pts(flat, 3, idx);
         for (const k of Object.keys(update)) update[k].push(p[k]);
       }
       return Plotly.restyle(gd, update, traces);
@@ -399,7 +423,7 @@ export default {
       sceneBusy = true;
       const t = trajOf[i];
       const trail = Array.from(order.subarray(Math.max(offsets[t], posOf[i] - TRAIL), posOf[i] + 1));
-      restyleGroups(plots.state, A.x.data, 3, [2, 3, 4], [trail, neighboursOf(A, i), [i]])
+      restyleGroups(plots.state, A.x.data, [2, 3, 4], [trail, neighboursOf(A, i), [i]])
         .then(() => new Promise((r) => requestAnimationFrame(r)))
         .then(() => {
           stats.sceneFrames += 1;
@@ -421,16 +445,50 @@ export default {
       el.dispatchEvent(new CustomEvent("mw-drawn", { detail: { sample: cur, t: performance.now() } }));
     };
 
+    // the local view: ambient dims 0, 1, or (results) the sample's frame with transported vectors
+    const frameCoords = (i, vec) => {
+      const D = A.xf.shape[1], F = A.frame.data;
+      const out = [0, 0];
+      for (let d = 0; d < D; d++) { out[0] += F[(i * D + d) * 2] * vec[d]; out[1] += F[(i * D + d) * 2 + 1] * vec[d]; }
+      return out;
+    };
+    const drawLocal = (i) => {
+      const s = meta.arrow_scale;
+      if (!inFrame) {
+        const x = A.x.data, v = A.v.data;
+        const offs = nbs.map((j) => [x[j * nd] - x[i * nd], x[j * nd + 1] - x[i * nd + 1]]);
+        local.draw(offs, offs.map((o, k) => [o[0] + s * v[nbs[k] * nd], o[1] + s * v[nbs[k] * nd + 1]]),
+                   [s * v[i * nd], s * v[i * nd + 1]], nbs);
+        return;
+      }
+      const D = A.xf.shape[1], xf = A.xf.data, vf = A.vf.data, T = A.transported.data, K = A.neighbors.shape[1];
+      const row = (flat, j) => flat.subarray(j * D, (j + 1) * D);
+      const offs = nbs.map((j) => frameCoords(i, Array.from(row(xf, j), (val, d) => val - xf[i * D + d]))); // float64
+      const raw = nbs.map((j) => frameCoords(i, row(vf, j)));
+      const tvec = cols.map((c) => [T[(i * K + c) * 2], T[(i * K + c) * 2 + 1]]);
+      const moved = tvec.map((t, k) => (Number.isFinite(t[0]) ? [offs[k][0] + s * t[0], offs[k][1] + s * t[1]] : null));
+      const vi = frameCoords(i, row(vf, i));
+      local.draw(offs, offs.map((o, k) => [o[0] + s * raw[k][0], o[1] + s * raw[k][1]]), [s * vi[0], s * vi[1]], nbs, moved, tvec);
+    };
+
+    let chosenBehaviour = model.get("behaviour") || "";
+    const behaviourKey = () => {
+      if (chosenBehaviour) return chosenBehaviour;
+      const key = root.dataset.colorBy;
+      return (meta.behaviour_keys || []).includes(key) ? key : (meta.behaviour_keys || [""])[0] || "";
+    };
+
+    let featuresShown = -Infinity;
     const drawSample = (i) => {
       const t = trajOf[i];
       const trail = Array.from(order.subarray(Math.max(offsets[t], posOf[i] - TRAIL), posOf[i] + 1));
       if (marks.state) marks.state.place(A.x.data, nd, i, nbs, trail);
       if (marks.embedding) marks.embedding.place(A.embedding.data, 2, i, nbs, []);
-      const x = A.x.data, v = A.v.data, s = meta.arrow_scale;
-      const off = (j) => [x[j * nd] - x[i * nd], x[j * nd + 1] - x[i * nd + 1]];
-      const offs = nbs.map(off);
-      local.draw(offs, offs.map((o, k) => [o[0] + s * v[nbs[k] * nd], o[1] + s * v[nbs[k] * nd + 1]]),
-                 [s * v[i * nd], s * v[i * nd + 1]], nbs);
+      drawLocal(i);
+      // while playing, the features panel (one bar per feature: ~1000 for the rat) follows at ~5 Hz
+      const now = performance.now();
+      if (features && (!playing || now - featuresShown >= FEATURES_PLAY_MS)) { features.show(i); featuresShown = now; }
+      behaviour.show(behaviourKey(), t, i);
       if (nd === 3) { sceneWanted = i; drawScene(); }
       if (!frameQueued) { frameQueued = true; requestAnimationFrame(frameDone); }
     };
@@ -449,28 +507,35 @@ export default {
       i = Math.max(0, Math.min(n - 1, i | 0));
       if (i === cur) return;
       cur = i;
-      nbs = neighboursOf(A, i);
+      cols = [];
+      nbs = neighboursOf(A, i, cols);
       showControls(i);
       drawSample(i);
       if (!fromModel) push("sample", i);
     };
     const stepBy = (d) => goTo(order[Math.max(0, Math.min(n - 1, posOf[cur] + d))]);
 
-    // --- colour and selection: plotly restyles of the clouds (rare, heavier) ---
+    // --- colour and selection: one buffer upload per 2-D cloud; the colour bar is an empty plotly trace ---
     const recolour = (key, fromModel = false) => {
       ctl.color.value = key;
       root.dataset.colorBy = key;
-      const jobs = [Plotly.restyle(plots.state, { marker: [markerFor(meta, A, key, nd === 3 ? 2 : 4, !hasEmb)] }, [0])];
-      if (hasEmb) jobs.push(Plotly.restyle(plots.embedding, { marker: [markerFor(meta, A, key, 4, true)] }, [0]));
+      const rgba = colourOf(meta, A, colourCache, key);
+      const jobs = Object.values(layers).map((layer) => layer.setColours(rgba));
+      // only the plot showing the colour bar needs plotly (the other's trace carries nothing visible)
+      const bar = hasEmb ? "embedding" : "state";
+      if (layers[bar]) jobs.push(Plotly.restyle(plots[bar], { marker: [markerFor(meta, A, key, 4, true, true)] }, [0]));
+      if (nd === 3) jobs.push(Plotly.restyle(plots.state, { marker: [markerFor(meta, A, key, 2, !hasEmb)] }, [0]));
+      if (cur >= 0) behaviour.show(behaviourKey(), trajOf[cur], cur);
       if (!fromModel) push("color_by", key);
-      return Promise.all(jobs).then(() => el.dispatchEvent(new CustomEvent("mw-recoloured", { detail: { key } })));
+      return Promise.all(jobs).then(() => el.dispatchEvent(new CustomEvent("mw-recoloured", { detail: { key, t: performance.now() } })));
     };
     const select = (idx, fromModel = false) => {
-      selection = Array.from(new Set(idx)).sort((a, b) => a - b);
-      const jobs = [restyleGroups(plots.state, A.x.data, nd, [1], [selection])];
-      if (hasEmb) jobs.push(restyleGroups(plots.embedding, A.embedding.data, 2, [1], [selection]));
-      if (!fromModel) push("selection", selection);
-      return Promise.all(jobs).then(() => { root.dataset.selected = String(selection.length); });
+      selection = idx;
+      const jobs = Object.values(layers).map((layer) => layer.setSelection(idx));
+      if (nd === 3) jobs.push(restyleGroups(plots.state, A.x.data, [1], [Array.from(idx)]));
+      if (!fromModel) push("_selection", selectionBytes(idx));
+      root.dataset.selected = String(idx.length);
+      return Promise.all(jobs).then(() => el.dispatchEvent(new CustomEvent("mw-selected", { detail: { n: idx.length, t: performance.now() } })));
     };
 
     // --- Play: at most one step per animation frame, `fps` samples per second ---
@@ -489,6 +554,7 @@ export default {
       ctl.play.textContent = on ? "❚❚ Pause" : "▶ Play";
       root.classList.toggle("mw-fv-playing", on);
       if (on) { lastStep = 0; raf = requestAnimationFrame(tick); } else cancelAnimationFrame(raf);
+      if (!on && features && cur >= 0) features.show(cur); // paused: the features panel catches up
       if (!on && sceneTimer) { // paused: the 3-D scene catches up now
         clearTimeout(sceneTimer);
         sceneTimer = null;
@@ -496,6 +562,13 @@ export default {
         drawScene();
       }
       if (!fromModel) push("playing", on);
+    };
+    const setTransported = (on, fromModel = false) => {
+      if (!ctl.transported) return;
+      ctl.transported.checked = on;
+      local.showTransported(on);
+      root.dataset.transported = String(on);
+      if (!fromModel) push("show_transported", on);
     };
 
     // --- events ---
@@ -505,8 +578,14 @@ export default {
     ctl.slider.addEventListener("input", () => goTo(order[offsets[trajOf[cur]] + Number(ctl.slider.value)]));
     ctl.trajectory.addEventListener("change", () => goTo(order[offsets[Number(ctl.trajectory.value)]]));
     ctl.color.addEventListener("change", () => recolour(ctl.color.value));
+    ctl.behaviour.addEventListener("change", () => {
+      chosenBehaviour = ctl.behaviour.value;
+      push("behaviour", chosenBehaviour);
+      behaviour.show(behaviourKey(), trajOf[cur], cur);
+    });
+    if (ctl.transported) ctl.transported.addEventListener("change", () => setTransported(ctl.transported.checked));
     root.addEventListener("keydown", (ev) => {
-      if (ev.target.tagName === "SELECT") return;
+      if (ev.target.tagName === "SELECT" || ev.target.tagName === "INPUT") return;
       const steps = { ArrowRight: 1, ArrowLeft: -1, ArrowUp: 10, ArrowDown: -10 };
       if (ev.key in steps) stepBy(steps[ev.key] * (ev.shiftKey ? 10 : 1));
       else if (ev.key === " ") setPlaying(!playing);
@@ -517,34 +596,72 @@ export default {
     root.addEventListener("pointerdown", (ev) => {
       if (!["INPUT", "SELECT", "BUTTON"].includes(ev.target.tagName)) root.focus({ preventScroll: true });
     });
-    // clicks on the cloud (trace 0) or the selection (trace 1); 3-D: also neighbours (3) and current (4)
-    const onClick = (ev) => {
-      const point = ev && ev.points && ev.points[0];
-      if (!point) return;
-      const lists = { 0: null, 1: selection, 3: nd === 3 ? nbs : undefined };
-      const list = lists[point.curveNumber];
-      if (list === undefined) return;
-      goTo(list === null ? point.pointNumber : list[point.pointNumber]);
-    };
-    plots.state.on("plotly_click", onClick);
-    if (hasEmb) {
-      plots.embedding.on("plotly_click", (ev) => ev && ev.points && ev.points[0] && ev.points[0].curveNumber <= 1 && onClick(ev));
-      plots.embedding.on("plotly_selected", (ev) => {
-        if (!ev || !ev.points) return;
-        select(ev.points.filter((p) => p.curveNumber === 0).map((p) => p.pointNumber));
+    // click (no drag) on a 2-D cloud -> the nearest sample within 8 px; marks handle their own clicks
+    const unlisten = [];
+    for (const name of Object.keys(layers)) {
+      let down = null;
+      wraps[name].addEventListener("pointerdown", (ev) => {
+        const own = ev.target.closest && ev.target.closest(".mw-fv-marks circle, .mw-fv-marks .mw-fv-current, .modebar");
+        down = own ? null : [ev.clientX, ev.clientY]; // marks and plotly's buttons handle their own clicks
+      }, true);
+      const up = (ev) => {
+        if (!down) return;
+        const moved = Math.hypot(ev.clientX - down[0], ev.clientY - down[1]);
+        const start = down;
+        down = null;
+        if (moved > 3) { if (name === "embedding") boxNow(start, [ev.clientX, ev.clientY]); return; }
+        const s = layers[name].pick(ev.clientX, ev.clientY);
+        if (s >= 0) goTo(s);
+      };
+      globalThis.addEventListener("pointerup", up, true);
+      unlisten.push(() => globalThis.removeEventListener("pointerup", up, true));
+    }
+    if (nd === 3) {
+      plots.state.on("plotly_click", (ev) => {
+        const point = ev && ev.points && ev.points[0];
+        if (!point) return;
+        const list = { 0: null, 1: selection, 3: nbs }[point.curveNumber];
+        if (list !== undefined) goTo(list === null ? point.pointNumber : list[point.pointNumber]);
       });
-      plots.embedding.on("plotly_deselect", () => select([]));
+    }
+    // a box drag selects on pointer up, from the drag's corners: plotly reports its selection up to
+    // 100 ms later (it throttles selection work); its own range then replaces ours if it differs
+    const sameSelection = (idx) => idx.length === selection.length && idx.every((v, k) => v === selection[k]);
+    function boxNow(a, b) {
+      const gd = plots.embedding, layer = layers.embedding;
+      if (gd._fullLayout.dragmode !== "select" || !layer.box) return;
+      const rect = layer.canvas.getBoundingClientRect(), f = layer.transform();
+      const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+      const xs = [a[0], b[0]].map((p) => f.x0 + clamp(p - rect.left, 0, rect.width) / f.sx).sort((p, q) => p - q);
+      const ys = [a[1], b[1]].map((p) => f.y1 - clamp(p - rect.top, 0, rect.height) / f.sy).sort((p, q) => p - q);
+      select(layer.inBox(xs[0], xs[1], ys[0], ys[1]));
+    }
+    if (hasEmb) {
+      plots.embedding.on("plotly_selected", (ev) => {
+        if (!ev) return;
+        const layer = layers.embedding;
+        let idx = null;
+        if (ev.range && ev.range.x) idx = layer.inBox(...ev.range.x.map(Number).sort((p, q) => p - q), ...ev.range.y.map(Number).sort((p, q) => p - q));
+        else if (ev.lassoPoints && ev.lassoPoints.x) idx = layer.inLasso(ev.lassoPoints.x.map(Number), ev.lassoPoints.y.map(Number));
+        if (idx && !sameSelection(idx)) select(idx);
+      });
+      plots.embedding.on("plotly_deselect", () => select(new Int32Array(0)));
     }
     const onSample = fromKernel("sample", () => goTo(model.get("sample"), true));
     const onPlaying = fromKernel("playing", () => setPlaying(!!model.get("playing"), true));
     const onColor = fromKernel("color_by", () => {
       if (model.get("color_by") !== root.dataset.colorBy) recolour(model.get("color_by"), true);
     });
-    const onSelection = fromKernel("selection", () => select(model.get("selection") || [], true));
-    model.on("change:sample", onSample);
-    model.on("change:playing", onPlaying);
-    model.on("change:color_by", onColor);
-    model.on("change:selection", onSelection);
+    const onSelection = fromKernel("_selection", () => select(readSelection(model.get("_selection")), true));
+    const onBehaviour = fromKernel("behaviour", () => {
+      chosenBehaviour = model.get("behaviour") || "";
+      ctl.behaviour.value = chosenBehaviour;
+      if (cur >= 0) behaviour.show(behaviourKey(), trajOf[cur], cur);
+    });
+    const onTransported = fromKernel("show_transported", () => setTransported(!!model.get("show_transported"), true));
+    const handlers = { sample: onSample, playing: onPlaying, color_by: onColor, _selection: onSelection,
+                       behaviour: onBehaviour, show_transported: onTransported };
+    for (const [name, fn] of Object.entries(handlers)) model.on(`change:${name}`, fn);
 
     // plots follow their container's width (e.g. a view first drawn in a hidden tab)
     const resizer = new ResizeObserver((entries) => {
@@ -552,22 +669,25 @@ export default {
         if (e.target.clientWidth > 0 && e.target._fullLayout) Plotly.Plots.resize(e.target);
       }
       Object.values(marks).forEach((m) => m.refresh());
+      Object.values(layers).forEach((m) => m.refresh());
     });
     [plots.state, plots.embedding].filter(Boolean).forEach((gd) => resizer.observe(gd));
 
     root.dataset.colorBy = key0;
     ctl.color.value = key0;
+    ctl.behaviour.value = model.get("behaviour") || "";
+    setTransported(model.get("show_transported") !== false, true);
     goTo(model.get("sample"), true);
-    await select(model.get("selection") || [], true);
+    await select(readSelection(model.get("_selection")), true);
     setPlaying(!!model.get("playing"), true);
     root.dataset.ready = "true";
+    times.ready = performance.now();
     return () => {
       setPlaying(false, true);
       resizer.disconnect();
-      model.off("change:sample", onSample);
-      model.off("change:playing", onPlaying);
-      model.off("change:color_by", onColor);
-      model.off("change:selection", onSelection);
+      for (const [name, fn] of Object.entries(handlers)) model.off(`change:${name}`, fn);
+      unlisten.forEach((off) => off());
+      Object.values(layers).forEach((layer) => layer.dispose());
       [plots.state, plots.embedding].filter(Boolean).forEach((gd) => Plotly.purge(gd));
     };
   },

@@ -1,0 +1,120 @@
+"""What the browser-drawn views share: their ES modules, buffers, and the self-contained HTML page.
+
+Why: :class:`~marble_widgets.widgets.TrainingView`, :class:`~marble_widgets.widgets.AlignmentView`
+and the dashboard all ship a no-build ES module plus typed-array buffers; their offline export is
+one HTML file holding each view's module and state and plotly.js once (``static/dashboard_export.js``
+runs the same modules against in-page models, so every interaction works from ``file://``).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from marble_widgets.plotting.theme import FONT, HIGHLIGHT, INK, MUTED, PALETTE, SELECTION, SUBTLE
+from marble_widgets.widgets.flow_view import STATIC, pack, plotly_js
+
+#: Theme values every view's module reads from its ``_meta`` (one look with the static figures).
+THEME = {"font": FONT, "ink": INK, "subtle": SUBTLE, "highlight": HIGHLIGHT, "selection": SELECTION,
+         "muted": MUTED, "palette": list(PALETTE)}
+
+
+@lru_cache(maxsize=None)
+def esm_source(name: str) -> str:
+    """The ES module of view ``static/<name>``: ``mw_common.js`` helpers followed by the view's code."""
+    common = (STATIC / "mw_common.js").read_text(encoding="utf-8")
+    return f"{common}\n// ---- {name} ----\n{(STATIC / name).read_text(encoding='utf-8')}"
+
+
+def pack_all(arrays: Mapping[str, np.ndarray], dtypes: Mapping[str, str], *, compress: bool = False
+             ) -> dict[str, dict[str, Any]]:
+    """:func:`~marble_widgets.widgets.flow_view.pack` each array with its wire dtype (default float32)."""
+    return {name: pack(a, dtypes.get(name, "float32"), compress=compress) for name, a in arrays.items()}
+
+
+def exported_buffers(arrays: Mapping[str, np.ndarray], dtypes: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Arrays as the HTML export holds them: zlib-compressed, base64 text."""
+    packed = pack_all(arrays, dtypes, compress=True)
+    for entry in packed.values():
+        entry["buffer"] = base64.b64encode(entry["buffer"]).decode("ascii")
+    return packed
+
+
+def plotly_state() -> dict[str, str]:
+    """plotly.js as the export carries it once per page: ``{"version", "source"}`` (zlib, base64)."""
+    source, version = plotly_js()
+    return {"version": version, "source": base64.b64encode(source).decode("ascii")}
+
+
+@dataclass
+class PageView:
+    """One view of an exported page: its root's CSS class, module text, CSS and exported state."""
+
+    key: str
+    root_class: str
+    esm: str
+    css: str
+    state: dict[str, Any]
+
+
+def page_view(key: str, widget: Any) -> PageView:
+    """A :class:`PageView` of any of our anywidgets (FlowView included): module, CSS and ``export_state()``."""
+    def text(value: Any) -> str:
+        return value.read_text(encoding="utf-8") if isinstance(value, Path) else str(value or "")
+
+    classes = [c for c in getattr(widget, "_dom_classes", ()) if c.startswith("mw-")]
+    state = dict(widget.export_state())
+    state.pop("_plotly", None)  # the page carries plotly.js once, for every view
+    return PageView(key, classes[0] if classes else f"mw-{key}", text(widget._esm), text(getattr(widget, "_css", "")),
+                    state)
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside a ``<script>`` element (no ``</`` that would close it)."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+PAGE_CSS = (f"body{{margin:0;background:#f5f6f8;font-family:{FONT};color:{INK}}}"
+            ".mw-page{max-width:1600px;margin:0 auto;padding:18px 24px 32px}"
+            ".mw-page-view{background:white;border:1px solid #e5e7eb;border-radius:10px;padding:10px 14px;"
+            "margin-bottom:18px;min-width:0}"
+            f".mw-page-footer{{color:{SUBTLE};font-size:12px;text-align:center}}")
+
+
+def page_html(title: str, views: Sequence[PageView], header: str = "") -> str:
+    """One self-contained page: ``header`` (HTML), then every view drawn by its own module; no network.
+
+    ``window.mwModels[key]`` is each view's in-page model (``mwModel``: the first), so scripts and
+    tests set traits as Python would.
+    """
+    keys = [v.key for v in views]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"view keys must be unique; got {keys}.")
+    payload = {"plotly": plotly_state(),
+               "views": [{"key": v.key, "esm": v.esm, "state": v.state} for v in views]}
+    css = "\n".join(dict.fromkeys(v.css for v in views if v.css))
+    roots = "".join(f"<section class='mw-page-view'><div id='mw-root-{html.escape(v.key)}' "
+                    f"class='{html.escape(v.root_class)}'></div></section>\n" for v in views)
+    boot = (STATIC / "dashboard_export.js").read_text(encoding="utf-8")
+    return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>\n"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<style>{PAGE_CSS}\n{css}</style>"
+            f"</head>\n<body><main class='mw-page'>\n{header}\n{roots}"
+            "<div class='mw-page-footer'>interactive export of a marble_widgets dashboard: step, play, click and "
+            "recolour work without a kernel</div></main>\n"
+            f"<script type='application/json' id='mw-payload'>{_script_json(payload)}</script>\n"
+            f"<script type='module'>\n{boot}\n</script>\n</body></html>\n")
+
+
+def write_page(path: str | Path, title: str, views: Sequence[PageView], header: str = "") -> Path:
+    """Write :func:`page_html` to ``path`` (parents created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page_html(title, views, header), encoding="utf-8")
+    return path

@@ -5,22 +5,29 @@ the training part, the first 60 % of the session fits the preprocessing, the mod
 decoder and the next 20 % validates (contiguous blocks, time order); the last 20 % is never
 loaded here. The search is greedy coordinate descent from the docs/spec.md §2.4 recipe: each factor in
 turn takes the value with the lowest validation median position error, the others held fixed.
+It runs on :func:`marble_widgets.tuning.greedy_search`: every (value, seed) fit of a factor is a
+dask task (``--scheduler threads`` by default; ``--cluster N`` runs them on a dask
+``LocalCluster`` of N single-threaded worker processes; a SLURM/Kubernetes Client works the same).
 
-Run: ``python benchmarks/fidelity_tuning.py [--quick]``; writes
+Run: ``python benchmarks/fidelity_tuning.py [--quick] [--cluster 2]``; writes
 benchmarks/results/fidelity_tuning.json (every trial, the chosen config, timings); fidelity.py
 then reports the chosen config on the test part next to the recipe.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from marble_widgets.tuning import SearchResult, greedy_search
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import print_table, write_json  # noqa: E402
@@ -57,39 +64,23 @@ def validation_parts():
     return rat_parts(FIT_STOP, 0.0, VAL_STOP)
 
 
-def evaluate(config: dict[str, Any], fit, val, seeds: tuple[int, ...] = TUNING_SEEDS) -> dict[str, Any]:
-    """Validation figures of one config (fit on ``fit``, scored on ``val``), averaged over ``seeds``."""
+def evaluate(config: dict[str, Any], seed: int, fit, val) -> dict[str, Any]:
+    """Validation figures of one config and seed (fit on ``fit``, scored on ``val``); ``score`` = cm."""
     t0 = time.perf_counter()
-    runs = [rat_marble(fit, val, config, seed) for seed in seeds]
-    mean = {key: float(np.mean([r[key] for r in runs])) for key in ("position_cm", "direction_acc")}
-    return {**mean, "position_cm_per_seed": [r["position_cm"] for r in runs], "seeds": list(seeds),
-            "fit_s": float(np.mean([r["fit_s"] for r in runs])), "config": dict(config),
-            "seconds": time.perf_counter() - t0}
+    run = rat_marble(fit, val, config, seed)
+    return {"score": run["position_cm"], "position_cm": run["position_cm"], "direction_acc": run["direction_acc"],
+            "fit_s": run["fit_s"], "seconds": time.perf_counter() - t0}
 
 
-def greedy_search(fit, val, search: list[tuple[str, list[Any]]], base: dict[str, Any],
-                  seeds: tuple[int, ...] = TUNING_SEEDS) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Coordinate descent on the seed-averaged validation median error; returns the chosen config and all trials."""
-    trials: list[dict[str, Any]] = []
-    cache: dict[str, dict[str, Any]] = {}
-
-    def score(cfg: dict[str, Any]) -> float:
-        key = json.dumps(cfg, sort_keys=True)
-        if key not in cache:
-            cache[key] = evaluate(cfg, fit, val, seeds)
-            trials.append(cache[key])
-            print(f"  {cache[key]['position_cm']:.2f} cm  {key}", flush=True)
-        return cache[key]["position_cm"]
-
-    best = {**base, **{name: values[0] for name, values in search}}  # first values = the recipe's
-    best_err = score(best)
-    for name, values in search:
-        for value in values:
-            cand = {**best, name: value}
-            err = score(cand)
-            if err < best_err - 1e-9:
-                best, best_err = cand, err
-    return best, trials
+def search_trials(result: SearchResult) -> list[dict[str, Any]]:
+    """One row per config: seed-averaged figures, per-seed errors, the config (JSON-ready)."""
+    rows = []
+    for trial in result.trials:
+        runs = trial["per_seed"]
+        rows.append({**{key: float(np.mean([r[key] for r in runs])) for key in ("position_cm", "direction_acc", "fit_s")},
+                     "position_cm_per_seed": [r["position_cm"] for r in runs], "seeds": trial["seeds"],
+                     "config": trial["config"], "seconds": float(sum(r["seconds"] for r in runs))})
+    return rows
 
 
 def input_baseline(fit, val) -> dict[str, Any]:
@@ -98,11 +89,28 @@ def input_baseline(fit, val) -> dict[str, Any]:
     return decode_rat(ff_fit["x"].values, ff_fit, ff_val["x"].values, ff_val)
 
 
+@contextmanager
+def dask_client(n_workers: int):
+    """A LocalCluster client of ``n_workers`` single-threaded processes (None when 0)."""
+    if not n_workers:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(sys.path.insert, 0, str(Path(__file__).resolve().parent))
+        yield client
+
+
 def main(argv: list[str] | None = None) -> None:
     """Search, print the trials and write fidelity_tuning.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 epochs and 3 factors (smoke run)")
+    parser.add_argument("--scheduler", default="threads", help="dask local scheduler: threads, sync, processes")
+    parser.add_argument("--cluster", type=int, default=0, help="run on a LocalCluster of this many workers")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)
     t0 = time.perf_counter()
     fit, val = validation_parts()
     base = {**RAT_INPUT, **{k: list(v) if isinstance(v, tuple) else v for k, v in RAT_MARBLE.items()}}
@@ -111,7 +119,13 @@ def main(argv: list[str] | None = None) -> None:
         base["epochs"] = 30
     reference = input_baseline(fit, val)
     print(f"validation: MARBLE input decoded directly {reference['position_cm']:.2f} cm")
-    chosen, trials = greedy_search(fit, val, search, base)
+    evaluate_one = functools.partial(evaluate, fit=fit, val=val)
+    with dask_client(args.cluster) as client:
+        result = greedy_search(evaluate_one, base, search, seeds=TUNING_SEEDS, client=client,
+                               scheduler=args.scheduler)
+    chosen, trials = result.best, search_trials(result)
+    for t in trials:
+        print(f"  {t['position_cm']:.2f} cm  {t['config']}")
     rows = [{"position_cm": t["position_cm"], "direction_acc": t["direction_acc"], "seconds": t["seconds"],
              **{k: str(v) for k, v in t["config"].items() if k in dict(search)}} for t in trials]
     print_table(rows, ["position_cm", "direction_acc", "seconds", *dict(search)])
@@ -123,8 +137,9 @@ def main(argv: list[str] | None = None) -> None:
                     "training seeds (kNN, cosine, k by contiguous CV on the fit part)",
         "seeds": list(TUNING_SEEDS), "quick": args.quick, "search": [[n, v] for n, v in search],
         "validation_input_baseline": reference, "trials": trials, "chosen": chosen,
-        "chosen_validation_cm": min(t["position_cm"] for t in trials),
+        "chosen_validation_cm": result.best_score,
         "total_seconds": time.perf_counter() - t0, "uptime": load,
+        "executor": f"LocalCluster({args.cluster} workers)" if args.cluster else f"dask {args.scheduler}",
     })
 
 

@@ -37,7 +37,16 @@ same run; written to the JSON key ``infonce`` (rows merged by name, the other ke
 The recommended (sigmoid) figures to compare with are the ``rat``/``consistency_3d`` rows of the
 same seeds.
 
-Run: ``python benchmarks/seed_stability.py [--seeds 5] [--quick] [--only rat consistency_3d macaque]``
+Ensembles (part ``ensemble``, :class:`marble_widgets.ensemble.MARBLEEnsemble`): 5 ensembles of 3 and
+3 ensembles of 5 recommended models (the same 15 fits), disjoint seeds within a shape (seeds m*e..m*e+m-1),
+each member rotated by orthogonal Procrustes onto the members' common frame, fitted on the training
+embeddings only (row by row, or on position-binned means per direction), and averaged. Reported in
+one run next to the input, the paper's recipe (seeds 0-2, 32-D) and the recommended single models
+(the 15 member seeds): decoding both ways (mean and SD over ensemble seeds / seeds), consistency at
+``out_dim`` 32 and 3. ``--cache-dir DIR`` keeps each fit's two embeddings (keyed by a hash of the
+settings and the seed) so the part can be re-analysed without refitting.
+
+Run: ``python benchmarks/seed_stability.py [--seeds 5] [--quick] [--only rat consistency_3d macaque ensemble]``
 (default: rat and consistency_3d) or ``python benchmarks/seed_stability.py --seeds 3 --infonce 0.1 0.3``.
 Prints a table and writes benchmarks/results/seed_stability.json (every seed's figures; parts
 not run keep their last figures).
@@ -79,7 +88,7 @@ RAT_INPUT = dict(recipes.get("rat_paper").flow_field)
 #: the setting the recommended changes are applied to, and the name of the result
 RECOMMENDED_BASE = "tuned on train part"
 RECOMMENDED = "recommended"
-PARTS = ("rat", "consistency_3d", "macaque")
+PARTS = ("rat", "consistency_3d", "macaque", "ensemble")
 #: epochs at which the one-seed curve is measured
 CURVE_EPOCHS = (10, 20, 40, 60, 80, 100)
 #: random Gaussian embeddings for the chance level of the consistency
@@ -314,6 +323,118 @@ def write_infonce(part: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+# ============================================================================ ensembles
+#: part "ensemble": (members per ensemble, ensemble seeds); members of ensemble e: seeds e*m .. e*m+m-1, so
+#: both shapes come from the same 15 fits per output dimension
+ENSEMBLE_SHAPES = ((3, 5), (5, 3))
+#: the paper recipe's single models in part "ensemble": 3 seeds, 32-D only (its fits took 5-6 min each on the
+#: shared machine; its 3-D consistency over 5 seeds is part "consistency_3d")
+PAPER_SEEDS_ENSEMBLE_PART = range(3)
+#: how the members are matched for the Procrustes rotations: training samples row by row, or their
+#: mean embeddings in 100 position bins per running direction
+ENSEMBLE_ALIGN: dict[str, dict[str, Any]] = {"rows": {}, "position bins": {"align_on": "position", "by": "direction"}}
+
+
+def _cache_name(params: dict[str, Any], seed: int) -> str:
+    """File name of one fit's embeddings: a hash of the settings (epochs, dims ... all of them) and the seed."""
+    import hashlib
+    import json
+
+    key = json.dumps(_jsonable({k: v for k, v in params.items() if k != "seed"}), sort_keys=True, default=str)
+    return f"fit_{hashlib.sha1(key.encode()).hexdigest()[:16]}_s{seed}.npz"
+
+
+def cached_fit(ff_tr: xr.Dataset, ff_te: xr.Dataset, params: dict[str, Any], seed: int,
+               cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_embed`'s two embeddings, read from ``cache_dir`` when this exact fit was run before."""
+    path = None if cache_dir is None else Path(cache_dir) / _cache_name(params, seed)
+    if path is not None and path.is_file():
+        with np.load(path) as f:
+            return f["z_tr"], f["z_te"]
+    z_tr, z_te, info = fit_embed(ff_tr, ff_te, params, seed)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, z_tr=z_tr, z_te=z_te)
+    print(f"  fitted seed {seed} ({info['fit_s']:.0f} s)", flush=True)
+    return z_tr, z_te
+
+
+def combine_members(members: list[tuple[np.ndarray, np.ndarray]], ff_tr: xr.Dataset,
+                    align: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """What :class:`marble_widgets.ensemble.MARBLEEnsemble` does with its members' embeddings.
+
+    Rotations fitted on the training embeddings only (:func:`marble_widgets.ensemble.align_members`),
+    applied to both parts, members averaged. ``tests/test_ensemble.py`` checks the estimator equals this.
+    """
+    from marble_widgets.ensemble import MARBLEEnsemble, align_members
+
+    helper = MARBLEEnsemble(**align)
+    labels, by = helper._labels(ff_tr)
+    _, fits = align_members([helper._points(z_tr, labels, by) for z_tr, _ in members], helper.n_iter)
+    return tuple(np.mean([z[part] @ r + t for z, (r, t) in zip(members, fits)], axis=0) for part in (0, 1))
+
+
+def _decoding_row(name: str, runs: list[dict[str, Any]], embeddings: list[np.ndarray], ff_tr: xr.Dataset,
+                  **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"method": name, **extra}
+    for tag in ("k_by_median", "k_by_r2"):
+        values = np.array([r[f"cm_{tag}"] for r in runs])
+        row[f"cm_{tag}_mean"], row[f"cm_{tag}_sd"] = float(values.mean()), float(values.std())
+    row.update(consistency=seed_consistency(embeddings, ff_tr), per_seed=runs)
+    return row
+
+
+def run_ensemble(shapes: tuple[tuple[int, int], ...], quick: bool, cache_dir: Path | None) -> dict[str, Any]:
+    """Ensembles against single models, the paper's recipe and the input, in one run (rat, both k rules).
+
+    ``shapes``: (members, ensembles) pairs. Single models: the recommended settings with every member's
+    seed (0-14) and the paper's recipe with seeds 0-2. Ensembles: seeds 0..n_ensembles-1, disjoint members.
+    Consistency: all ordered pairs of the seeds' / ensembles' training embeddings, out_dim as
+    the recipe (32) and 3 (the paper's consistency models).
+    """
+    ff_tr, ff_te = rat_flow_fields()
+    settings = settings_for("rat")
+    rec, paper = settings[RECOMMENDED], settings["paper recipe (spec 2.4)"]
+    if quick:
+        rec, paper = {**rec, "epochs": 10}, {**paper, "epochs": 10}
+    t0 = time.perf_counter()
+    rows = [{"method": "input: PCA-10 (250 ms)", **_as_row(decode_position(ff_tr["x"].values, ff_te["x"].values,
+                                                                           ff_tr, ff_te))}]
+    n_fits = max(m * n for m, n in shapes)  # the single models are the members themselves
+    for name, params, seeds, with_3d in (("paper recipe (spec 2.4)", paper, PAPER_SEEDS_ENSEMBLE_PART, False),
+                                         (f"{RECOMMENDED}, single model", rec, range(n_fits), True)):
+        seeds = range(2) if quick else seeds
+        fits = [cached_fit(ff_tr, ff_te, params, s, cache_dir) for s in seeds]
+        runs = [{"seed": s, **decode_position(*z, ff_tr, ff_te)} for s, z in zip(seeds, fits)]
+        three = [cached_fit(ff_tr, ff_te, {**params, "out_dim": 3}, s, cache_dir)[0] for s in seeds] if with_3d else []
+        rows.append(_decoding_row(name, runs, [z for z, _ in fits], ff_tr, n_models=1,
+                                  consistency_3d=seed_consistency(three, ff_tr) if three else None))
+        print(f"  {name}: {_summary(rows[-1])}", flush=True)
+    members = {dim: [cached_fit(ff_tr, ff_te, {**rec, "out_dim": dim}, s, cache_dir) for s in range(n_fits)]
+               for dim in (int(rec["out_dim"]), 3)}
+    for n_members, n_ensembles in shapes:
+        for label, align in ENSEMBLE_ALIGN.items():
+            ens = {dim: [combine_members(m[e * n_members:(e + 1) * n_members], ff_tr, align)
+                         for e in range(n_ensembles)] for dim, m in members.items()}
+            full = ens[int(rec["out_dim"])]
+            runs = [{"ensemble_seed": e, "member_seeds": list(range(e * n_members, (e + 1) * n_members)),
+                     **decode_position(*z, ff_tr, ff_te)} for e, z in enumerate(full)]
+            rows.append(_decoding_row(f"{RECOMMENDED}, ensemble of {n_members} (aligned on {label})", runs,
+                                      [z for z, _ in full], ff_tr, consistency_3d=seed_consistency(
+                                          [z for z, _ in ens[3]], ff_tr), n_models=n_members, align=align))
+            print(f"  {rows[-1]['method']}: {_summary(rows[-1])}", flush=True)
+    return {"rows": rows, "shapes": [list(s) for s in shapes], "seconds": time.perf_counter() - t0,
+            "chance_3d": chance_consistency(ff_tr, 3), "quick": quick}
+
+
+def _summary(row: dict[str, Any]) -> str:
+    three = row.get("consistency_3d")
+    return (f"{row['cm_k_by_median_mean']:.2f} ± {row['cm_k_by_median_sd']:.2f} / "
+            f"{row['cm_k_by_r2_mean']:.2f} ± {row['cm_k_by_r2_sd']:.2f} cm, consistency "
+            f"{row['consistency']['mean']:.3f}"
+            + (f", 3-D {three['mean']:.3f} (min {three['min']:.3f})" if three else ""))
+
+
 # ============================================================================ macaque
 def run_macaque(settings: dict[str, dict[str, Any]], seeds: tuple[int, ...], quick: bool) -> dict[str, Any]:
     """Velocity R^2 of fold 0 (trial-wise, fidelity.py's folds) over seeds, per setting and the input."""
@@ -374,6 +495,16 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"data": "macaque", "method": r["method"],
                      "velocity R2": f"{r['velocity_r2_mean']:.3f} ± {r['velocity_r2_sd']:.3f}",
                      "seconds": r.get("seconds", 0.0)})
+    ens = results.get("ensemble", {})
+    for r in ens.get("rows", []):
+        cons, cons_3d = r.get("consistency"), r.get("consistency_3d")
+        n = len(r.get("per_seed", [])) or ""
+        rows.append({"data": f"rat, ensemble part ({n} {'ensembles' if r.get('n_models', 1) > 1 else 'seeds'})"
+                     if n else "rat, ensemble part", "method": r["method"],
+                     "cm (k by median)": f"{r['cm_k_by_median_mean']:.2f} ± {r['cm_k_by_median_sd']:.2f}",
+                     "cm (k by R2)": f"{r['cm_k_by_r2_mean']:.2f} ± {r['cm_k_by_r2_sd']:.2f}",
+                     "consistency mean/min": f"{cons['mean']:.3f} / {cons['min']:.3f}" if cons else "",
+                     "3-D consistency": f"{cons_3d['mean']:.3f} / {cons_3d['min']:.3f}" if cons_3d else ""})
     for r in results.get("infonce", {}).get("rows", []):
         if "consistency" not in r:
             continue  # the input row: already listed under "rat"
@@ -425,6 +556,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="30 epochs, 2 seeds (smoke run; JSON not written)")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=["rat", "consistency_3d"],
                         help="parts to run (the JSON keeps the other parts' last figures)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="part 'ensemble': keep every fit's embeddings here and reuse them "
+                             "(keyed by settings and seed)")
     parser.add_argument("--infonce", nargs="+", type=float, metavar="T",
                         help="run only the InfoNCE screen at these temperatures (JSON key 'infonce')")
     args = parser.parse_args(argv)
@@ -453,6 +587,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "macaque" in args.only:
         print("MC_Maze_Small ...", flush=True)
         results["macaque"] = run_macaque(settings_for("macaque"), seeds, args.quick)
+    if "ensemble" in args.only:
+        shapes = ((2, 2),) if args.quick else ENSEMBLE_SHAPES
+        print(f"rat Buddy, ensembles (members, ensembles) {shapes} ...", flush=True)
+        results["ensemble"] = run_ensemble(shapes, args.quick, args.cache_dir)
     results[f"seconds_{'_'.join(args.only)}"] = time.perf_counter() - t0
     results["peak_rss_mb"] = peak_rss_mb()
     if not args.quick:

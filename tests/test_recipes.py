@@ -77,3 +77,24 @@ def test_rat_recommended_is_the_tuned_recipe_with_the_seed_stability_changes():
     assert changed == {"k": 200, "lr_schedule": "cosine", "selection": "average", "average_from": 0.5}
     model = recommended.model(epochs=4)
     assert model.get_params()["selection"] == "average" and model.get_params()["patience"] is None
+
+
+def test_rat_ensemble_is_the_recommended_model_five_times_aligned_on_position_bins_per_direction():
+    ens_recipe, recommended = recipes.get("rat_ensemble"), recipes.get("rat_recommended")
+    assert ens_recipe.marble == recommended.marble and ens_recipe.flow_field == recommended.flow_field
+    ens = ens_recipe.ensemble(seed=2)
+    from marble_widgets.ensemble import MARBLEEnsemble
+
+    assert isinstance(ens, MARBLEEnsemble)
+    assert ens.n_members == 5 and ens.member_seeds == [10, 11, 12, 13, 14]
+    assert (ens.align_on, ens.by) == ("position", "direction")
+    measured = json.loads((ROOT / "benchmarks" / "results" / "seed_stability.json").read_text())["ensemble"]
+    methods = [r["method"] for r in measured["rows"]]
+    assert "recommended, ensemble of 5 (aligned on position bins)" in methods  # the shipped setting was measured
+    assert ens.base == dict(recommended.marble) and ens.base is not recommended.marble
+
+
+def test_recipes_without_ensemble_settings_say_which_have_them():
+    with pytest.raises(ValueError, match=r"recipe 'rat_paper' has no ensemble settings; "
+                                         r"use .model\(\) or one of \['rat_ensemble'\]"):
+        recipes.get("rat_paper").ensemble()

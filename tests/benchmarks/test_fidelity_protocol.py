@@ -183,21 +183,6 @@ def test_macaque_candidate_is_chosen_on_inner_training_trials_only(monkeypatch):
     assert all(trials <= set(range(24)) for trials in seen)  # outer test trials 24..29 never used
 
 
-def test_greedy_search_takes_the_best_value_per_factor_and_scores_each_config_once(monkeypatch):
-    calls: list[dict] = []
-    error = {("a", 1): 0.0, ("a", 2): -1.0, ("a", 3): 0.5, ("b", "x"): 0.0, ("b", "y"): 0.2}
-
-    def fake_evaluate(cfg, fit, val, seeds):
-        calls.append(dict(cfg))
-        return {"position_cm": 5.0 + error[("a", cfg["a"])] + error[("b", cfg["b"])], "config": dict(cfg)}
-
-    monkeypatch.setattr(T, "evaluate", fake_evaluate)
-    chosen, trials = T.greedy_search(None, None, [("a", [1, 2, 3]), ("b", ["x", "y"])], {"a": 1, "b": "x"})
-    assert chosen == {"a": 2, "b": "x"}
-    assert len(calls) == len({str(sorted(c.items())) for c in calls}) == 4  # base, a=2, a=3, b=y
-    assert min(t["position_cm"] for t in trials) == 4.0
-
-
 def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):
     import json
 
@@ -207,3 +192,60 @@ def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):
     merged = F.merge_sections({"rat": {"rows": ["new"]}, "total_seconds": 90.0, "uptime_end": "u"}, ["rat"])
     assert merged["rat"] == {"rows": ["new"]} and merged["macaque"] == {"rows": ["mac"]}
     assert merged["total_seconds"] == 700.0 and merged["seconds_rat"] == 90.0
+
+
+def test_label_permutation_control_is_at_chance_where_the_real_labels_decode():
+    rng = np.random.default_rng(2)
+    z_tr, z_te = rng.normal(size=(400, 4)), rng.normal(size=(100, 4))
+    pos_tr, pos_te = 1.0 + np.tanh(z_tr[:, 0]), 1.0 + np.tanh(z_te[:, 0])
+    dir_tr = np.where(z_tr[:, 1] > 0, "right", "left")
+    dir_te = np.where(z_te[:, 1] > 0, "right", "left")
+    res = F.knn_decode(z_tr, pos_tr, dir_tr, z_te, pos_te, dir_te)
+    assert res["direction_acc"] > 0.85 and res["direction_acc_permuted"] < 0.65
+    assert res["position_cm_permuted"] > 3 * res["position_cm"]
+    # chance for position: the median error of predicting the training median
+    assert res["position_cm_permuted"] == pytest.approx(np.median(np.abs(pos_te - np.median(pos_tr))) * 100, rel=0.3)
+
+
+def test_permuted_shuffles_rows_reproducibly():
+    y = np.arange(20)
+    out = F.permuted(y)
+    assert sorted(out) == list(y) and not np.array_equal(out, y)
+    np.testing.assert_array_equal(out, F.permuted(y))
+    assert F.permuted(np.arange(10).reshape(5, 2)).shape == (5, 2)  # rows stay whole
+
+
+def test_ridge_velocity_takes_replacement_training_labels():
+    rng = np.random.default_rng(3)
+    n_trial, steps = 12, 10
+    z = rng.normal(size=(n_trial * steps, 3))
+    vel = z[:, :2] * [2.0, -1.0] + 0.1 * rng.normal(size=(n_trial * steps, 2))
+    ff = xr.Dataset({"hand_velocity": (("sample", "axis"), vel)},
+                    coords={"trial": ("sample", np.repeat(np.arange(n_trial), steps)),
+                            "time": ("sample", np.tile(np.arange(steps) * 0.02, n_trial))})
+    tr, te = ff.isel(sample=slice(0, 80)), ff.isel(sample=slice(80, None))
+    good = F.ridge_velocity(z[:80], tr, z[80:], te)
+    bad = F.ridge_velocity(z[:80], tr, z[80:], te, F.permuted(vel[:80]))
+    from sklearn.metrics import r2_score
+
+    assert r2_score(vel[80:], good) > 0.9 and r2_score(vel[80:], bad) < 0.2
+    np.testing.assert_array_equal(tr["hand_velocity"].values, vel[:80])  # the caller's labels untouched
+
+
+def test_macaque_recommended_changes_are_the_rat_recommended_training_changes_without_k():
+    assert F.MC_RECOMMENDED == {"lr_schedule": "cosine", "selection": "average", "average_from": 0.5}
+
+
+def test_table_prints_the_controls_folds_and_rnn_rows():
+    results = {"macaque": {"rows": [{"method": "m", "velocity_r2": 0.3, "velocity_r2_fold_mean": 0.31,
+                                     "velocity_r2_fold_sd": 0.02, "sector_acc": 0.6, "velocity_r2_permuted": -0.01,
+                                     "sector_acc_permuted": 0.14, "ring_error_deg": None, "ring_order_ok": None,
+                                     "seconds": 1.0}]},
+               "rnn": {"rows": [{"method": "MARBLE aware, per network", "fields": "stimulated",
+                                 "per-network min": 0.8, "per-network mean": 0.9},
+                                {"method": "raw-vector OT, joint", "fields": "stimulated", "per-network min": 0.9,
+                                 "per-network mean": 0.95, "joint": 0.5}]}}
+    rows = F._table(results)
+    assert rows[0]["R2 over folds"] == "0.310 ± 0.020" and rows[0]["permuted labels"] == "-0.010 / 0.140"
+    assert rows[1]["score"] == 0.9 and rows[2]["score"] == 0.5
+    assert rows[2]["per-network min/mean"] == "0.900 / 0.950" and rows[2]["data"] == "RNN gain (stimulated)"

@@ -1,0 +1,248 @@
+"""An ensemble of MARBLE models trained with different seeds, aligned and averaged into one embedding.
+
+Why (issue 16): one MARBLE model's embedding depends on its training seed - seeds land in a few
+distinct layouts, so a figure computed from one seed moves with it. Members trained on the same
+flow field embed the same training samples, so each member can be rotated onto a common frame by
+orthogonal Procrustes on those training embeddings (row by row, or on label-binned means) and the
+aligned members averaged: the average of ``n_members`` seeds moves far less with the seeds than
+any single one. Every choice (reference member, rotations) uses the training data only.
+
+>>> import marble_widgets as mw
+>>> ens = mw.ensemble.MARBLEEnsemble(mw.recipes.get("rat_recommended").model(), n_members=5)  # doctest: +SKIP
+>>> z = ens.fit(ff_train).transform(ff_test)                                                   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from marble_widgets.estimator import MARBLE
+
+#: file that lists an ensemble's members and alignment next to the members' model files
+MANIFEST = "ensemble.json"
+_FORMAT = "marble_widgets.ensemble"
+
+
+# ---------------------------------------------------------------------------- alignment maths
+def _matched_points(z: np.ndarray, labels: np.ndarray | None, by: np.ndarray | None, bins: int,
+                    lo_hi: tuple[float, float] | None) -> np.ndarray:
+    """The rows Procrustes matches: every sample, or the label-binned means (empty bins NaN)."""
+    if labels is None:
+        return z
+    from marble_widgets.analysis import binned_means
+
+    coords = {"label": ("sample", labels)}
+    if by is not None:
+        coords["by"] = ("sample", by)
+    emb = xr.DataArray(z, dims=("sample", "latent"), coords=coords)
+    means = binned_means(emb, "label", bins, lo_hi, by=None if by is None else "by", normalize=False)
+    return means.values.reshape(-1, z.shape[1])
+
+
+def procrustes_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation R (orthogonal) and translation t minimising ||source @ R + t - target|| over matched rows.
+
+    Rows with a NaN in either array are skipped (empty label bins). Returns (R (d, d), t (d,)).
+    """
+    from scipy.linalg import orthogonal_procrustes
+
+    ok = np.isfinite(source).all(axis=1) & np.isfinite(target).all(axis=1)
+    if ok.sum() < 2:
+        raise ValueError("Procrustes needs at least 2 matched rows without NaN; the members share no label bins.")
+    a, b = source[ok], target[ok]
+    rot, _ = orthogonal_procrustes(a - a.mean(axis=0), b - b.mean(axis=0))
+    return rot, b.mean(axis=0) - a.mean(axis=0) @ rot
+
+
+def _residual(source: np.ndarray, target: np.ndarray) -> float:
+    """Unexplained fraction of ``target``'s variance after the best rotation of ``source`` onto it."""
+    rot, t = procrustes_fit(source, target)
+    ok = np.isfinite(source).all(axis=1) & np.isfinite(target).all(axis=1)
+    err = source[ok] @ rot + t - target[ok]
+    return float(np.sum(err ** 2) / np.sum((target[ok] - target[ok].mean(axis=0)) ** 2))
+
+
+def choose_reference(points: list[np.ndarray]) -> int:
+    """The member the others fit best after rotation (smallest mean Procrustes residual onto it)."""
+    m = len(points)
+    cost = np.zeros(m)
+    for j in range(m):
+        cost[j] = np.mean([_residual(points[i], points[j]) for i in range(m) if i != j])
+    return int(np.argmin(cost))
+
+
+def align_members(points: list[np.ndarray], n_iter: int = 3) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """Generalised Procrustes: rotate every member onto the reference, then onto the members' mean.
+
+    ``points``: each member's matched rows (same rows for all). Returns the reference index and
+    each member's (rotation, translation). ``n_iter`` re-alignments to the running mean make the
+    common frame depend on all members rather than on the reference alone.
+    """
+    ref = choose_reference(points)
+    template = points[ref]
+    fits = [procrustes_fit(p, template) for p in points]
+    for _ in range(n_iter):
+        template = np.mean([p @ r + t for p, (r, t) in zip(points, fits)], axis=0)
+        fits = [procrustes_fit(p, template) for p in points]
+    return ref, fits
+
+
+# ---------------------------------------------------------------------------- estimator
+def _base_params(base: MARBLE | Mapping[str, Any] | None) -> dict[str, Any]:
+    if base is None:
+        return MARBLE().get_params()
+    if isinstance(base, MARBLE):
+        return base.get_params()
+    if isinstance(base, Mapping):
+        return MARBLE(**base).get_params()  # unknown names raise MARBLE's own TypeError
+    raise TypeError(f"base must be a MARBLE instance or a dict of MARBLE parameters (e.g. "
+                    f"recipes.get('rat_recommended').marble); got {type(base).__name__}.")
+
+
+class MARBLEEnsemble:
+    """``n_members`` MARBLE models (seeds ``seed * n_members + i``) aligned on the training data and averaged.
+
+    Why: a single model's layout depends on its seed; the aligned average of several does much
+    less, so ensembles with disjoint seeds agree with each other (``benchmarks/seed_stability.py``).
+
+    Parameters
+    ----------
+    base : MARBLE (its parameters are used, it is never fitted) or dict of MARBLE parameters.
+    n_members : models per ensemble (>= 2).
+    seed : ensemble seed; members get seeds ``seed * n_members + i``, so different ensemble seeds
+        never share a member.
+    align_on : None (match the members' training embeddings sample by sample) or the name of a
+        numeric sample variable/coordinate of the flow field (e.g. ``"position"``) whose
+        ``bins`` equal-width bins' mean embeddings are matched instead.
+    by : with ``align_on``, an optional categorical sample variable (e.g. ``"direction"``) binned separately.
+    n_iter : generalised-Procrustes re-alignments to the members' mean.
+    """
+
+    def __init__(self, base: MARBLE | Mapping[str, Any] | None = None, n_members: int = 5, seed: int = 0,
+                 align_on: str | None = None, by: str | None = None, bins: int = 100, n_iter: int = 3) -> None:
+        self.base = base
+        self.n_members = n_members
+        self.seed = seed
+        self.align_on = align_on
+        self.by = by
+        self.bins = bins
+        self.n_iter = n_iter
+
+    # sklearn-style parameters -----------------------------------------------------------
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """The constructor's parameters (sklearn contract)."""
+        return {k: getattr(self, k) for k in ("base", "n_members", "seed", "align_on", "by", "bins", "n_iter")}
+
+    def set_params(self, **params: Any) -> MARBLEEnsemble:
+        """Set constructor parameters; unknown names raise ``ValueError``."""
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"MARBLEEnsemble has no parameter {key!r}; valid: {sorted(valid)}.")
+            setattr(self, key, value)
+        return self
+
+    def _check_params(self) -> None:
+        n = self.n_members
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise ValueError(f"n_members must be an integer >= 2 (an ensemble of one is a MARBLE model); got {n!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}.")
+        if not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 0:
+            raise ValueError(f"n_iter must be a non-negative integer, e.g. 3; got {self.n_iter!r}.")
+        if self.by is not None and self.align_on is None:
+            raise ValueError("by= splits the label bins of align_on; set align_on (e.g. 'position') or drop by.")
+
+    @property
+    def member_seeds(self) -> list[int]:
+        """Training seeds of the members: disjoint between ensemble seeds."""
+        return [int(self.seed) * int(self.n_members) + i for i in range(int(self.n_members))]
+
+    # fitting ----------------------------------------------------------------------------
+    def _labels(self, flow_field: xr.Dataset) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if self.align_on is None:
+            return None, None
+        out = []
+        for name in (self.align_on, self.by):
+            if name is None:
+                out.append(None)
+                continue
+            if name not in flow_field.variables or flow_field[name].dims != ("sample",):
+                known = sorted(str(k) for k, v in flow_field.variables.items() if v.dims == ("sample",))
+                raise ValueError(f"align_on/by name a per-sample variable of the flow field; {name!r} is not one "
+                                 f"(1-D sample variables: {known}).")
+            out.append(flow_field[name].values)
+        return out[0].astype(float), out[1]
+
+    def _points(self, z: np.ndarray, labels: np.ndarray | None, by: np.ndarray | None) -> np.ndarray:
+        lo_hi = None if labels is None else (float(np.nanmin(labels)), float(np.nanmax(labels)))
+        return _matched_points(z, labels, by, int(self.bins), lo_hi)
+
+    def fit(self, flow_field: xr.Dataset, y: Any = None) -> MARBLEEnsemble:
+        """Fit every member on ``flow_field``, choose the reference and the rotations on its embeddings."""
+        self._check_params()
+        params = _base_params(self.base)
+        labels, by = self._labels(flow_field)
+        self.members_ = [MARBLE(**{**params, "seed": s}).fit(flow_field) for s in self.member_seeds]
+        train = [m.transform(flow_field).values for m in self.members_]
+        self.reference_, fits = align_members([self._points(z, labels, by) for z in train], int(self.n_iter))
+        self.rotations_ = [r for r, _ in fits]
+        self.translations_ = [t for _, t in fits]
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "members_"):
+            raise ValueError("this MARBLEEnsemble is not fitted yet: call fit(flow_field) first.")
+
+    def transform(self, flow_field: xr.Dataset) -> xr.DataArray:
+        """Mean of the members' aligned embeddings of ``flow_field`` (sample, latent), its sample labels kept."""
+        self._check_fitted()
+        parts = [m.transform(flow_field) for m in self.members_]
+        mean = np.mean([p.values @ r + t for p, r, t in zip(parts, self.rotations_, self.translations_)], axis=0)
+        return parts[0].copy(data=mean)
+
+    def fit_transform(self, flow_field: xr.Dataset, y: Any = None) -> xr.DataArray:
+        """Fit, then embed the same flow field."""
+        return self.fit(flow_field).transform(flow_field)
+
+    # persistence ------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the members' model files and ``ensemble.json`` (alignment, seeds) into ``directory``."""
+        self._check_fitted()
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise ValueError(f"save() takes a directory for the member files; {directory} is a file.")
+        directory.mkdir(parents=True, exist_ok=True)
+        files = [m.save(directory / f"member_{i}.pt").name for i, m in enumerate(self.members_)]
+        params = {k: v for k, v in self.get_params().items() if k != "base"}
+        manifest = {"format": _FORMAT, "params": params, "members": files, "reference": self.reference_,
+                    "rotations": [r.tolist() for r in self.rotations_],
+                    "translations": [t.tolist() for t in self.translations_]}
+        (directory / MANIFEST).write_text(json.dumps(manifest))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | None = None) -> MARBLEEnsemble:
+        """Read an ensemble written by :meth:`save` (members through :meth:`MARBLE.load`)."""
+        path = Path(directory) / MANIFEST
+        if not path.is_file():
+            raise ValueError(f"{directory} holds no {MANIFEST}; pass the directory given to MARBLEEnsemble.save().")
+        try:
+            manifest = json.loads(path.read_text())
+            if manifest.get("format") != _FORMAT:
+                raise ValueError(f"format is {manifest.get('format')!r}")
+            names, params = list(manifest["members"]), dict(manifest["params"])
+            rotations = [np.asarray(r, dtype=float) for r in manifest["rotations"]]
+            translations = [np.asarray(t, dtype=float) for t in manifest["translations"]]
+            reference = int(manifest["reference"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path} is not a readable MARBLEEnsemble manifest: {err}") from None
+        members = [MARBLE.load(Path(directory) / name, device=device) for name in names]  # ModelFileError if bad
+        out = cls(base=members[0].get_params(), **params)
+        out.members_, out.reference_, out.rotations_, out.translations_ = members, reference, rotations, translations
+        return out

@@ -31,9 +31,11 @@ from marble_widgets.data import remote
 from marble_widgets.data.errors import MarbleDataError
 from marble_widgets.data.nwb import resolve_spelling
 
-__all__ = ["Sessions", "open_sessions", "fit_sessions", "session_seed"]
+__all__ = ["Sessions", "open_sessions", "fit_sessions", "session_embeddings", "session_seed"]
 
 _SCHEDULERS = ("threads", "sync", "synchronous", "processes")
+#: ``progress(name, n_done, n_total)``, called as each session's task finishes
+Progress = Callable[[str, int, int], None]
 _TORCH_LOCK = threading.Lock()
 _TORCH_STATE = {"open": 0, "previous": 0}
 
@@ -132,12 +134,13 @@ class Sessions:
         client: Any = None,
         scheduler: str = "threads",
         torch_threads: int | None = 1,
+        progress: Progress | bool | None = None,
         preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
         **builder: Any,
     ) -> xr.Dataset:
         """Fit one MARBLE model per session (see :func:`fit_sessions`) on :meth:`flow_fields` ``(**builder)``."""
         return fit_sessions(self.flow_fields(preprocess, **builder), estimator, seed=seed, client=client,
-                            scheduler=scheduler, torch_threads=torch_threads)
+                            scheduler=scheduler, torch_threads=torch_threads, progress=progress)
 
 
 # ----------------------------------------------------------------------------- opening
@@ -291,6 +294,7 @@ def fit_sessions(
     client: Any = None,
     scheduler: str = "threads",
     torch_threads: int | None = 1,
+    progress: Progress | bool | None = None,
 ) -> xr.Dataset:
     """Fit one MARBLE model per session as dask tasks; embeddings and scores in one Dataset.
 
@@ -302,12 +306,14 @@ def fit_sessions(
     ``client=None`` runs on dask's local ``scheduler`` ("threads": one process, fits in parallel
     threads; "sync": one after another; "processes"); a ``dask.distributed.Client`` runs the same
     tasks on its workers. ``torch_threads`` fixes torch's intra-op threads per fit (None: leave).
+    ``progress=True`` shows a bar across sessions (a callable ``(name, n_done, n_total)`` is called instead).
 
     Returns
     -------
     xarray.Dataset
         ``embedding`` (session, sample, latent), NaN-padded past each session's ``n_samples``;
-        sample coords ``condition``/``trial``/``time`` (session, sample) ("" / -1 / NaN padded);
+        sample coords (session, sample): ``condition``/``trial``/``time`` and every other 1-D
+        sample coord all sessions' embeddings carry (e.g. ``position``), padded "" / -1 / NaN;
         per session: ``n_samples``, ``seed``, ``best_epoch``, ``n_epochs``, ``train_loss`` and
         ``val_loss`` (at the best epoch), ``fit_seconds`` (wall) and ``fit_cpu_seconds`` (CPU time
         of the fitting thread; torch on one thread computes there). attrs: ``params`` (JSON), ``seed``.
@@ -321,26 +327,83 @@ def fit_sessions(
     params = _estimator_params(estimator)
     tasks = {str(name): dask.delayed(_fit_one, pure=True)(ff, params, session_seed(seed, str(name)), torch_threads)
              for name, ff in flow_fields.items()}
-    results = compute(tasks, client=client, scheduler=scheduler)
+    results = compute(tasks, client=client, scheduler=scheduler, progress=progress)
     out = _results_dataset(results)
     out.attrs.update(params=json.dumps(params, default=str), seed=int(seed))
     return out
 
 
-def compute(tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "threads") -> dict[str, Any]:
-    """``{name: value}`` of ``{name: delayed}``, on ``client`` or on dask's local ``scheduler``."""
+def compute(tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "threads",
+            progress: Progress | bool | None = None) -> dict[str, Any]:
+    """``{name: value}`` of ``{name: delayed}``, on ``client`` or on dask's local ``scheduler``.
+
+    ``progress(name, n_done, n_total)`` is called as each named task finishes (``True``: a
+    progress bar, see :func:`progress_bar`).
+    """
     import dask
 
     names = list(tasks)
+    report = progress_bar(len(names)) if progress is True else progress or None
     if client is None:
         if scheduler not in _SCHEDULERS:
             raise ValueError(f"scheduler must be one of {_SCHEDULERS} (or pass client=); got {scheduler!r}.")
-        values = dask.compute(*tasks.values(), scheduler=scheduler)
-    else:
-        if not (hasattr(client, "compute") and hasattr(client, "gather")):
-            raise TypeError(f"client must be a dask.distributed.Client (or None); got {type(client).__name__}.")
-        values = client.gather(client.compute(list(tasks.values())))
-    return dict(zip(names, values))
+        with _local_progress(tasks, report):
+            values = dask.compute(*tasks.values(), scheduler=scheduler)
+        return dict(zip(names, values))
+    if not (hasattr(client, "compute") and hasattr(client, "gather")):
+        raise TypeError(f"client must be a dask.distributed.Client (or None); got {type(client).__name__}.")
+    futures = client.compute(list(tasks.values()))
+    if report is not None:
+        from distributed import as_completed
+
+        name_of = {f.key: n for f, n in zip(futures, names)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            report(name_of[future.key], done, len(names))
+    return dict(zip(names, client.gather(futures)))
+
+
+@contextmanager
+def _local_progress(tasks: Mapping[str, Any], report: Progress | None) -> Iterator[None]:
+    """Call ``report`` from dask's local scheduler whenever one of ``tasks``' final keys finishes."""
+    if report is None:
+        yield
+        return
+    from dask.callbacks import Callback
+
+    name_of = {task.key: name for name, task in tasks.items()}
+    done: list[str] = []
+
+    def posttask(key, result, dsk, state, worker_id):
+        if key in name_of:
+            done.append(name_of[key])
+            report(name_of[key], len(done), len(name_of))
+
+    with Callback(posttask=posttask):
+        yield
+
+
+def progress_bar(total: int, description: str = "sessions") -> Progress:
+    """A progress reporter: an ipywidgets bar in a notebook, one printed line per task elsewhere."""
+    try:
+        from IPython import get_ipython
+
+        in_kernel = get_ipython() is not None and "IPKernelApp" in get_ipython().config
+    except ImportError:
+        in_kernel = False
+    if not in_kernel:
+        return lambda name, done, n: print(f"{description}: {done}/{n} done ({name})", flush=True)
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    bar = widgets.IntProgress(value=0, min=0, max=total, description=description)
+    label = widgets.Label(f"0/{total}")
+    display(widgets.HBox([bar, label]))
+
+    def update(name: str, done: int, n: int) -> None:
+        bar.value, label.value = done, f"{done}/{n} · last: {name}"
+        if done == n:
+            bar.bar_style = "success"
+    return update
 
 
 def _estimator_params(estimator: Any) -> dict[str, Any]:
@@ -354,28 +417,55 @@ def _estimator_params(estimator: Any) -> dict[str, Any]:
     return {k: v for k, v in estimator.get_params().items() if k not in ("seed", "verbose")}
 
 
+def session_embeddings(results: xr.Dataset) -> dict[str, xr.DataArray]:
+    """``{session: embedding (sample, latent)}`` of a :func:`fit_sessions` result, padding dropped.
+
+    Why: the analysis functions (``consistency``, ``procrustes_align``, ``distances``) take one
+    embedding per session with its sample coords (``condition``, ``time``, behaviour such as
+    ``position``), as ``MARBLE.transform`` returns them.
+    """
+    if not isinstance(results, xr.Dataset) or not {"embedding", "n_samples"} <= set(results.data_vars):
+        raise TypeError("results must be the Dataset returned by fit_sessions (with 'embedding' and 'n_samples').")
+    out = {}
+    for name in results["session"].values:
+        row = results.sel(session=name)
+        emb = row["embedding"].isel(sample=slice(0, int(row["n_samples"]))).drop_vars("session")
+        out[str(name)] = emb.assign_coords(sample=emb["sample"].values) if "sample" in emb.coords else emb
+    return out
+
+
+def _padded(columns: list[np.ndarray], n_max: int) -> np.ndarray:
+    """Stack per-session 1-D columns into (session, n_max), padded with "" / -1 / NaN by kind."""
+    kind = columns[0].dtype.kind
+    fill, dtype = {"U": ("", object), "S": ("", object), "O": ("", object), "i": (-1, np.int64),
+                   "u": (-1, np.int64), "b": (False, bool)}.get(kind, (np.nan, np.float64))
+    out = np.full((len(columns), n_max), fill, dtype=dtype)
+    for i, col in enumerate(columns):
+        out[i, :col.size] = col.astype(str) if dtype is object else col
+    return out.astype(str) if dtype is object else out
+
+
+def _sample_coords(embeddings: list[xr.DataArray], n_max: int) -> dict[str, tuple[tuple[str, str], np.ndarray]]:
+    """Every 1-D sample coord that all sessions carry (condition, trial, time, behaviour), padded."""
+    shared = [name for name, c in embeddings[0].coords.items() if c.dims == ("sample",)
+              and all(name in e.coords and e[name].dims == ("sample",) for e in embeddings)]
+    return {name: (("session", "sample"), _padded([e[name].values for e in embeddings], n_max)) for name in shared}
+
+
 def _results_dataset(results: dict[str, dict[str, Any]]) -> xr.Dataset:
     """Stack per-session results on a ``session`` dim, padding samples to the longest session."""
     names = list(results)
     embeddings = [results[n]["embedding"] for n in names]
     n_max, n_latent = max(e.sizes["sample"] for e in embeddings), embeddings[0].sizes["latent"]
     z = np.full((len(names), n_max, n_latent), np.nan)
-    condition = np.full((len(names), n_max), "", dtype=object)
-    trial, t = np.full((len(names), n_max), -1, dtype=np.int64), np.full((len(names), n_max), np.nan)
     for i, e in enumerate(embeddings):
-        n = e.sizes["sample"]
-        z[i, :n] = e.values
-        condition[i, :n] = e["condition"].values.astype(str)
-        trial[i, :n] = e["trial"].values
-        t[i, :n] = e["time"].values
+        z[i, :e.sizes["sample"]] = e.values
     keys = ("seed", "best_epoch", "n_epochs", "train_loss", "val_loss", "fit_seconds", "fit_cpu_seconds")
     per_session = {key: ("session", np.array([results[n][key] for n in names])) for key in keys}
     return xr.Dataset(
         {"embedding": (("session", "sample", "latent"), z),
          "n_samples": ("session", np.array([e.sizes["sample"] for e in embeddings])), **per_session},
-        coords={"session": names, "latent": np.arange(n_latent),
-                "condition": (("session", "sample"), condition.astype(str)),
-                "trial": (("session", "sample"), trial), "time": (("session", "sample"), t)},
+        coords={"session": names, "latent": np.arange(n_latent), **_sample_coords(embeddings, n_max)},
     )
 
 

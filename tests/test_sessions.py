@@ -20,7 +20,7 @@ from marble_widgets.data.flow import flow_field  # noqa: E402
 from marble_widgets.data.nwb import nwb_summary, read_nwb  # noqa: E402
 from marble_widgets.datasets import jenkins_nwb_path, linear_track_nwb_path  # noqa: E402
 from marble_widgets.estimator import MARBLE  # noqa: E402
-from marble_widgets.sessions import Sessions, fit_sessions, open_sessions, session_seed  # noqa: E402
+from marble_widgets.sessions import Sessions, fit_sessions, open_sessions, session_embeddings, session_seed  # noqa: E402
 
 # short cuts of the two bundled recordings: Jenkins' first 12 trials, 40 s of the linear track
 READ = {"bin_size": 0.05, "t_stop": None}
@@ -136,6 +136,36 @@ def test_sessions_fit_and_another_seed(sessions, flow_fields):
     assert not np.array_equal(a["embedding"].values, b["embedding"].values)
 
 
+def test_behaviour_coords_travel_and_progress_reports_each_session(flow_fields):
+    """A 1-D behaviour variable every session has comes back padded; progress sees each session once."""
+    with_speed = {name: ff.assign(speed=("sample", np.arange(ff.sizes["sample"], dtype=float) / 10))
+                  for name, ff in flow_fields.items()}
+    calls: list[tuple[str, int, int]] = []
+    out = fit_sessions(with_speed, SMALL, scheduler="threads", progress=lambda *a: calls.append(a))
+    for name, ff in with_speed.items():
+        n = ff.sizes["sample"]
+        np.testing.assert_array_equal(out["speed"].sel(session=name).values[:n], ff["speed"].values)
+        assert np.isnan(out["speed"].sel(session=name).values[n:]).all()
+    assert sorted(c[0] for c in calls) == ["jenkins", "track"]
+    assert [c[1:] for c in calls] == [(1, 2), (2, 2)]
+    per_session = session_embeddings(out)
+    for name, ff in with_speed.items():
+        direct = MARBLE(**{**SMALL.get_params(), "seed": session_seed(0, name), "verbose": False}).fit_transform(ff)
+        shared = per_session[name].coords  # condition, trial, time, speed: the coords both sessions have
+        assert set(shared) == {"sample", "condition", "trial", "time", "speed", "latent"}
+        xr.testing.assert_identical(per_session[name], direct.drop_vars([c for c in direct.coords if c not in shared]))
+        np.testing.assert_array_equal(per_session[name]["speed"].values, ff["speed"].values)
+    with pytest.raises(TypeError, match="returned by fit_sessions"):
+        session_embeddings(out.drop_vars("n_samples"))
+    one_only = dict(with_speed, track=with_speed["track"].drop_vars("speed"))
+    assert "speed" not in fit_sessions(one_only, SMALL, scheduler="sync").coords
+
+
+def test_progress_true_prints_outside_a_notebook(flow_fields, capsys):
+    fit_sessions({"track": flow_fields["track"]}, SMALL, scheduler="sync", progress=True)
+    assert capsys.readouterr().out == "sessions: 1/1 done (track)\n"
+
+
 def test_session_seed_mixes_seed_and_name():
     assert session_seed(0, "track") == zlib.crc32(b"track") % (2**31 - 1)
     assert session_seed(2, "track") == (2 * 1_000_003 + zlib.crc32(b"track")) % (2**31 - 1)
@@ -147,9 +177,11 @@ def test_local_cluster_gives_the_serial_embeddings(flow_fields):
     distributed = pytest.importorskip("distributed")
     serial = fit_sessions(flow_fields, SMALL, seed=5, scheduler="sync")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    calls: list[tuple[str, int, int]] = []
     with cluster, distributed.Client(cluster) as client:
-        clustered = fit_sessions(flow_fields, SMALL, seed=5, client=client)
+        clustered = fit_sessions(flow_fields, SMALL, seed=5, client=client, progress=lambda *a: calls.append(a))
     np.testing.assert_array_equal(serial["embedding"].values, clustered["embedding"].values)
+    assert sorted(c[0] for c in calls) == ["jenkins", "track"] and [c[1] for c in calls] == [1, 2]
     timings = ["fit_seconds", "fit_cpu_seconds"]
     xr.testing.assert_identical(serial.drop_vars(timings), clustered.drop_vars(timings))
 

@@ -11,6 +11,7 @@ from marble_widgets.data.bundled import (
     rat_hippocampus,
 )
 from marble_widgets.data.rnn import available_rnns, load_rnn, rnn_gain_modulation
+from marble_widgets.data.session_folder import track_sessions
 from marble_widgets.data.synthetic import (
     circle_field,
     concat_fields,
@@ -49,6 +50,7 @@ __all__ = [
     "rotation_field",
     "saddle_field",
     "sphere_field",
+    "track_sessions",
     "van_der_pol",
     "vortex_field",
 ]

@@ -1,6 +1,6 @@
 """The tutorial notebooks: committed without outputs, and each one runs top to bottom without error.
 
-The fast test checks the stored files (no outputs, no execution counts, the six tutorials
+The fast test checks the stored files (no outputs, no execution counts, the seven tutorials
 present, no network or ../shared paths). The slow tests execute every notebook with nbclient in
 a kernel of this interpreter, with ``notebooks/`` as working directory.
 """
@@ -21,6 +21,7 @@ EXPECTED = [
     "04_cross_animal_alignment.ipynb",
     "05_what_is_a_local_flow_field.ipynb",
     "06_recurrent_networks_gain.ipynb",
+    "07_many_sessions.ipynb",
 ]
 TIMEOUT_S = 300  # per notebook; each is designed to run in < 2 min on 2 CPU cores
 # code that would reach outside the repository at run time
@@ -35,7 +36,7 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_the_six_tutorials_are_committed():
+def test_the_seven_tutorials_are_committed():
     assert [p.name for p in _notebooks()] == EXPECTED
 
 

@@ -69,7 +69,7 @@ def shoot(html: Path, shots: dict[str, str | None], out: Path) -> list[Path]:
         page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
         page.goto(html.resolve().as_uri(), timeout=240_000)
         page.wait_for_selector("body[data-ready=true]", timeout=240_000)  # every view has drawn itself
-        page.wait_for_timeout(1500)  # WebGL layers finish painting
+        page.wait_for_timeout(5000)  # point layers and the (throttled) features panel finish painting
         for name, selector in shots.items():
             if selector is None:
                 png, width = page.screenshot(full_page=True), 900

@@ -16,19 +16,13 @@ file that stays interactive without a kernel.
 from __future__ import annotations
 
 import base64
-import html
-import json
-import re
-import zlib
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import ipywidgets as widgets
 import numpy as np
-import plotly
 import traitlets
 import xarray as xr
 from ipywidgets.widgets.trait_types import bytes_serialization
@@ -41,82 +35,21 @@ from marble_widgets.plotting.common import (
 )
 from marble_widgets.plotting.state_space import FLOW_HINT
 from marble_widgets.plotting.theme import FONT, HIGHLIGHT, INK, MUTED, PALETTE, SELECTION, SUBTLE
+from marble_widgets.widgets.page import (  # noqa: F401  (re-exported: the wire format and plotly.js holder)
+    DTYPES, PLOTLY_JS, STATIC, PlotlyLibrary, pack, page_view, plotly_js, plotly_library, unpack, write_page,
+)
 
-STATIC = Path(__file__).parent / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-#: dtypes a buffer may carry (JS typed-array constructors of the same names exist for each).
-DTYPES = ("float32", "float64", "int32", "uint8")
 #: Neighbours per sample looked up when no ``neighbors`` are given.
 DEFAULT_K = 10
 #: Variables MARBLE.results adds on ``sample``: read by the views, never offered as colours.
 RESULT_VARS = ("embedding", "neighbors", "frame", "transported", "features")
 #: ES module parts, concatenated into one no-build module (WebGL point layer, panels, the view).
-ESM_PARTS = ("flow_view_gl.js", "flow_view_panels.js", "flow_view.js")
+ESM_PARTS = ("mw_common.js", "flow_view_gl.js", "flow_view_panels.js", "flow_view.js")
 
 
 def esm_text() -> str:
     """The view's ES module: ``ESM_PARTS`` joined (each part's top-level names stay module-private)."""
     return "\n".join(f"// ---- {name} ----\n" + (STATIC / name).read_text(encoding="utf-8") for name in ESM_PARTS)
-
-
-# --- binary buffers ---------------------------------------------------------------------------
-def pack(array: np.ndarray, dtype: str, *, compress: bool = False) -> dict[str, Any]:
-    """One array as ``{"dtype", "shape", "buffer"}`` (C-order little-endian bytes; zlib if ``compress`` and
-    that saves at least 10 %, then marked ``"compression": "deflate"``).
-
-    Why: ipywidgets sends ``bytes`` inside a synced dict as a binary websocket buffer, and the page
-    wraps it in the typed array named by ``dtype`` without parsing any JSON numbers.
-    """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}.")
-    data = np.ascontiguousarray(np.asarray(array), dtype=np.dtype(dtype).newbyteorder("<"))
-    raw = data.tobytes()
-    entry: dict[str, Any] = {"dtype": dtype, "shape": list(data.shape), "buffer": raw}
-    packed = zlib.compress(raw, 6) if compress else raw
-    if compress and len(packed) < 0.9 * len(raw):  # incompressible (e.g. noise): inflating costs, saves nothing
-        entry.update(buffer=packed, compression="deflate")
-    return entry
-
-
-def unpack(entry: Mapping[str, Any]) -> np.ndarray:
-    """Inverse of :func:`pack` (also reads a buffer given as base64 text, as in the HTML export)."""
-    raw = entry["buffer"]
-    raw = base64.b64decode(raw) if isinstance(raw, str) else bytes(raw)
-    if entry.get("compression") == "deflate":
-        raw = zlib.decompress(raw)
-    return np.frombuffer(raw, dtype=np.dtype(entry["dtype"]).newbyteorder("<")).reshape(entry["shape"])
-
-
-# --- plotly.js, once per kernel ----------------------------------------------------------------
-@lru_cache(maxsize=1)
-def plotly_js() -> tuple[bytes, str]:
-    """zlib-compressed ``plotly.min.js`` of the installed plotly package and its plotly.js version."""
-    source = PLOTLY_JS.read_bytes()
-    match = re.search(rb"plotly\.js v([0-9][^\s*]*)", source[:400])
-    return zlib.compress(source, 9), match.group(1).decode() if match else plotly.__version__
-
-
-class PlotlyLibrary(widgets.Widget):
-    """View-less widget carrying the compressed plotly.js, shared by every FlowView of a kernel.
-
-    The page evaluates it at most once (cached on ``globalThis`` by version), so the 1.5 MB travel
-    once per kernel and plotly.js is parsed once per page.
-    """
-
-    source = traitlets.Bytes().tag(sync=True)
-    version = traitlets.Unicode().tag(sync=True)
-
-
-_LIBRARY: PlotlyLibrary | None = None
-
-
-def plotly_library() -> PlotlyLibrary:
-    """The kernel's shared :class:`PlotlyLibrary` (created on first use, again if it was closed)."""
-    global _LIBRARY
-    if _LIBRARY is None or _LIBRARY.comm is None:
-        source, version = plotly_js()
-        _LIBRARY = PlotlyLibrary(source=source, version=version)
-    return _LIBRARY
 
 
 # --- what the page receives ---------------------------------------------------------------------
@@ -433,20 +366,15 @@ class FlowView(anywidget.AnyWidget):
     def _valid_sample(self, proposal: dict) -> int:
         return check_sample(proposal["value"], self._n)
 
-    @traitlets.validate("color_by")
-    def _valid_color(self, proposal: dict) -> str:
-        key = proposal["value"]
-        if key and key not in self._color_keys:
-            raise ValueError(f"color_by={key!r} is not a per-sample variable of the flow field; choose one of "
-                             f"{self._color_keys} (or '' for one colour).")
-        return key
-
-    @traitlets.validate("behaviour")
-    def _valid_behaviour(self, proposal: dict) -> str:
-        key = proposal["value"]
-        if key and key not in self._behaviour_keys:
-            raise ValueError(f"behaviour={key!r} is not a numeric per-sample variable of the flow field; choose "
-                             f"one of {self._behaviour_keys} (or '' to follow color_by).")
+    @traitlets.validate("color_by", "behaviour")
+    def _valid_key(self, proposal: dict) -> str:
+        """``color_by``/``behaviour`` name a per-sample variable the page holds ('' = none / follow)."""
+        name, key = proposal["trait"].name, proposal["value"]
+        keys, kind, empty = ((self._color_keys, "per-sample", "'' for one colour") if name == "color_by" else
+                             (self._behaviour_keys, "numeric per-sample", "'' to follow color_by"))
+        if key and key not in keys:
+            raise ValueError(f"{name}={key!r} is not a {kind} variable of the flow field; choose one of "
+                             f"{keys} (or {empty}).")
         return key
 
     @traitlets.validate("selection")
@@ -500,30 +428,12 @@ class FlowView(anywidget.AnyWidget):
     def to_html(self, path: str | Path, title: str | None = None) -> Path:
         """Write one self-contained HTML file in which step, Play, click-to-jump and recolour work offline.
 
-        The file embeds the view's ES module, its CSS, plotly.js and the arrays (zlib + base64, inflated
-        by the browser's ``DecompressionStream``); it loads nothing from the network.
+        The page (``page.write_page``, as the dashboard's export) embeds the view's ES module, its CSS,
+        plotly.js and the arrays (zlib + base64, inflated by the browser's ``DecompressionStream``);
+        it loads nothing from the network. The view's root is ``#mw-root-flow``.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = self.export_state()
-        state["_meta"] = {**state["_meta"], "title": title or self._meta["title"]}
-        path.write_text(export_html(state, state["_meta"]["title"]), encoding="utf-8")
-        return path
+        view = page_view("flow", self)
+        view.state["_meta"] = {**view.state["_meta"], "title": title or self._meta["title"]}
+        return write_page(path, view.state["_meta"]["title"], [view])
 
 
-def _script_json(value: Any) -> str:
-    """JSON safe inside a ``<script>`` element (no ``</`` that would close it)."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
-
-
-def export_html(state: dict[str, Any], title: str) -> str:
-    """The standalone page: payload JSON, the view's ESM and CSS, and the bootstrap module."""
-    payload = {"esm": esm_text(), "state": state}
-    css = (STATIC / "flow_view.css").read_text(encoding="utf-8")
-    boot = (STATIC / "flow_view_export.js").read_text(encoding="utf-8")
-    return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>\n"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>\n<style>{css}\n"
-            f"body{{margin:16px;font-family:{FONT}}}</style></head>\n<body>\n"
-            "<div id='mw-root' class='mw-flow-view'></div>\n"
-            f"<script type='application/json' id='mw-payload'>{_script_json(payload)}</script>\n"
-            f"<script type='module'>\n{boot}\n</script>\n</body></html>\n")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import html
 import json
+import zlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,8 +20,76 @@ from typing import Any
 
 import numpy as np
 
+import plotly
+import traitlets
+import ipywidgets as widgets
+
 from marble_widgets.plotting.theme import FONT, HIGHLIGHT, INK, MUTED, PALETTE, SELECTION, SUBTLE
-from marble_widgets.widgets.flow_view import STATIC, pack, plotly_js
+
+STATIC = Path(__file__).parent / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+#: dtypes a buffer may carry (JS typed-array constructors of the same names exist for each).
+DTYPES = ("float32", "float64", "int32", "uint8")
+
+# --- binary buffers ---------------------------------------------------------------------------
+def pack(array: np.ndarray, dtype: str, *, compress: bool = False) -> dict[str, Any]:
+    """One array as ``{"dtype", "shape", "buffer"}`` (C-order little-endian bytes; zlib if ``compress`` and
+    that saves at least 10 %, then marked ``"compression": "deflate"``).
+
+    Why: ipywidgets sends ``bytes`` inside a synced dict as a binary websocket buffer, and the page
+    wraps it in the typed array named by ``dtype`` without parsing any JSON numbers.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}.")
+    data = np.ascontiguousarray(np.asarray(array), dtype=np.dtype(dtype).newbyteorder("<"))
+    raw = data.tobytes()
+    entry: dict[str, Any] = {"dtype": dtype, "shape": list(data.shape), "buffer": raw}
+    packed = zlib.compress(raw, 6) if compress else raw
+    if compress and len(packed) < 0.9 * len(raw):  # incompressible (e.g. noise): inflating costs, saves nothing
+        entry.update(buffer=packed, compression="deflate")
+    return entry
+
+
+def unpack(entry: Mapping[str, Any]) -> np.ndarray:
+    """Inverse of :func:`pack` (also reads a buffer given as base64 text, as in the HTML export)."""
+    raw = entry["buffer"]
+    raw = base64.b64decode(raw) if isinstance(raw, str) else bytes(raw)
+    if entry.get("compression") == "deflate":
+        raw = zlib.decompress(raw)
+    return np.frombuffer(raw, dtype=np.dtype(entry["dtype"]).newbyteorder("<")).reshape(entry["shape"])
+
+
+# --- plotly.js, once per kernel ----------------------------------------------------------------
+@lru_cache(maxsize=1)
+def plotly_js() -> tuple[bytes, str]:
+    """zlib-compressed ``plotly.min.js`` of the installed plotly package and its plotly.js version."""
+    source = PLOTLY_JS.read_bytes()
+    match = re.search(rb"plotly\.js v([0-9][^\s*]*)", source[:400])
+    return zlib.compress(source, 9), match.group(1).decode() if match else plotly.__version__
+
+
+class PlotlyLibrary(widgets.Widget):
+    """View-less widget carrying the compressed plotly.js, shared by every FlowView of a kernel.
+
+    The page evaluates it at most once (cached on ``globalThis`` by version), so the 1.5 MB travel
+    once per kernel and plotly.js is parsed once per page.
+    """
+
+    source = traitlets.Bytes().tag(sync=True)
+    version = traitlets.Unicode().tag(sync=True)
+
+
+_LIBRARY: PlotlyLibrary | None = None
+
+
+def plotly_library() -> PlotlyLibrary:
+    """The kernel's shared :class:`PlotlyLibrary` (created on first use, again if it was closed)."""
+    global _LIBRARY
+    if _LIBRARY is None or _LIBRARY.comm is None:
+        source, version = plotly_js()
+        _LIBRARY = PlotlyLibrary(source=source, version=version)
+    return _LIBRARY
+
 
 #: Theme values every view's module reads from its ``_meta`` (one look with the static figures).
 THEME = {"font": FONT, "ink": INK, "subtle": SUBTLE, "highlight": HIGHLIGHT, "selection": SELECTION,
@@ -35,7 +105,7 @@ def esm_source(name: str) -> str:
 
 def pack_all(arrays: Mapping[str, np.ndarray], dtypes: Mapping[str, str], *, compress: bool = False
              ) -> dict[str, dict[str, Any]]:
-    """:func:`~marble_widgets.widgets.flow_view.pack` each array with its wire dtype (default float32)."""
+    """:func:`pack` each array with its wire dtype (default float32)."""
     return {name: pack(a, dtypes.get(name, "float32"), compress=compress) for name, a in arrays.items()}
 
 

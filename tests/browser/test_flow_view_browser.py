@@ -25,7 +25,7 @@ STATE, EMB = ".mw-fv-state", ".mw-fv-embedding"
 # 2-D clouds are WebGL point layers (flow_view_gl.js) under SVG marks for the point, its neighbours and
 # the trail; plotly draws axes, colour bar and selection box. A 3-D state scene is plotly: traces 0 cloud,
 # 1 selection, 2 trail, 3 neighbours, 4 current.
-VIEW_JS = "document.querySelector('#mw-root').__mwFlowView"
+VIEW_JS = "document.querySelector('#mw-root-flow').__mwFlowView"
 START = 20
 
 
@@ -273,7 +273,7 @@ def test_recolour_restyles_both_clouds(fv: Any, built: dict[str, Any]) -> None:
 
 def test_play_advances_one_sample_per_frame_in_order(fv: Any, built: dict[str, Any]) -> None:
     fv.evaluate("""() => { window.__seen = [];
-        document.querySelector('#mw-root').addEventListener('mw-drawn', e => window.__seen.push(e.detail.sample)); }""")
+        document.querySelector('#mw-root-flow').addEventListener('mw-drawn', e => window.__seen.push(e.detail.sample)); }""")
     fv.locator(".mw-fv-play").click()
     fv.wait_for_function("() => window.__seen.length >= 12", timeout=15_000)
     _wait_model(fv, "playing", True)
@@ -318,7 +318,7 @@ def test_3d_scene_follows_the_step(page: Any, tmp_path: Path) -> None:
     np.testing.assert_array_equal(_trace(fv, STATE, 2, keys), x[order[:p + 2]])  # trail: trajectory so far
     lab.screenshot(fv, "flow_view_export_3d")
     # while playing the scene is redrawn less often than the 2-D views; on pause it catches up
-    stats = "() => document.querySelector('#mw-root').__mwFlowView.stats"
+    stats = "() => document.querySelector('#mw-root-flow').__mwFlowView.stats"
     before = fv.evaluate(stats)
     fv.locator(".mw-fv-play").click()
     fv.wait_for_function(f"() => ({stats})().frames >= {before['frames'] + 20}", timeout=20_000)

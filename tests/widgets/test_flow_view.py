@@ -178,11 +178,12 @@ def test_to_html_is_self_contained_and_holds_everything(view, ff, emb, tmp_path)
     assert not re.search(r"<script[^>]*\bsrc=", text, re.I)  # nothing loaded from anywhere
     assert not re.search(r"""(import|from)\s*\(?\s*["']https?:""", text)
     payload = _payload(text)
-    assert payload["esm"] == esm_text() == view._esm
-    state = payload["state"]
+    (only,) = payload["views"]  # the same one-page format as the dashboard's export
+    assert only["key"] == "flow" and only["esm"] == esm_text() == view._esm
+    state = only["state"]
     assert (state["sample"], state["color_by"], state["playing"]) == (33, "time", False)
     assert state["_meta"]["title"] == "Toy <flow>"
-    assert zlib.decompress(base64.b64decode(state["_plotly"]["source"])) == PLOTLY_JS.read_bytes()
+    assert zlib.decompress(base64.b64decode(payload["plotly"]["source"])) == PLOTLY_JS.read_bytes()
     arrays = {k: unpack(e) for k, e in state["_arrays"].items()}
     # compressed where that saves >= 10 % (here every array but the noisy float ones may shrink)
     for name, e in state["_arrays"].items():

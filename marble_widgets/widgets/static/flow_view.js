@@ -1,69 +1,25 @@
 // FlowView front end (marble_widgets/widgets/flow_view.py): draws with plotly.js and answers every
 // interaction in the page from typed arrays it received once. No build step: a plain ES module,
-// used by anywidget in notebooks and by the standalone HTML export (flow_view_export.js).
+// used by anywidget in notebooks and by the standalone HTML export (page.py, dashboard_export.js).
 //
 // model traits: sample, playing, color_by, behaviour, show_transported, _selection (int32 bytes, or a
 // list in the HTML export; two-way), fps, sync_ms, _meta (JSON), _arrays ({name: {dtype, shape,
 // buffer[, compression]}}), _plotly (library widget or {version, source}). The 2-D clouds are drawn by
 // PointLayer (flow_view_gl.js), the local flow, features and behaviour panels by flow_view_panels.js.
 
-const CACHE = (globalThis.__marbleWidgets = globalThis.__marbleWidgets || {});
-const TYPED = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array };
 const TRAIL = 40; // samples of the current trajectory drawn behind the point
 
-// --- bytes --------------------------------------------------------------------------------------
-async function inflate(bytes) {
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-// DataView / ArrayBuffer / typed array / base64 text -> a Uint8Array that owns an aligned buffer
-function ownBytes(buf) {
-  if (typeof buf === "string") {
-    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(buf);
-    const bin = atob(buf);
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  }
-  if (buf instanceof ArrayBuffer) return new Uint8Array(buf.slice(0));
-  return new Uint8Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-}
+// bytes and plotly.js: the shared helpers of mw_common.js (prepended to this module, see ESM_PARTS)
+const ownBytes = mwBytes;
+const h = mwEl;
 
 export async function decodeArray(entry) {
-  let bytes = ownBytes(entry.buffer);
-  if (entry.compression === "deflate") bytes = await inflate(bytes);
-  const Typed = TYPED[entry.dtype];
-  if (!Typed) throw new Error(`[marble_widgets] unknown dtype ${entry.dtype}`);
-  return { data: new Typed(bytes.buffer, bytes.byteOffset, bytes.byteLength / Typed.BYTES_PER_ELEMENT),
-           shape: entry.shape };
+  return mwDecode(entry);
 }
 
-// --- plotly.js: evaluated at most once per page and version ---------------------------------------
-async function plotlySource(model) {
-  const ref = model.get("_plotly");
-  if (typeof ref === "string") {
-    const holder = await model.widget_manager.get_model(ref.replace(/^IPY_MODEL_/, ""));
-    return { version: holder.get("version"), source: () => holder.get("source") };
-  }
-  return { version: ref.version, source: () => ref.source };
-}
-
+// plotly.js is evaluated at most once per page and version, shared with the other views
 export async function loadPlotly(model) {
-  const { version, source } = await plotlySource(model);
-  if (globalThis.Plotly && globalThis.Plotly.version === version) return globalThis.Plotly;
-  CACHE.plotly = CACHE.plotly || {};
-  if (!CACHE.plotly[version]) {
-    CACHE.plotly[version] = (async () => {
-      const text = new TextDecoder().decode(await inflate(ownBytes(source())));
-      const previous = globalThis.Plotly;
-      const module = { exports: {} };
-      new Function("module", "exports", "define", text)(module, module.exports, undefined);
-      if (previous) globalThis.Plotly = previous; // another plotly on the page stays in place
-      return module.exports;
-    })();
-  }
-  return CACHE.plotly[version];
+  return mwLoadPlotly(model);
 }
 
 // --- small array helpers (lookups only) -------------------------------------------------------------
@@ -98,23 +54,10 @@ function readSelection(value) {
   return Int32Array.from(new Set(idx)).sort();
 }
 
-function h(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-  }
-  for (const c of children) node.appendChild(c);
-  return node;
-}
 
 // --- the view ---------------------------------------------------------------------------------------
 async function decodeAll(model) {
-  const entries = model.get("_arrays");
-  const names = Object.keys(entries);
-  const decoded = await Promise.all(names.map((n) => decodeArray(entries[n])));
-  const A = {};
-  names.forEach((n, i) => { A[n] = decoded[i]; });
-  return A;
+  return mwDecodeAll(model.get("_arrays"));
 }
 
 function buildDom(el, meta, hasEmbedding) {

@@ -1,5 +1,6 @@
-// Helpers shared by the browser-drawn views (training_view.js, alignment_view.js): prepended to each
-// view's module by marble_widgets/widgets/page.py, so every view stays one no-build ES module.
+// Helpers shared by the browser-drawn views (flow_view.js, training_view.js, alignment_view.js):
+// prepended to each view's module (page.esm_source, flow_view.ESM_PARTS), so every view stays one
+// no-build ES module.
 // plotly.js is evaluated at most once per page and version, in the same cache FlowView uses.
 
 const MW_CACHE = (globalThis.__marbleWidgets = globalThis.__marbleWidgets || {});
@@ -13,6 +14,7 @@ async function mwInflate(bytes) {
 // DataView / ArrayBuffer / typed array / base64 text -> a Uint8Array owning an aligned buffer
 function mwBytes(buf) {
   if (typeof buf === "string") {
+    if (Uint8Array.fromBase64) return Uint8Array.fromBase64(buf);
     const bin = atob(buf);
     const out = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);

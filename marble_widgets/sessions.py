@@ -126,21 +126,18 @@ class Sessions:
         """Evaluate ``{name: delayed}`` on ``client`` (a ``dask.distributed.Client``) or dask's ``scheduler``."""
         return compute(tasks, client=client, scheduler=scheduler)
 
-    def fit(
-        self,
-        estimator: Any = None,
-        *,
-        seed: int = 0,
-        client: Any = None,
-        scheduler: str = "threads",
-        torch_threads: int | None = 1,
-        progress: Progress | bool | None = None,
-        preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
-        **builder: Any,
-    ) -> xr.Dataset:
-        """Fit one MARBLE model per session (see :func:`fit_sessions`) on :meth:`flow_fields` ``(**builder)``."""
-        return fit_sessions(self.flow_fields(preprocess, **builder), estimator, seed=seed, client=client,
-                            scheduler=scheduler, torch_threads=torch_threads, progress=progress)
+    def fit(self, estimator: Any = None, *, preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None,
+            **options: Any) -> xr.Dataset:
+        """One MARBLE model per session: :meth:`flow_fields` then :func:`fit_sessions`.
+
+        ``options`` named like :func:`fit_sessions`' keywords (``seed``, ``client``, ``scheduler``,
+        ``torch_threads``, ``progress``) go to it; the rest are ``FlowFieldBuilder`` parameters.
+        """
+        import inspect
+
+        fit_options = list(inspect.signature(fit_sessions).parameters)[2:]
+        fit_kw = {name: options.pop(name) for name in fit_options if name in options}
+        return fit_sessions(self.flow_fields(preprocess, **options), estimator, **fit_kw)
 
 
 # ----------------------------------------------------------------------------- opening

@@ -320,27 +320,7 @@ export default {
     // Local values go into the model only when sent, so ipywidgets' echo of a sent value finds the
     // model unchanged (no event) and echoes of older values are dropped by ipywidgets itself; a value
     // that does arrive was set by Python and is applied (it replaces an unsent local one).
-    let syncTimer = null;
-    let lastSync = -Infinity;
-    let flushing = false;
-    const unsent = new Map();
-    const flush = () => {
-      syncTimer = null;
-      lastSync = performance.now();
-      flushing = true;
-      try { for (const [k, v] of unsent) model.set(k, v); } finally { flushing = false; }
-      unsent.clear();
-      model.save_changes();
-    };
-    const push = (name, value) => {
-      unsent.set(name, value);
-      if (!syncTimer) syncTimer = setTimeout(flush, Math.max(0, lastSync + (model.get("sync_ms") || 150) - performance.now()));
-    };
-    const fromKernel = (name, apply) => () => {
-      if (flushing) return;
-      unsent.delete(name);
-      apply();
-    };
+    const { push, fromKernel } = mwSync(model);
 
     const pts = (flat, width, idx) => ({ x: pick(flat, width, idx, 0), y: pick(flat, width, idx, 1), z: pick(flat, width, idx, 2) });
     const restyleGroups = (gd, flat, traces, groups) => {

@@ -84,9 +84,21 @@ def notebooks(d: dict) -> str:
 
 
 def widget_latency(d: dict) -> str:
-    rows = [[name, str(v["n_points"]), f"{v['median_ms']:.0f}", f"{v['p90_ms']:.0f}"] for name, v in d["variants"].items()]
-    return ("**Dashboard latency** in JupyterLab + headless Chromium, state change to redrawn figure "
-            "(`benchmarks/widget_latency.py`):\n\n" + _table(["view", "points", "median ms", "p90 ms"], rows))
+    """The dashboard's browser-drawn views (step, pair change, training redraw) beside the retired views."""
+    dash = d.get("dashboard")
+    old = [[name, str(v["n_points"]), f"{v['median_ms']:.0f}", f"{v['p90_ms']:.0f}"] for name, v in d["variants"].items()]
+    text = ("**Dashboard latency** in JupyterLab + headless Chromium (`benchmarks/widget_latency.py`). The retired "
+            "FigureWidget views, state change to redrawn figure (kept for comparison):\n\n"
+            + _table(["view", "points", "median ms", "p90 ms"], old))
+    if not dash:
+        return text
+    rows = [[host, action, _ms(dash[key][action])] for key, host in (("export", "exported page (file://)"),
+                                                                     ("lab", "JupyterLab"))
+            for action in ("step", "pair", "training") if action in dash.get(key, {})]
+    return (text + f"\n\nToday's dashboard (`mw.dashboard`: FlowView + AlignmentView + TrainingView, rat "
+            f"{dash['meta']['n_samples']} samples, median / p90 ms, load {dash['meta']['loadavg_1_5_15'][0]:.1f}, "
+            f"{dash['meta']['cpus']} CPUs; export {dash['export']['size_mb']:.1f} MB, JupyterLab kernel -> browser "
+            f"{dash['lab']['kernel_to_browser_mb']:.1f} MB):\n\n" + _table(["where", "action", "median / p90 ms"], rows))
 
 
 def cross_animal(d: dict) -> str:
@@ -125,16 +137,33 @@ def _ms(m: dict) -> str:
 
 
 def client_view_latency(d: dict) -> str:
-    """The browser-drawn FlowView beside today's kernel-driven flow explorer."""
+    """The browser-drawn FlowView beside today's kernel-driven flow explorer, large clouds, added latency."""
     e, lab, today = d["export"], d.get("lab", {}), d["today"]
     rows = [["FlowView, exported HTML (file://)", "step, all views", _ms(e["step"]), _ms(e["step"]["painted"])]]
     if lab.get("step"):
-        rows.append(["FlowView, JupyterLab", "step, all views", _ms(lab["step"]), _ms(lab["step"]["painted"])])
+        rows.append(["FlowView from MARBLE.results, JupyterLab", "step, all views", _ms(lab["step"]),
+                     _ms(lab["step"]["painted"])])
+    delayed = d.get("lab_delayed")
+    if delayed:
+        rows.append([f"same, +{delayed['delay_ms_each_way']:.0f} ms each way on the kernel connection",
+                     f"step (kernel round trip {delayed['kernel_round_trip']['median_ms']:.0f} ms)",
+                     _ms(delayed["step"]), _ms(delayed["step"]["painted"])])
+        rows.append(["same, delayed", f"Play: {delayed['play']['fps']:.1f} frames/s", "", ""])
+    if lab.get("play"):
+        rows.append(["FlowView from MARBLE.results, JupyterLab", f"Play: {lab['play']['fps']:.1f} frames/s", "", ""])
     rows += [["FlowView, exported HTML", "step, 3-D state view", _ms(e["step_3d_scene"]), _ms(e["step_3d_scene"]["painted"])],
              ["FlowView, exported HTML", "recolour both clouds", _ms(e["recolour"]), ""],
-             ["FlowView, exported HTML", f"Play: {e['play']['fps']:.1f} frames/s (3-D: {e['play_3d']['fps']:.1f})", "", ""],
-             ["today: flow explorer (JupyterLab)", "step", _ms(today["flow_explorer"]), ""],
-             ["today: flow explorer 3-D", "step", _ms(today["flow_explorer_3d"]), ""]]
+             ["FlowView, exported HTML", f"Play: {e['play']['fps']:.1f} frames/s (3-D: {e['play_3d']['fps']:.1f})", "", ""]]
+    for size, big in d.get("large", {}).items():
+        for action, label in (("recolour", "recolour"), ("box_selection", "box selection"),
+                              ("click_to_jump", "click-to-jump")):
+            if action in big:
+                rows.append([f"{big['n_points']:,} points", label, _ms(big[action]), _ms(big[action]["painted"])])
+        rows.append([f"{big['n_points']:,} points", f"first draw {big['first_draw_s']:.1f} s; pan "
+                     f"{big['pan']['fps']:.1f} frames/s", "", ""])
+    rows += [["today: flow explorer (JupyterLab)", "step", _ms(today["flow_explorer"]), ""],
+             ["today: flow explorer 3-D", "step", _ms(today["flow_explorer_3d"]), ""],
+             ["today: embedding explorer, 10^5 points", "recolour", _ms(today["embedding_1e5_recolor"]), ""]]
     return (f"**Browser-drawn views** (`benchmarks/client_view_latency.py`, rat {d['meta']['n_samples']} samples, "
             f"key press to changed frame, median / p90 ms; export {e['size_mb']:.1f} MB vs 8.4 MB today; "
             f"load {d['meta']['loadavg_1_5_15'][0]:.1f}, {d['meta']['cpus']} CPUs):\n\n"

@@ -41,7 +41,7 @@ def export_maze(work: Path, epochs: int) -> Path:
     rec = mw.datasets.mc_maze_small(bin_size=0.02)
     ff = mw.flow_field(rec, n_components=5, smooth=0.1, condition="condition")
     model = mw.MARBLE(order=2, k=30, delta=1.5, out_dim=3, epochs=epochs, verbose=False).fit(ff)
-    board = mw.dashboard(model, ff, recording=rec, title="MARBLE on MC_Maze_Small (NLB, monkey J, reaching)")
+    board = mw.dashboard(model, ff, title="MARBLE on MC_Maze_Small (NLB, monkey J, reaching)")
     return board.to_html(work / "maze.html")
 
 

@@ -140,9 +140,13 @@ def dashboard(
     (distances/MDS from ``marble_widgets.analysis`` unless ``dist``/``mds_coords`` are given;
     ``label``: the numeric sample coord the default alignment bins on; left out with a warning if
     it fails) and a :class:`TrainingView` of ``model.loss_history_``. ``recording`` is accepted for
-    compatibility and unused (the raster view was retired with the FigureWidget views).
+    compatibility and not drawn yet (the spike raster left with the FigureWidget views): passing one
+    warns, so nobody waits for a raster that is not there.
     """
-    del recording  # kept in the signature: notebooks pass it
+    if recording is not None:
+        warnings.warn("dashboard(recording=...) is not drawn yet: the spike-raster view has not moved to the "
+                      "browser-drawn views; the argument is ignored (omit it to silence this).", FutureWarning,
+                      stacklevel=2)
     ds = results_dataset(model, flow_field, embedding=embedding, inspect_ds=inspect_ds)
     emb = ds["embedding"]
     flow = FlowView(ds, dims=dims, title="Flow field and embedding")

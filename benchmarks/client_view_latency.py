@@ -151,13 +151,18 @@ def time_steps(page: Any, steps: int, pause_s: float = 0.12, event: str = "mw-dr
             "painted": _stats(page.evaluate("() => window.__mw.painted"))}
 
 
+def _choose_colour(page: Any, key: str) -> None:
+    """Pick ``key`` in the view's colour menu, stamping the start time the page's timers read."""
+    page.evaluate("""key => { const s = document.querySelector('.mw-fv-color'); s.value = key;
+        window.__mw.t0 = performance.now(); s.dispatchEvent(new Event('change')); }""", key)
+
+
 def time_recolour(page: Any, repeats: int) -> dict[str, Any]:
     """Switch the colour menu between ``time`` and ``position``; select change -> frame after restyle."""
     page.evaluate("() => { window.__mw.out = []; }")
     for k in range(repeats):
         key = "position" if k % 2 == 0 else "time"
-        page.evaluate("""key => { const s = document.querySelector('.mw-fv-color'); s.value = key;
-            window.__mw.t0 = performance.now(); s.dispatchEvent(new Event('change')); }""", key)
+        _choose_colour(page, key)
         page.wait_for_function("k => window.__mw.out.length > k", arg=k, timeout=10_000, polling=10)
         time.sleep(0.15)
     return _stats(page.evaluate("() => window.__mw.out"))
@@ -249,8 +254,7 @@ def time_large_recolour(page: Any, repeats: int) -> dict[str, Any]:
     _reset(page, "mw-recoloured")
     for k in range(repeats):
         key = "condition" if k % 2 == 0 else "position"
-        page.evaluate("""key => { const s = document.querySelector('.mw-fv-color'); s.value = key;
-            window.__mw.t0 = performance.now(); s.dispatchEvent(new Event('change')); }""", key)
+        _choose_colour(page, key)
         page.wait_for_function("k => window.__mw.painted.length > k", arg=k, timeout=10_000, polling=10)
         time.sleep(0.2)
     return _large_stats(page)

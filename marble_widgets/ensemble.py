@@ -49,13 +49,13 @@ def procrustes_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
 
     Rows with a NaN in either array are skipped (empty label bins). Returns (R (d, d), t (d,)).
     """
-    from scipy.linalg import orthogonal_procrustes
+    from marble_widgets.analysis import procrustes_rotation
 
     ok = np.isfinite(source).all(axis=1) & np.isfinite(target).all(axis=1)
     if ok.sum() < 2:
         raise ValueError("Procrustes needs at least 2 matched rows without NaN; the members share no label bins.")
     a, b = source[ok], target[ok]
-    rot, _ = orthogonal_procrustes(a - a.mean(axis=0), b - b.mean(axis=0))
+    rot, _ = procrustes_rotation(a, b)
     return rot, b.mean(axis=0) - a.mean(axis=0) @ rot
 
 

@@ -14,6 +14,7 @@ from marble_widgets.analysis.alignment import (
     consistency,
     ot_align,
     procrustes_align,
+    procrustes_rotation,
 )
 from marble_widgets.analysis.decoding import (
     K_CANDIDATES,
@@ -40,6 +41,7 @@ __all__ = [
     "ot_align",
     "pca",
     "procrustes_align",
+    "procrustes_rotation",
     "train_test_decode",
     "transport_plan",
     "umap",

@@ -180,8 +180,9 @@ def _matched_rows(a: xr.DataArray, b: xr.DataArray) -> tuple[np.ndarray, np.ndar
 # --------------------------------------------------------------------------------------------
 # Procrustes
 # --------------------------------------------------------------------------------------------
-def _procrustes(x: np.ndarray, y: np.ndarray, scale: bool, reflection: bool) -> tuple[np.ndarray, float]:
-    """Orthogonal R (and scale) minimising ||s (x - mean x) R - (y - mean y)|| for matched rows."""
+def procrustes_rotation(x: np.ndarray, y: np.ndarray, scale: bool = False, reflection: bool = True
+                        ) -> tuple[np.ndarray, float]:
+    """Orthogonal R (and scale) minimising ||s (x - mean x) R - (y - mean y)|| for matched rows (no NaN)."""
     from scipy.linalg import orthogonal_procrustes
 
     a, b = x - x.mean(axis=0), y - y.mean(axis=0)
@@ -258,7 +259,7 @@ def procrustes_align(
         a, b = a[ok], b[ok]
     if len(a) < 2:
         raise ValueError("fewer than 2 matched points; use more samples or fewer bins.")
-    rot, s = _procrustes(a, b, scale, reflection)
+    rot, s = procrustes_rotation(a, b, scale, reflection)
     t = b.mean(axis=0) - s * a.mean(axis=0) @ rot
     return _result(embedding_of(source), x, rot, s, t, "procrustes")
 
@@ -278,7 +279,7 @@ def _ot_refine(a: np.ndarray, b: np.ndarray, rot: np.ndarray, s: float, n_iter: 
         plan = ot.emd(wa, wb, cost, numItermax=max(100_000, 50 * cost.size))
         cost_val = float(np.sum(plan * cost))
         matched = (plan @ b) / wa[:, None]
-        new_rot, new_s = _procrustes(a, matched, scale, reflection)
+        new_rot, new_s = procrustes_rotation(a, matched, scale, reflection)
         done = np.abs(new_rot - rot).max() < 1e-12 and abs(new_s - s) < 1e-12
         rot, s = new_rot, new_s
         if done:

@@ -150,7 +150,7 @@ def dashboard(
     ds = results_dataset(model, flow_field, embedding=embedding, inspect_ds=inspect_ds)
     emb = ds["embedding"]
     flow = FlowView(ds, dims=dims, title="Flow field and embedding")
-    order, offsets = flow.arrays()["order"], flow.arrays()["offsets"]
+    order, offsets = flow.trajectory_order  # the buffers are not decoded again (features can be tens of MB)
     flow.sample = int(order[offsets[0] + (offsets[1] - offsets[0]) // 2])  # mid-trajectory: a typical point
     training = TrainingView.from_model(model) if isinstance(getattr(model, "loss_history_", None), xr.Dataset) \
         else None

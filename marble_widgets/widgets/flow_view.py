@@ -340,6 +340,11 @@ class FlowView(anywidget.AnyWidget):
             arrays["features"], meta["features"] = features_payload(results)
 
     @property
+    def trajectory_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Samples in (condition, trial, time) order and each trajectory's offsets in it (not decoded again)."""
+        return self._values["order"], self._values["offsets"]
+
+    @property
     def color_keys(self) -> list[str]:
         """Names ``color_by`` accepts ("" = one flat colour)."""
         return list(self._color_keys)

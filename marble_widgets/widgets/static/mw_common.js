@@ -107,3 +107,23 @@ function mwResizer(Plotly, plots) {
   plots.forEach((gd) => ro.observe(gd));
   return ro;
 }
+
+// Views of one dashboard share a named channel (their `channel` trait): one view publishes what it
+// shows (topic "sample": a position on the results' sample dim; topic "selection": an Int32Array of
+// sample positions) and the others follow in the page, never through the kernel. Works the same in
+// JupyterLab, Notebook 7, Voila and an exported page, because every view of a page shares globalThis.
+function mwChannel(name) {
+  if (!name) return { publish() {}, subscribe() { return () => {}; } };
+  MW_CACHE.channels = MW_CACHE.channels || {};
+  const target = (MW_CACHE.channels[name] = MW_CACHE.channels[name] || new EventTarget());
+  return {
+    publish(topic, value, source) {
+      target.dispatchEvent(new CustomEvent(topic, { detail: { value, source } }));
+    },
+    subscribe(topic, fn) {
+      const handler = (e) => fn(e.detail.value, e.detail.source);
+      target.addEventListener(topic, handler);
+      return () => target.removeEventListener(topic, handler);
+    },
+  };
+}

@@ -676,19 +676,31 @@ def _permuted_cell(row: dict[str, Any], first: str, second: str) -> str | None:
 def merge_sections(results: dict[str, Any], ran: list[str]) -> dict[str, Any]:
     """The committed JSON with the sections just run replaced (``--only``); the others keep their figures.
 
-    The run's own timing goes to ``seconds_<section>``; ``total_seconds`` stays that of the last full run.
+    ``section_seconds`` keeps each section's latest timing (the ones just run replaced) and
+    ``total_seconds`` is their sum, so a partial run never leaves a stale total behind;
+    ``run_seconds`` is this run's own wall time.
     """
     path = RESULTS / "fidelity.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
-    merged = {k: v for k, v in old.items() if k not in ("machine", "date", "table")}
+    stale = {"machine", "date", "table", "total_seconds"} | {k for k in old if k.startswith("seconds_")}
+    merged = {k: v for k, v in old.items() if k not in stale}
     merged.update({name: results[name] for name in ran})
-    merged.update({f"seconds_{'_'.join(ran)}": results["total_seconds"], "uptime_end": results["uptime_end"]})
-    merged.setdefault("total_seconds", results["total_seconds"])
+    timings = {**previous_section_seconds(old), **results["section_seconds"]}
+    merged.update(section_seconds=timings, total_seconds=float(sum(timings.values())),
+                  run_seconds=results["run_seconds"], uptime_end=results["uptime_end"])
     return merged
+
+
+def previous_section_seconds(old: dict[str, Any]) -> dict[str, float]:
+    """Each section's timing in an earlier JSON: its ``section_seconds``, else the single-section ``seconds_<name>``."""
+    if "section_seconds" in old:
+        return {k: float(v) for k, v in old["section_seconds"].items()}
+    return {name: float(old[f"seconds_{name}"]) for name in SECTIONS if f"seconds_{name}" in old}
 
 
 #: the benchmark's sections (``--only``)
 SECTIONS = ("rat", "macaque", "toys", "rnn")
+SECTION_TITLES = {"rat": "rat Buddy", "macaque": "MC_Maze_Small", "toys": "toys", "rnn": "recurrent networks"}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -701,19 +713,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, Any] = {"seed": SEED, "quick": args.quick, "uptime_start": _uptime(),
                                "threads": os.environ.get("OMP_NUM_THREADS", "default")}
-    if "rat" in args.only:
-        print("rat Buddy ...", flush=True)
-        results["rat"] = run_rat(args.quick, not args.no_cebra)
-    if "macaque" in args.only:
-        print("MC_Maze_Small ...", flush=True)
-        results["macaque"] = run_macaque(args.quick, not args.no_cebra)
-    if "toys" in args.only:
-        print("toys ...", flush=True)
-        results["toys"] = {"van_der_pol": run_van_der_pol(args.quick), "rotated": run_rotated(args.quick)}
-    if "rnn" in args.only:
-        print("recurrent networks ...", flush=True)
-        results["rnn"] = run_rnn(args.quick)
-    results.update(total_seconds=time.perf_counter() - t0, peak_rss_mb=peak_rss_mb(), uptime_end=_uptime())
+    runners = {"rat": lambda: run_rat(args.quick, not args.no_cebra),
+               "macaque": lambda: run_macaque(args.quick, not args.no_cebra),
+               "toys": lambda: {"van_der_pol": run_van_der_pol(args.quick), "rotated": run_rotated(args.quick)},
+               "rnn": lambda: run_rnn(args.quick)}
+    section_seconds = {}
+    for name in (s for s in SECTIONS if s in args.only):
+        print(f"{SECTION_TITLES[name]} ...", flush=True)
+        t_section = time.perf_counter()
+        results[name] = runners[name]()
+        section_seconds[name] = time.perf_counter() - t_section
+    run_seconds = time.perf_counter() - t0
+    results.update(section_seconds=section_seconds, run_seconds=run_seconds, total_seconds=run_seconds,
+                   peak_rss_mb=peak_rss_mb(), uptime_end=_uptime())
     partial = set(args.only) != set(SECTIONS)
     if partial and not args.quick:
         results = merge_sections(results, args.only)
@@ -722,7 +734,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(table, ["data", "method", "position cm", "sd over seeds", "direction acc", "velocity R2",
                         "R2 over folds", "sector acc", "permuted labels", "ring err deg", "ring order", "score",
                         "per-network min/mean", "seconds"])
-    print(f"\ntotal {results['total_seconds']:.0f} s; load: {results['uptime_end']}")
+    print(f"\nthis run {run_seconds:.0f} s (all sections' latest runs: {results['total_seconds']:.0f} s); "
+          f"load: {results['uptime_end']}")
     if args.quick:
         print("quick run: benchmarks/results/fidelity.json left unchanged")
     else:

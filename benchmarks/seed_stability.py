@@ -27,8 +27,9 @@ median absolute error AND by R^2; both are reported (median absolute error, cm).
   must not decode position) and chance (training positions permuted against the embedding).
 
 MC_Maze_Small (part ``macaque``): fold 0 of ``fidelity.py``'s trial-wise stratified 5 folds; hand
-velocity R^2 of the per-bin ridge decoder over seeds, for the paper's macaque recipe and the
-same changes as the rat's recommended settings.
+velocity R^2 of the per-bin ridge decoder over seeds, for the paper's macaque recipe, the
+same changes as the rat's recommended settings, and the recipe table's ``macaque_tuned`` (seeds) and
+``macaque_ensemble_concat`` (3 ensembles of 3, members side by side; one graph over all trials).
 
 InfoNCE screen (``--infonce T [T ...]``, runs only this part): the recommended settings with
 ``loss="infonce"`` at each temperature ``T``, over ``--seeds`` seeds - decoding both ways, the
@@ -46,7 +47,12 @@ one run next to the input, the paper's recipe (seeds 0-2, 32-D) and the recommen
 ``out_dim`` 32 and 3. ``--cache-dir DIR`` keeps each fit's two embeddings (keyed by a hash of the
 settings and the seed) so the part can be re-analysed without refitting.
 
-Run: ``python benchmarks/seed_stability.py [--seeds 5] [--quick] [--only rat consistency_3d macaque ensemble]``
+The recipe table (part ``recipes``): every named rat recipe as shipped (``marble_widgets.recipes``), in one run
+next to the input: single-model recipes over ``--seeds`` seeds (the paper's over 3), ensemble recipes over 3
+ensemble seeds; decoding both ways, consistency of the shipped embedding and of its 3 leading principal
+axes (fitted on the training part). With ``--cache-dir`` the fits are shared with part ``ensemble``.
+
+Run: ``python benchmarks/seed_stability.py [--seeds 5] [--quick] [--only rat consistency_3d macaque ensemble recipes]``
 (default: rat and consistency_3d) or ``python benchmarks/seed_stability.py --seeds 3 --infonce 0.1 0.3``.
 Prints a table and writes benchmarks/results/seed_stability.json (every seed's figures; parts
 not run keep their last figures).
@@ -88,7 +94,7 @@ RAT_INPUT = dict(recipes.get("rat_paper").flow_field)
 #: the setting the recommended changes are applied to, and the name of the result
 RECOMMENDED_BASE = "tuned on train part"
 RECOMMENDED = "recommended"
-PARTS = ("rat", "consistency_3d", "macaque", "ensemble")
+PARTS = ("rat", "consistency_3d", "macaque", "ensemble", "recipes")
 #: epochs at which the one-seed curve is measured
 CURVE_EPOCHS = (10, 20, 40, 60, 80, 100)
 #: random Gaussian embeddings for the chance level of the consistency
@@ -360,18 +366,31 @@ def cached_fit(ff_tr: xr.Dataset, ff_te: xr.Dataset, params: dict[str, Any], see
 
 
 def combine_members(members: list[tuple[np.ndarray, np.ndarray]], ff_tr: xr.Dataset,
-                    align: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+                    align: dict[str, Any], n_components: int | None = None,
+                    combine: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """What :class:`marble_widgets.ensemble.MARBLEEnsemble` does with its members' embeddings.
 
     Rotations fitted on the training embeddings only (:func:`marble_widgets.ensemble.align_members`),
-    applied to both parts, members averaged. ``tests/test_ensemble.py`` checks the estimator equals this.
+    applied to both parts, members averaged (or rotated side by side, ``combine="concat"``); with ``n_components``
+    both parts projected on the leading principal axes of the combined training embedding.
+    ``tests/test_ensemble.py`` checks the estimator equals this.
     """
-    from marble_widgets.ensemble import MARBLEEnsemble, align_members
+    from marble_widgets.ensemble import MARBLEEnsemble, align_members, combine_aligned
 
     helper = MARBLEEnsemble(**align)
     labels, by = helper._labels(ff_tr)
     _, fits = align_members([helper._points(z_tr, labels, by) for z_tr, _ in members], helper.n_iter)
-    return tuple(np.mean([z[part] @ r + t for z, (r, t) in zip(members, fits)], axis=0) for part in (0, 1))
+    rot, shift = [r for r, _ in fits], [t for _, t in fits]
+    z_tr, z_te = (combine_aligned([z[part] for z in members], rot, shift, combine) for part in (0, 1))
+    return (z_tr, z_te) if n_components is None else project(z_tr, z_te, n_components)
+
+
+def project(z_tr: np.ndarray, z_te: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both parts on the ``n_components`` leading principal axes of the training embedding."""
+    from marble_widgets.ensemble import principal_axes
+
+    mean, axes = principal_axes(z_tr, n_components)
+    return (z_tr - mean) @ axes, (z_te - mean) @ axes
 
 
 def _decoding_row(name: str, runs: list[dict[str, Any]], embeddings: list[np.ndarray], ff_tr: xr.Dataset,
@@ -435,6 +454,52 @@ def _summary(row: dict[str, Any]) -> str:
             + (f", 3-D {three['mean']:.3f} (min {three['min']:.3f})" if three else ""))
 
 
+# ============================================================================ the recipe table
+#: part "recipes": the recipe table's rat recipes as shipped, in one run with the input. Single-model recipes
+#: over seeds 0..n-1 (the paper's over :data:`PAPER_SEEDS_ENSEMBLE_PART`: its fits are slow), ensemble recipes
+#: over ensemble seeds 0..2 (members e*m .. e*m+m-1, shared with the single models through the cache)
+RECIPE_PART = ("rat_paper", "rat_recommended", "rat_ensemble", "rat_ensemble_concat", "rat_consistent")
+RECIPE_PART_ENSEMBLES = 3
+
+
+def recipe_fits(name: str, ff_tr: xr.Dataset, ff_te: xr.Dataset, seeds: range,
+                cache_dir: Path | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The recipe's embeddings of both parts, one per seed (single models) or ensemble seed (ensembles)."""
+    recipe = recipes.get(name)
+    params = dict(recipe.marble)
+    if "ensemble" not in recipe.extra:
+        return [cached_fit(ff_tr, ff_te, params, s, cache_dir) for s in seeds]
+    settings = dict(recipe.extra["ensemble"])
+    m = settings.pop("n_members")
+    n_components, combine = settings.pop("n_components", None), settings.pop("combine", "mean")
+    members = [cached_fit(ff_tr, ff_te, params, s, cache_dir) for s in range(m * len(seeds))]
+    return [combine_members(members[e * m:(e + 1) * m], ff_tr, settings, n_components, combine) for e in seeds]
+
+
+def run_recipes(names: tuple[str, ...], n_seeds: int, quick: bool, cache_dir: Path | None) -> dict[str, Any]:
+    """Every named rat recipe as shipped: decoding both ways, consistency (own dimension and 3 leading axes)."""
+    ff_tr, ff_te = rat_flow_fields()
+    t0 = time.perf_counter()
+    rows = [{"method": "input: PCA-10 (250 ms)", **_as_row(decode_position(ff_tr["x"].values, ff_te["x"].values,
+                                                                           ff_tr, ff_te))}]
+    for name in names:
+        recipe = recipes.get(name)
+        ensemble = "ensemble" in recipe.extra
+        seeds = range(2 if quick else (RECIPE_PART_ENSEMBLES if ensemble else
+                                       len(PAPER_SEEDS_ENSEMBLE_PART) if name == "rat_paper" else n_seeds))
+        t1 = time.perf_counter()
+        fits = recipe_fits(name, ff_tr, ff_te, seeds, cache_dir)
+        runs = [{"seed": s, **decode_position(*z, ff_tr, ff_te)} for s, z in zip(seeds, fits)]
+        three = [project(*z, 3)[0] if z[0].shape[1] > 3 else z[0] for z in fits]
+        rows.append(_decoding_row(name, runs, [z for z, _ in fits], ff_tr, n_models=recipe.extra.get(
+            "ensemble", {}).get("n_members", 1), out_dim=int(fits[0][0].shape[1]),
+            consistency_3d=seed_consistency(three, ff_tr), seconds=time.perf_counter() - t1))
+        print(f"  {name}: {_summary(rows[-1])}", flush=True)
+    return {"rows": rows, "seconds": time.perf_counter() - t0, "chance_3d": chance_consistency(ff_tr, 3),
+            "consistency_3d_means": "consistency of each embedding's 3 leading principal axes (fitted on its "
+                                    "training part); for 3-D embeddings the embedding itself", "quick": quick}
+
+
 # ============================================================================ macaque
 def run_macaque(settings: dict[str, dict[str, Any]], seeds: tuple[int, ...], quick: bool) -> dict[str, Any]:
     """Velocity R^2 of fold 0 (trial-wise, fidelity.py's folds) over seeds, per setting and the input."""
@@ -465,7 +530,43 @@ def run_macaque(settings: dict[str, dict[str, Any]], seeds: tuple[int, ...], qui
         values = np.array([r["velocity_r2"] for r in runs])
         rows.append({"method": name, "params": _jsonable(params), "velocity_r2_mean": float(values.mean()),
                      "velocity_r2_sd": float(values.std()), "per_seed": runs, "seconds": time.perf_counter() - t0})
+    rows += macaque_recipe_rows(unlabelled(ff_tr), unlabelled(ff_te), score, seeds, quick)
     return {"rows": rows, "fold": 0, "seeds": list(seeds), "input": MC_INPUT}
+
+
+#: the macaque recipes of the recipe table measured in part "macaque" (one graph over all trials: labels unused)
+MC_RECIPES = ("macaque_tuned", "macaque_ensemble_concat")
+
+
+def macaque_recipe_rows(ff_tr: xr.Dataset, ff_te: xr.Dataset, score: Any, seeds: tuple[int, ...],
+                        quick: bool) -> list[dict[str, Any]]:
+    """:data:`MC_RECIPES` as shipped: single models over ``seeds``, ensembles over 3 ensemble seeds (shared fits)."""
+    memo: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def fit(params: dict[str, Any], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (str(sorted(params.items())), seed)
+        if key not in memo:
+            memo[key] = fit_embed(ff_tr, ff_te, params, seed)[:2]
+        return memo[key]
+
+    rows = []
+    for name in MC_RECIPES:
+        recipe, t0 = recipes.get(name), time.perf_counter()
+        params = {**recipe.marble, **({"epochs": 30} if quick else {})}
+        ens = dict(recipe.extra.get("ensemble", {}))
+        if ens:
+            m, combine = ens.pop("n_members"), ens.pop("combine", "mean")
+            embedded = [combine_members([fit(params, e * m + i) for i in range(m)], ff_tr, ens, None, combine)
+                        for e in range(2 if quick else 3)]
+        else:
+            embedded = [fit(params, s) for s in seeds]
+        values = np.array([score(*z) for z in embedded])
+        rows.append({"method": name, "params": _jsonable(params), "extra": _jsonable(dict(recipe.extra)),
+                     "velocity_r2_mean": float(values.mean()), "velocity_r2_sd": float(values.std()),
+                     "per_seed": [{"seed": i, "velocity_r2": float(v)} for i, v in enumerate(values)],
+                     "seconds": time.perf_counter() - t0})
+        print(f"  macaque {name}: R2 {values.mean():.3f} ± {values.std():.3f} {np.round(values, 3)}", flush=True)
+    return rows
 
 
 # ============================================================================ report
@@ -496,6 +597,17 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
                      "velocity R2": f"{r['velocity_r2_mean']:.3f} ± {r['velocity_r2_sd']:.3f}",
                      "seconds": r.get("seconds", 0.0)})
     ens = results.get("ensemble", {})
+    for r in results.get("recipes", {}).get("rows", []):
+        cons, cons_3d = r.get("consistency"), r.get("consistency_3d")
+        n = len(r.get("per_seed", []))
+        unit = "ensembles" if r.get("n_models", 1) > 1 else "seeds"
+        rows.append({"data": f"rat, recipe table ({n} {unit})" if n else "rat, recipe table", "method": r["method"],
+                     "cm (k by median)": f"{r['cm_k_by_median_mean']:.2f} ± {r['cm_k_by_median_sd']:.2f}",
+                     "cm (k by R2)": f"{r['cm_k_by_r2_mean']:.2f} ± {r['cm_k_by_r2_sd']:.2f}",
+                     "consistency mean/min": (f"{cons['mean']:.3f} / {cons['min']:.3f} ({r['out_dim']}-D)"
+                                              if cons else ""),
+                     "3-D consistency": f"{cons_3d['mean']:.3f} / {cons_3d['min']:.3f}" if cons_3d else "",
+                     "seconds": r.get("seconds", 0.0)})
     for r in ens.get("rows", []):
         cons, cons_3d = r.get("consistency"), r.get("consistency_3d")
         n = len(r.get("per_seed", [])) or ""
@@ -591,6 +703,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shapes = ((2, 2),) if args.quick else ENSEMBLE_SHAPES
         print(f"rat Buddy, ensembles (members, ensembles) {shapes} ...", flush=True)
         results["ensemble"] = run_ensemble(shapes, args.quick, args.cache_dir)
+    if "recipes" in args.only:
+        print(f"rat Buddy, recipes {RECIPE_PART} ...", flush=True)
+        results["recipes"] = run_recipes(RECIPE_PART, len(seeds), args.quick, args.cache_dir)
     results[f"seconds_{'_'.join(args.only)}"] = time.perf_counter() - t0
     results["peak_rss_mb"] = peak_rss_mb()
     if not args.quick:
@@ -599,6 +714,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print()
     print_table(rows, ["data", "method", "cm (k by median)", "cm (k by R2)", "consistency mean/min",
                        "3-D consistency", "velocity R2", "seconds"])
+    if "recipes" in results:
+        print(f"recipe table: '3-D consistency' = {results['recipes']['consistency_3d_means']} (other parts: "
+              f"3-D models, out_dim=3)")
     for part in ("rat", "consistency_3d"):
         if part in results:
             key = "consistency_chance" if part == "rat" else "chance"

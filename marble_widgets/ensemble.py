@@ -6,6 +6,10 @@ flow field embed the same training samples, so each member can be rotated onto a
 orthogonal Procrustes on those training embeddings (row by row, or on label-binned means) and the
 aligned members averaged: the average of ``n_members`` seeds moves far less with the seeds than
 any single one. Every choice (reference member, rotations) uses the training data only.
+``combine="concat"`` puts the rotated members side by side instead (a cosine kNN on it votes with
+every member); ``n_components`` keeps the combined embedding's leading principal axes (fitted on
+the training embedding): 32-D members projected to 3 axes are far more consistent across seeds
+than 3-D models (benchmarks/seed_stability.py, part "recipes").
 
 >>> import marble_widgets as mw
 >>> ens = mw.ensemble.MARBLEEnsemble(mw.recipes.get("rat_recommended").model(), n_members=5)  # doctest: +SKIP
@@ -25,6 +29,8 @@ from marble_widgets.estimator import MARBLE
 
 #: file that lists an ensemble's members and alignment next to the members' model files
 MANIFEST = "ensemble.json"
+#: how the aligned members make one embedding: their mean, or side by side (see MARBLEEnsemble)
+COMBINE = ("mean", "concat")
 _FORMAT = "marble_widgets.ensemble"
 
 
@@ -92,6 +98,34 @@ def align_members(points: list[np.ndarray], n_iter: int = 3) -> tuple[int, list[
     return ref, fits
 
 
+def principal_axes(z: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and the ``n_components`` leading principal axes (d, n) of the rows of ``z``.
+
+    Why: a fixed linear projection of a wide embedding to few dimensions (fitted once, on the
+    training embedding). Each axis's sign is fixed (largest-magnitude loading positive) so that
+    refitting the same data gives the same projection.
+    """
+    if not 1 <= n_components <= z.shape[1]:
+        raise ValueError(f"n_components must be between 1 and the embedding's {z.shape[1]} dimensions; "
+                         f"got {n_components}.")
+    mean = z.mean(axis=0)
+    _, _, vt = np.linalg.svd(z - mean, full_matrices=False)
+    axes = vt[:n_components].T
+    signs = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(n_components)])
+    return mean, axes * signs
+
+
+def combine_aligned(parts: list[np.ndarray], rotations: list[np.ndarray], translations: list[np.ndarray],
+                    combine: str = "mean") -> np.ndarray:
+    """Members' embeddings (each (n, d)) as one: mean of ``z R + t`` (n, d), or ``z R`` side by side (n, m * d).
+
+    Side by side the translations are left out, so the concatenation keeps each member's dot products.
+    """
+    if combine == "mean":
+        return np.mean([z @ r + t for z, r, t in zip(parts, rotations, translations)], axis=0)
+    return np.hstack([z @ r for z, r in zip(parts, rotations)])
+
+
 # ---------------------------------------------------------------------------- estimator
 def _base_params(base: MARBLE | Mapping[str, Any] | None) -> dict[str, Any]:
     if base is None:
@@ -121,10 +155,18 @@ class MARBLEEnsemble:
         ``bins`` equal-width bins' mean embeddings are matched instead.
     by : with ``align_on``, an optional categorical sample variable (e.g. ``"direction"``) binned separately.
     n_iter : generalised-Procrustes re-alignments to the members' mean.
+    n_components : None (keep every dimension) or the number of leading principal axes of the
+        combined training embedding to keep (``projection_`` = (mean, axes), fitted in ``fit``).
+    combine : ``"mean"`` (the aligned members averaged, ``out_dim`` latents) or ``"concat"`` (the
+        members rotated, not translated, side by side: ``n_members * out_dim`` latents whose dot
+        products are the members' own). With unit-norm members (``emb_norm``) the cosine similarity
+        of concatenations is the members' mean cosine similarity, so a cosine kNN decoder votes with
+        every member instead of with their blurred mean (benchmarks/seed_stability.py, part "recipes").
     """
 
     def __init__(self, base: MARBLE | Mapping[str, Any] | None = None, n_members: int = 5, seed: int = 0,
-                 align_on: str | None = None, by: str | None = None, bins: int = 100, n_iter: int = 3) -> None:
+                 align_on: str | None = None, by: str | None = None, bins: int = 100, n_iter: int = 3,
+                 n_components: int | None = None, combine: str = "mean") -> None:
         self.base = base
         self.n_members = n_members
         self.seed = seed
@@ -132,11 +174,14 @@ class MARBLEEnsemble:
         self.by = by
         self.bins = bins
         self.n_iter = n_iter
+        self.n_components = n_components
+        self.combine = combine
 
     # sklearn-style parameters -----------------------------------------------------------
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         """The constructor's parameters (sklearn contract)."""
-        return {k: getattr(self, k) for k in ("base", "n_members", "seed", "align_on", "by", "bins", "n_iter")}
+        return {k: getattr(self, k) for k in ("base", "n_members", "seed", "align_on", "by", "bins", "n_iter",
+                                                 "n_components", "combine")}
 
     def set_params(self, **params: Any) -> MARBLEEnsemble:
         """Set constructor parameters; unknown names raise ``ValueError``."""
@@ -155,6 +200,13 @@ class MARBLEEnsemble:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}.")
         if not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 0:
             raise ValueError(f"n_iter must be a non-negative integer, e.g. 3; got {self.n_iter!r}.")
+        n = self.n_components
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise ValueError(f"n_components must be None (keep every dimension) or an integer >= 1, e.g. 3; "
+                             f"got {n!r}.")
+        if self.combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE} (average the aligned members or put them side "
+                             f"by side); got {self.combine!r}.")
         if self.by is not None and self.align_on is None:
             raise ValueError("by= splits the label bins of align_on; set align_on (e.g. 'position') or drop by.")
 
@@ -193,18 +245,35 @@ class MARBLEEnsemble:
         self.reference_, fits = align_members([self._points(z, labels, by) for z in train], int(self.n_iter))
         self.rotations_ = [r for r, _ in fits]
         self.translations_ = [t for _, t in fits]
+        self.projection_ = None
+        if self.n_components is not None:
+            self.projection_ = principal_axes(self._combined(train), int(self.n_components))
         return self
+
+    def _combined(self, parts: list[np.ndarray]) -> np.ndarray:
+        """The members' embeddings rotated onto the common frame, averaged or concatenated (no projection)."""
+        return combine_aligned(parts, self.rotations_, self.translations_, self.combine)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "members_"):
             raise ValueError("this MARBLEEnsemble is not fitted yet: call fit(flow_field) first.")
 
     def transform(self, flow_field: xr.Dataset) -> xr.DataArray:
-        """Mean of the members' aligned embeddings of ``flow_field`` (sample, latent), its sample labels kept."""
+        """The members' embeddings of ``flow_field`` aligned and combined (sample, latent), sample labels kept.
+
+        Their mean (or side by side, ``combine="concat"``), projected on the fitted principal axes
+        with ``n_components``; ``latent`` = 0..n-1.
+        """
         self._check_fitted()
         parts = [m.transform(flow_field) for m in self.members_]
-        mean = np.mean([p.values @ r + t for p, r, t in zip(parts, self.rotations_, self.translations_)], axis=0)
-        return parts[0].copy(data=mean)
+        z = self._combined([p.values for p in parts])
+        if self.projection_ is not None:
+            centre, axes = self.projection_
+            z = (z - centre) @ axes
+        return xr.DataArray(z, dims=("sample", "latent"), coords={**{k: c for k, c in parts[0].coords.items()
+                                                                      if "latent" not in c.dims},
+                                                                   "latent": np.arange(z.shape[1])},
+                            name=parts[0].name, attrs=parts[0].attrs)
 
     def fit_transform(self, flow_field: xr.Dataset, y: Any = None) -> xr.DataArray:
         """Fit, then embed the same flow field."""
@@ -222,7 +291,8 @@ class MARBLEEnsemble:
         params = {k: v for k, v in self.get_params().items() if k != "base"}
         manifest = {"format": _FORMAT, "params": params, "members": files, "reference": self.reference_,
                     "rotations": [r.tolist() for r in self.rotations_],
-                    "translations": [t.tolist() for t in self.translations_]}
+                    "translations": [t.tolist() for t in self.translations_],
+                    "projection": None if self.projection_ is None else [a.tolist() for a in self.projection_]}
         (directory / MANIFEST).write_text(json.dumps(manifest))
         return directory
 
@@ -240,9 +310,12 @@ class MARBLEEnsemble:
             rotations = [np.asarray(r, dtype=float) for r in manifest["rotations"]]
             translations = [np.asarray(t, dtype=float) for t in manifest["translations"]]
             reference = int(manifest["reference"])
+            projection = manifest.get("projection")  # absent in manifests written before n_components
+            projection = None if projection is None else tuple(np.asarray(a, dtype=float) for a in projection)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} is not a readable MARBLEEnsemble manifest: {err}") from None
         members = [MARBLE.load(Path(directory) / name, device=device) for name in names]  # ModelFileError if bad
         out = cls(base=members[0].get_params(), **params)
         out.members_, out.reference_, out.rotations_, out.translations_ = members, reference, rotations, translations
+        out.projection_ = projection
         return out

@@ -10,7 +10,8 @@ import xarray as xr
 from scipy.stats import special_ortho_group
 
 from marble_widgets.data.containers import flow_field_from_arrays
-from marble_widgets.ensemble import MANIFEST, MARBLEEnsemble, align_members, choose_reference, procrustes_fit
+from marble_widgets.ensemble import (MANIFEST, MARBLEEnsemble, align_members, choose_reference, principal_axes,
+                                     procrustes_fit)
 from marble_widgets.estimator import MARBLE
 
 FAST = dict(k=10, epochs=3, verbose=False, hidden_channels=(16,), out_dim=3)
@@ -72,6 +73,20 @@ def test_aligned_rotated_copies_coincide_exactly():
     np.testing.assert_allclose(aligned[0], points[ref], atol=1e-9)  # copies: the mean is the reference itself
 
 
+def test_principal_axes_find_known_axes_with_a_fixed_sign():
+    rng = np.random.default_rng(5)
+    rot = special_ortho_group.rvs(4, random_state=6)
+    z = (rng.standard_normal((2000, 4)) * [5.0, 2.0, 0.5, 0.1]) @ rot + 7.0
+    mean, axes = principal_axes(z, 2)
+    np.testing.assert_allclose(mean, z.mean(axis=0))
+    np.testing.assert_allclose(np.abs(axes.T @ rot.T), [[1, 0, 0, 0], [0, 1, 0, 0]], atol=0.02)  # rows 0, 1 of rot
+    assert (axes[np.abs(axes).argmax(axis=0), [0, 1]] > 0).all()
+    _, flipped = principal_axes(-z, 2)  # the data mirrored: same axes, same signs
+    np.testing.assert_allclose(flipped, axes, atol=1e-10)
+    with pytest.raises(ValueError, match="n_components must be between 1 and the embedding's 4 dimensions; got 5"):
+        principal_axes(z, 5)
+
+
 # ------------------------------------------------------------------------------------ estimator
 def test_members_get_disjoint_seeds_and_the_output_is_their_aligned_mean(flow, fitted):
     assert fitted.member_seeds == [6, 7, 8]
@@ -96,6 +111,60 @@ def test_benchmark_combination_is_the_estimators(flow, fitted):
     members = [(m.transform(flow).values,) * 2 for m in fitted.members_]
     z_tr, _ = seed_stability.combine_members(members, flow, {})
     np.testing.assert_allclose(z_tr, fitted.transform(flow).values, atol=1e-10)
+
+
+def test_projection_keeps_the_leading_principal_axes_of_the_training_mean(flow, fitted):
+    from sklearn.decomposition import PCA
+
+    ens = MARBLEEnsemble(FAST, n_members=3, seed=2, n_components=2).fit(flow)
+    z = ens.transform(flow)
+    full = fitted.transform(flow).values  # same members and rotations, no projection
+    assert z.shape == (240, 2) and list(z["latent"].values) == [0, 1]
+    want = PCA(2).fit_transform(full)  # sklearn, independently: equal up to each axis's sign
+    signs = np.sign(np.sum(want * z.values, axis=0))
+    np.testing.assert_allclose(z.values, want * signs, atol=1e-8)
+    np.testing.assert_allclose(z.values.mean(axis=0), 0.0, atol=1e-10)
+    assert np.var(z.values[:, 0]) >= np.var(z.values[:, 1])
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import seed_stability
+
+    members = [(m.transform(flow).values,) * 2 for m in ens.members_]
+    z_tr, _ = seed_stability.combine_members(members, flow, {}, n_components=2)
+    np.testing.assert_allclose(z_tr, z.values, atol=1e-10)
+
+
+def test_concat_puts_the_aligned_members_side_by_side(flow, fitted):
+    ens = MARBLEEnsemble(FAST, n_members=3, seed=2, combine="concat").fit(flow)
+    z = ens.transform(flow)
+    parts = [m.transform(flow).values for m in fitted.members_]  # same seeds: same members, same rotations
+    rotated = [p @ r for p, r in zip(parts, fitted.rotations_)]
+    assert z.shape == (240, 9) and list(z["latent"].values) == list(range(9))
+    np.testing.assert_allclose(z.values, np.hstack(rotated), atol=1e-10)
+    mean = (z.values.reshape(240, 3, 3) + np.reshape(fitted.translations_, (1, 3, 3))).mean(axis=1)
+    np.testing.assert_allclose(mean, fitted.transform(flow).values, atol=1e-10)
+    np.testing.assert_allclose(z.values @ z.values.T, sum(p @ p.T for p in parts), atol=1e-8)  # dot products kept
+    assert list(z["condition"].values[:1]) == ["c0"]
+    members = [(p,) * 2 for p in parts]
+    z_tr, _ = seed_stability_module().combine_members(members, flow, {}, combine="concat")
+    np.testing.assert_allclose(z_tr, z.values, atol=1e-10)
+    unit = [a / np.linalg.norm(a, axis=1, keepdims=True) for a in rotated]  # why concat: mean cosine similarity
+    both = np.hstack(unit)
+    cos = both[:5] @ both[5:10].T / 3
+    np.testing.assert_allclose(cos, np.mean([u[:5] @ u[5:10].T for u in unit], axis=0), atol=1e-10)
+
+
+def seed_stability_module():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import seed_stability
+
+    return seed_stability
+
+
+def test_projected_ensemble_round_trips(tmp_path, flow):
+    ens = MARBLEEnsemble(FAST, n_members=2, seed=1, n_components=2).fit(flow)
+    back = MARBLEEnsemble.load(ens.save(tmp_path / "ens"))
+    assert back.n_components == 2
+    np.testing.assert_allclose(back.transform(flow).values, ens.transform(flow).values, atol=1e-6)
 
 
 def test_same_seed_same_ensemble_other_seed_other_members(flow, fitted):
@@ -128,6 +197,9 @@ def test_save_load_round_trip(tmp_path, flow, fitted):
     ({"seed": -1}, r"seed must be a non-negative integer; got -1"),
     ({"by": "side"}, r"by= splits the label bins of align_on"),
     ({"align_on": "speed"}, r"'speed' is not one \(1-D sample variables: \["),
+    ({"n_components": 0}, r"n_components must be None \(keep every dimension\) or an integer >= 1, e.g. 3; got 0"),
+    ({"n_components": 4}, r"n_components must be between 1 and the embedding's 3 dimensions; got 4"),
+    ({"combine": "sum"}, r"combine must be one of \('mean', 'concat'\) .*got 'sum'"),
 ])
 def test_bad_parameters_are_named(flow, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -45,7 +45,8 @@ def test_model_builds_a_fresh_estimator_with_overrides_and_the_table_is_read_onl
 
 
 def test_unknown_recipe_names_the_choices():
-    with pytest.raises(KeyError, match=r"no recipe named 'rat'; choose one of \['macaque_paper', "):
+    with pytest.raises(KeyError, match=r"no recipe named 'rat'; choose one of "
+                                      r"\['macaque_ensemble_concat', 'macaque_paper', "):
         recipes.get("rat")
 
 
@@ -96,5 +97,40 @@ def test_rat_ensemble_is_the_recommended_model_five_times_aligned_on_position_bi
 
 def test_recipes_without_ensemble_settings_say_which_have_them():
     with pytest.raises(ValueError, match=r"recipe 'rat_paper' has no ensemble settings; "
-                                         r"use .model\(\) or one of \['rat_ensemble'\]"):
+                                         r"use .model\(\) or one of \['macaque_ensemble_concat', 'rat_consistent', "
+                                         r"'rat_ensemble', 'rat_ensemble_concat'\]"):
         recipes.get("rat_paper").ensemble()
+
+
+def test_rat_consistent_is_the_recommended_ensemble_projected_to_three_axes_and_was_measured_as_shipped():
+    consistent, ensemble = recipes.get("rat_consistent"), recipes.get("rat_ensemble")
+    assert consistent.marble == recipes.get("rat_recommended").marble
+    assert consistent.extra["ensemble"] == {**ensemble.extra["ensemble"], "n_components": 3}
+    ens = consistent.ensemble(seed=1)
+    assert ens.n_components == 3 and ens.member_seeds == [5, 6, 7, 8, 9]
+    measured = json.loads((ROOT / "benchmarks" / "results" / "seed_stability.json").read_text())["recipes"]
+    row = {r["method"]: r for r in measured["rows"]}["rat_consistent"]
+    assert row["out_dim"] == 3 and row["n_models"] == 5 and len(row["per_seed"]) == 3
+    # the target, on the committed run: ensemble-to-ensemble consistency >= 0.95, decoding SD <= 0.2 cm
+    assert row["consistency"]["min"] >= 0.95 and row["cm_k_by_median_sd"] <= 0.2
+
+
+def test_concat_recipes_put_their_members_side_by_side_and_were_measured_as_shipped():
+    rat, mc = recipes.get("rat_ensemble_concat"), recipes.get("macaque_ensemble_concat")
+    assert rat.marble == recipes.get("rat_recommended").marble and rat.marble["emb_norm"] is True
+    assert mc.marble == recipes.get("macaque_tuned").marble and mc.flow_field == recipes.get("macaque_tuned").flow_field
+    assert mc.extra["bin_size"] == recipes.get("macaque_paper").extra["bin_size"]
+    ens = rat.ensemble()
+    assert (ens.combine, ens.n_members, ens.align_on, ens.n_components) == ("concat", 5, None, None)
+    assert mc.ensemble(seed=1).member_seeds == [3, 4, 5]
+    measured = json.loads((ROOT / "benchmarks" / "results" / "seed_stability.json").read_text())
+    rat_rows = {r["method"]: r for r in measured["recipes"]["rows"]}
+    assert rat_rows["rat_ensemble_concat"]["out_dim"] == 5 * rat.marble["out_dim"]
+    assert rat_rows["rat_ensemble_concat"]["n_models"] == 5
+    mc_rows = {r["method"]: r for r in measured["macaque"]["rows"]}
+    assert len(mc_rows["macaque_ensemble_concat"]["per_seed"]) == 3 and "macaque_tuned" in mc_rows
+
+
+def test_every_recipe_source_names_where_it_comes_from():
+    for recipe in recipes.RECIPES.values():
+        assert recipe.source and "SOURCE_" not in recipe.source, recipe.name

@@ -183,15 +183,24 @@ def test_macaque_candidate_is_chosen_on_inner_training_trials_only(monkeypatch):
     assert all(trials <= set(range(24)) for trials in seen)  # outer test trials 24..29 never used
 
 
-def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):
+def test_partial_run_keeps_the_other_sections_and_totals_their_latest_timings(tmp_path, monkeypatch):
     import json
 
     (tmp_path / "fidelity.json").write_text(json.dumps(
-        {"machine": {}, "date": "d", "rat": {"rows": ["old"]}, "macaque": {"rows": ["mac"]}, "total_seconds": 700.0}))
+        {"machine": {}, "date": "d", "rat": {"rows": ["old"]}, "macaque": {"rows": ["mac"]}, "total_seconds": 700.0,
+         "seconds_rat": 400.0, "seconds_macaque": 300.0, "seconds_toys_rnn": 50.0}))
     monkeypatch.setattr(F, "RESULTS", tmp_path)
-    merged = F.merge_sections({"rat": {"rows": ["new"]}, "total_seconds": 90.0, "uptime_end": "u"}, ["rat"])
+    merged = F.merge_sections({"rat": {"rows": ["new"]}, "section_seconds": {"rat": 90.0}, "run_seconds": 91.0,
+                               "total_seconds": 91.0, "uptime_end": "u"}, ["rat"])
     assert merged["rat"] == {"rows": ["new"]} and merged["macaque"] == {"rows": ["mac"]}
-    assert merged["total_seconds"] == 700.0 and merged["seconds_rat"] == 90.0
+    # the old full run's 700 s is gone: the total is the rat's new 90 s plus the macaque's last 300 s
+    assert merged["section_seconds"] == {"rat": 90.0, "macaque": 300.0}
+    assert merged["total_seconds"] == 390.0 and merged["run_seconds"] == 91.0
+    assert not any(k.startswith("seconds_") for k in merged)
+    (tmp_path / "fidelity.json").write_text(json.dumps(merged))
+    again = F.merge_sections({"macaque": {"rows": ["mac2"]}, "section_seconds": {"macaque": 10.0},
+                              "run_seconds": 11.0, "total_seconds": 11.0, "uptime_end": "u"}, ["macaque"])
+    assert again["section_seconds"] == {"rat": 90.0, "macaque": 10.0} and again["total_seconds"] == 100.0
 
 
 def test_label_permutation_control_is_at_chance_where_the_real_labels_decode():

@@ -21,6 +21,7 @@ _LAZY = {
     "fit_sessions": "marble_widgets.sessions",
     "Sessions": "marble_widgets.sessions",
     "session_embeddings": "marble_widgets.sessions",
+    "joint_flow_field": "marble_widgets.sessions",
     "flow_field": "marble_widgets.data.flow",
     "flow_field_from_arrays": "marble_widgets.data.flow",
     "FlowFieldBuilder": "marble_widgets.data.flow",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect as _inspect
+import os
 import threading
 import time
 import warnings
@@ -27,9 +28,10 @@ from marble_widgets import __version__
 from marble_widgets.data.containers import FEATURE_COORDS, check_flow_field, sample_labels
 
 from marble_widgets.engine.config import FeatureConfig, GraphConfig, TrainingConfig
+from marble_widgets.engine.feature_store import check_store_option, embed_stored, feature_source, resolve_store
 from marble_widgets.engine.features import feature_coords, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
-from marble_widgets.engine.network import MarbleNetwork, NetworkSpec, build_feature_source, upgrade_state_dict
+from marble_widgets.engine.network import MarbleNetwork, NetworkSpec, upgrade_state_dict
 from marble_widgets.engine.results import result_variables
 from marble_widgets.engine.loss import check_loss, check_temperature
 from marble_widgets.engine.training import Callback, check_training_options, train_network
@@ -67,6 +69,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "average_from": ("[ours]", "selection='average': average epochs from this fraction on"),
     "seed": ("yaml seed (unused by the reference)", "drives every random step"),
     "device": ("[ours]", "torch device"),
+    "feature_store": ("[ours]", "None (RAM), 'auto' or a path: diffusion-free features on disk (zarr)"),
     "verbose": ("[ours]", "progress bar and messages"),
 }
 
@@ -120,6 +123,14 @@ class MARBLE(TransformerMixin, BaseEstimator):
     ``average_from * epochs`` on (``"average"``, BatchNorm statistics recomputed);
     ``patience`` must be None unless ``selection="best_val"``.
     ``benchmarks/seed_stability.py`` measures what they change (decoding, spread over seeds).
+
+    ``feature_store`` ([ours], joint training beyond memory): with ``diffusion=False`` the features
+    have no parameters; ``None`` keeps them in RAM; a path writes them there once, condition by
+    condition, as a row-chunked float32 zarr store (reused if it holds this geometry's features,
+    refused if it holds others) and training reads its minibatch rows from it (same seed, same
+    embedding as from RAM); ``"auto"`` uses a temporary store (deleted with the model) only when
+    the features as float64 would exceed 2 GiB, the in-memory cap, and RAM otherwise.
+    ``feature_store_`` is the store used (None: RAM). A path needs ``diffusion=False``.
     """
 
     def __init__(
@@ -154,6 +165,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         average_from: float = 0.5,
         seed: int = 0,
         device: str = "cpu",
+        feature_store: str | os.PathLike | None = None,
         verbose: bool = True,
     ) -> None:
         self.order = order
@@ -186,6 +198,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         self.average_from = average_from
         self.seed = seed
         self.device = device
+        self.feature_store = feature_store
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
@@ -211,6 +224,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         _hidden(self.hidden_channels)
         if self.order == 0 and not self.include_self:
             raise ValueError("order=0 with include_self=False leaves no features: raise order or include_self.")
+        check_store_option(self.feature_store, self.diffusion)
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(
                 f"device={self.device!r} but torch sees no CUDA GPU (torch.cuda.is_available() is "
@@ -246,15 +260,18 @@ class MARBLE(TransformerMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------------------ geometry
-    def _build_geometry(self, flow_field: xr.Dataset, *, fitting: bool) -> Geometry:
-        """Geometry of a flow field with the estimator's settings (no subsampling at transform)."""
+    def _build_geometry(self, flow_field: xr.Dataset, *, fitting: bool, runner: dict | None = None) -> Geometry:
+        """Geometry of a flow field with the estimator's settings (no subsampling at transform).
+
+        ``runner``: ``client``/``scheduler`` of :func:`~marble_widgets.engine.geometry.build_geometry`.
+        """
         x, v, condition = check_flow_field(flow_field, self.k)
         # transform: same number of derivative directions as fitted (local gauges only)
         manifold_dim = None if fitting or not self.local_gauges else getattr(self, "n_directions_", None)
         return build_geometry(x, v, condition, self._graph_config(fitting=fitting),
-                              manifold_dim=manifold_dim, verbose=bool(self.verbose))
+                              manifold_dim=manifold_dim, verbose=bool(self.verbose), **(runner or {}))
 
-    def _geometry(self, flow_field: xr.Dataset) -> Geometry:
+    def _geometry(self, flow_field: xr.Dataset, runner: dict | None = None) -> Geometry:
         """The full geometry of ``flow_field`` for transform/results, built once for the data fit on.
 
         The training geometry is reused when it covers every sample (``spacing == 0``); otherwise
@@ -264,7 +281,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         cached = getattr(self, "_geometry_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        geometry = self._build_geometry(flow_field, fitting=False)
+        geometry = self._build_geometry(flow_field, fitting=False, runner=runner)
         if getattr(self, "_fit_key", None) == key:
             self._geometry_cache = (key, geometry)
         return geometry
@@ -284,20 +301,28 @@ class MARBLE(TransformerMixin, BaseEstimator):
         return spec
 
     # ------------------------------------------------------------------ fit / transform
-    def fit(self, flow_field: xr.Dataset, y: Any = None, *, callback: Callback | None = None) -> MARBLE:
+    def fit(self, flow_field: xr.Dataset, y: Any = None, *, callback: Callback | None = None,
+            client: Any = None, scheduler: str | None = None) -> MARBLE:
         """Learn the embedding network from a flow-field Dataset (x, v on (sample, dim)).
 
         Why: one network for all conditions, trained unsupervised (docs/spec.md §10-11). ``callback(info)``
         is called after every epoch with an :class:`~marble_widgets.engine.training.EpochInfo`
         (keys: epoch, n_epochs, train_loss, val_loss, lr, diffusion_time, elapsed); returning True
-        stops training.
+        stops training. ``client``/``scheduler``: where the geometry's per-condition stages run
+        (a ``dask.distributed.Client``, or dask's ``"threads"``/``"processes"``/``"synchronous"``;
+        both None: in this process), e.g. for a joint flow field of many sessions
+        (:func:`~marble_widgets.sessions.joint_flow_field`). They are arguments of the call, not
+        parameters: a live cluster is not a hyper-parameter (it cannot be cloned or saved) and
+        every runner builds the identical geometry, so the model does not depend on it.
         """
         self._check_params()
         t0 = time.perf_counter()
-        geometry = self._build_geometry(flow_field, fitting=True)
+        geometry = self._build_geometry(flow_field, fitting=True, runner=_runner(client, scheduler))
         t1 = time.perf_counter()
         spec = self._spec(geometry)
-        source = build_feature_source(geometry, self._feature_config(), device=self.device)
+        store = resolve_store(self.feature_store, geometry, self._feature_config(), owner=self)
+        source = feature_source(geometry, self._feature_config(), device=self.device, store=store)
+        self.feature_store_ = None if store is None else str(store)
         t2 = time.perf_counter()
         network, result = self._init_and_train(spec, source, geometry, callback)
         self.timings_ = {"geometry_s": t1 - t0, "features_s": t2 - t1, "training_s": time.perf_counter() - t2}
@@ -354,7 +379,8 @@ class MARBLE(TransformerMixin, BaseEstimator):
     @torch.no_grad()
     def _embed(self, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
         """Linear features and embeddings of every node of ``geometry`` (eval mode)."""
-        source = build_feature_source(geometry, self._feature_config(), device=self.device)
+        store = getattr(self, "feature_store_", None) if geometry is getattr(self, "geometry_", None) else None
+        source = feature_source(geometry, self._feature_config(), device=self.device, store=store)
         net = self.network_.eval()
         feats = source.full(net.diffusion)
         pos = source.pos(torch.arange(geometry.n_nodes, device=feats.device))
@@ -363,7 +389,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
             feats = torch.cat([pos, feats], dim=1)
         return feats.cpu().numpy(), z.cpu().numpy()
 
-    def transform(self, flow_field: xr.Dataset) -> xr.DataArray:
+    def transform(self, flow_field: xr.Dataset, *, client: Any = None, scheduler: str | None = None) -> xr.DataArray:
         """Embed a flow field: its own graph with the fitted settings, trained network, eval mode.
 
         Graphs are built per ``condition`` of ``flow_field`` (as in ``fit``), so held-out data
@@ -371,10 +397,12 @@ class MARBLE(TransformerMixin, BaseEstimator):
         (``ff.assign_coords(condition=("sample", ["test"] * ff.sizes["sample"]))``). On the flow
         field the model was fitted on, the geometry is built at most once (see :meth:`results`).
         Returns an ``embedding`` DataArray (sample, latent) carrying the input's sample labels.
+        ``client``/``scheduler``: where a geometry that must be built runs (as in :meth:`fit`).
         """
         self._check_fitted()
-        geometry = self._geometry(flow_field)
-        _, z = self._embed(geometry)
+        geometry = self._geometry(flow_field, _runner(client, scheduler))
+        stored = getattr(self, "feature_store_", None) and geometry is getattr(self, "geometry_", None)
+        z = embed_stored(self.network_, self.feature_store_, self.device) if stored else self._embed(geometry)[1]
         out = np.full((flow_field.sizes["sample"], z.shape[1]), np.nan)
         out[geometry.sample_index] = z
         coords = sample_labels(flow_field)
@@ -384,10 +412,13 @@ class MARBLE(TransformerMixin, BaseEstimator):
         )
 
     def fit_transform(self, flow_field: xr.Dataset, y: Any = None, **fit_params) -> xr.DataArray:
-        """Fit, then embed the same flow field (with its full, unsubsampled graph)."""
-        return self.fit(flow_field, **fit_params).transform(flow_field)
+        """Fit, then embed the same flow field (with its full, unsubsampled graph); ``client`` and
+        ``scheduler`` in ``fit_params`` serve both steps."""
+        runner = {key: fit_params[key] for key in ("client", "scheduler") if key in fit_params}
+        return self.fit(flow_field, **fit_params).transform(flow_field, **runner)
 
-    def results(self, flow_field: xr.Dataset, max_neighbors: int = 32) -> xr.Dataset:
+    def results(self, flow_field: xr.Dataset, max_neighbors: int = 32, *, client: Any = None,
+                scheduler: str | None = None) -> xr.Dataset:
         """The flow field with the embedding and the geometry behind each sample added on ``sample``.
 
         Why: one per-sample object (design.md "Results") that every view and analysis reads.
@@ -399,6 +430,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         front when used), with coords ``feature`` (names), ``order`` (-1 positions, 0 signal,
         1..p derivatives), ``component`` and ``direction``. attrs ``manifold_dim``, ``order``,
         ``local_gauges``. Raises a ValueError if ``flow_field`` already holds one of these names.
+        ``client``/``scheduler``: where a geometry that must be built runs (as in :meth:`fit`).
         """
         self._check_fitted()
         if isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer)) or max_neighbors < 1:
@@ -409,7 +441,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
                 f"flow_field already holds {clash}, which results() would add: rename or drop them first "
                 f"(e.g. flow_field.rename({{{clash[0]!r}: {clash[0] + '_input'!r}}}))."
             )
-        geometry = self._geometry(flow_field)
+        geometry = self._geometry(flow_field, _runner(client, scheduler))
         feats, z = self._embed(geometry)
         added = result_variables(geometry, feats, z, flow_field.sizes["sample"], max_neighbors)
         feature = {"feature": list(self.feature_names_), **_feature_coords(self.network_.spec)}
@@ -470,6 +502,11 @@ class MARBLE(TransformerMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
+def _runner(client: Any, scheduler: str | None) -> dict:
+    """``build_geometry``'s runner keywords (checked there)."""
+    return {"client": client, "scheduler": scheduler}
+
+
 def _hidden(value) -> tuple[int, ...]:
     """hidden_channels as a tuple of positive ints (an int means one hidden layer)."""
     seq = [value] if isinstance(value, (int, np.integer)) else list(value)
@@ -484,6 +521,8 @@ def _json_params(params: dict) -> dict:
     for key, val in params.items():
         if isinstance(val, tuple):
             val = [int(v) for v in val]
+        elif isinstance(val, os.PathLike):
+            val = os.fspath(val)
         elif isinstance(val, np.generic):
             val = val.item()
         out[key] = val

@@ -31,7 +31,7 @@ from marble_widgets.data import remote
 from marble_widgets.data.errors import MarbleDataError
 from marble_widgets.data.nwb import resolve_spelling
 
-__all__ = ["Sessions", "open_sessions", "fit_sessions", "session_embeddings", "session_seed"]
+__all__ = ["Sessions", "open_sessions", "fit_sessions", "joint_flow_field", "session_embeddings", "session_seed"]
 
 _SCHEDULERS = ("threads", "sync", "synchronous", "processes")
 #: ``progress(name, n_done, n_total)``, called as each session's task finishes
@@ -138,6 +138,12 @@ class Sessions:
         fit_options = list(inspect.signature(fit_sessions).parameters)[2:]
         fit_kw = {name: options.pop(name) for name in fit_options if name in options}
         return fit_sessions(self.flow_fields(preprocess, **options), estimator, **fit_kw)
+
+    def joint_flow_field(self, preprocess: Callable[[xr.Dataset], xr.Dataset] | None = None, *, client: Any = None,
+                         scheduler: str = "threads", **builder: Any) -> xr.Dataset:
+        """Every session's flow field (:meth:`flow_fields`, computed in parallel) in one joint flow
+        field for a joint model; see :func:`joint_flow_field`."""
+        return joint_flow_field(self.flow_fields(preprocess, **builder), client=client, scheduler=scheduler)
 
 
 # ----------------------------------------------------------------------------- opening
@@ -328,6 +334,29 @@ def fit_sessions(
     out = _results_dataset(results)
     out.attrs.update(params=json.dumps(params, default=str), seed=int(seed))
     return out
+
+
+def joint_flow_field(flow_fields: Mapping[str, Any], *, client: Any = None, scheduler: str = "threads") -> xr.Dataset:
+    """Many sessions' flow fields stacked into one, conditions labelled per session, for a joint model.
+
+    Why: a joint MARBLE model embeds all sessions in one latent space; its graph still never joins
+    two conditions, so ``MARBLE(...).fit(joint, client=client)`` builds the geometry condition by
+    condition on the same dask runner. ``flow_fields`` maps session names to flow fields (Datasets
+    or dask delayed ones, computed on ``client``/``scheduler`` as in :func:`compute`). Stacked by
+    :func:`~marble_widgets.data.containers.combine_flow_fields` on a ``session`` coordinate: a
+    session with one condition takes its name as the condition, others become ``"<session>/<condition>"``.
+    The sessions must share their ``dim`` coordinate (e.g. the same number of PCs).
+    """
+    from dask import is_dask_collection
+
+    from marble_widgets.data.containers import combine_flow_fields
+
+    if not isinstance(flow_fields, Mapping) or not flow_fields:
+        raise TypeError("flow_fields must be a non-empty mapping {session name: flow field (or delayed)}.")
+    names = [str(n) for n in flow_fields]
+    lazy = {n: ff for n, ff in zip(names, flow_fields.values()) if is_dask_collection(ff)}
+    done = compute(lazy, client=client, scheduler=scheduler) if lazy else {}
+    return combine_flow_fields({n: done.get(n, ff) for n, ff in zip(names, flow_fields.values())}, dim="session")
 
 
 def compute(tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "threads",

@@ -334,3 +334,17 @@ def test_results_keep_behaviour_named_like_plain_words(flow, fitted):
     np.testing.assert_array_equal(res["direction"].values, labels)
     assert res["direction"].dims == ("sample",) and res["feature_direction"].dims == ("feature",)
     np.testing.assert_array_equal(res["order"].values, np.arange(flow.sizes["sample"]))
+
+
+def test_geometry_runner_is_a_call_argument_and_changes_nothing(flow, fitted):
+    """client/scheduler choose where the per-condition geometry runs; the embedding is the same."""
+    other = _rotation_fields(n=90, n_cond=3, seed=5)
+    np.testing.assert_array_equal(fitted.transform(other, scheduler="threads").values, fitted.transform(other).values)
+    threads = MARBLE(k=10, **FAST).fit(flow, scheduler="threads")
+    for a, b in zip(threads.network_.state_dict().values(), fitted.network_.state_dict().values()):
+        assert torch.equal(a, b)
+    assert "client" not in MARBLE().get_params() and "scheduler" not in MARBLE().get_params()
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        MARBLE(k=10, **FAST).fit(flow, scheduler="gpu")
+    with pytest.raises(TypeError, match="client must be a dask.distributed.Client"):
+        fitted.results(other, client="tcp://127.0.0.1:8786")

@@ -20,7 +20,15 @@ from marble_widgets.data.flow import flow_field  # noqa: E402
 from marble_widgets.data.nwb import nwb_summary, read_nwb  # noqa: E402
 from marble_widgets.datasets import jenkins_nwb_path, linear_track_nwb_path  # noqa: E402
 from marble_widgets.estimator import MARBLE  # noqa: E402
-from marble_widgets.sessions import Sessions, fit_sessions, open_sessions, session_embeddings, session_seed  # noqa: E402
+from marble_widgets.data.containers import combine_flow_fields  # noqa: E402
+from marble_widgets.sessions import (  # noqa: E402
+    Sessions,
+    fit_sessions,
+    joint_flow_field,
+    open_sessions,
+    session_embeddings,
+    session_seed,
+)
 
 # short cuts of the two bundled recordings: Jenkins' first 12 trials, 40 s of the linear track
 READ = {"bin_size": 0.05, "t_stop": None}
@@ -170,6 +178,24 @@ def test_session_seed_mixes_seed_and_name():
     assert session_seed(0, "track") == zlib.crc32(b"track") % (2**31 - 1)
     assert session_seed(2, "track") == (2 * 1_000_003 + zlib.crc32(b"track")) % (2**31 - 1)
     assert session_seed(0, "track") != session_seed(0, "jenkins")
+
+
+def test_joint_model_of_all_sessions_is_the_same_on_dask_and_serially(sessions, flow_fields):
+    """The joint flow field stacks the sessions (conditions "<session>/<condition>"); the joint
+    model's geometry built condition by condition on dask threads gives the serial embedding."""
+    joint = sessions.joint_flow_field(preprocess=_cut, **FLOW)
+    xr.testing.assert_identical(joint, combine_flow_fields(flow_fields, dim="session"))
+    xr.testing.assert_identical(joint_flow_field(flow_fields), joint)
+    n_jenkins = flow_fields["jenkins"].sizes["sample"]
+    assert joint["session"].values[n_jenkins - 1] == "jenkins" and joint["session"].values[n_jenkins] == "track"
+    assert all(str(c).startswith(("jenkins", "track")) for c in np.unique(joint["condition"].values))
+    params = {**SMALL.get_params(), "verbose": False}
+    serial = MARBLE(**params).fit_transform(joint)
+    on_dask = MARBLE(**params).fit_transform(joint, scheduler="threads")
+    np.testing.assert_array_equal(on_dask.values, serial.values)
+    assert np.isfinite(serial.values).all()
+    with pytest.raises(TypeError, match="non-empty mapping"):
+        joint_flow_field({})
 
 
 @pytest.mark.slow

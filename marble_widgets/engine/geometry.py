@@ -2,7 +2,11 @@
 
 ``build_geometry`` runs, per condition, subsampling -> CkNN graph, then gauges (identity or
 local PCA frames + connections), directional kernels and the symmetric normalised Laplacian,
-all sparse. The torch side (layers, network, training) reads only :class:`Geometry`.
+all sparse. The graph never joins two conditions, so each condition is built alone
+(:func:`_condition_graph`, then :func:`_condition_operators`); the one step that needs them all is
+the manifold dimension (:func:`_manifold_choice`), and :func:`_assemble` stacks the blocks. The
+per-condition stages run here one after the other, or as dask tasks (threads, processes, any
+``distributed.Client``) with the identical result. The torch side reads only :class:`Geometry`.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from marble_widgets.engine import gauges as _gauges
 from marble_widgets.engine.config import GraphConfig
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
-from marble_widgets.engine.laplacian import connection_laplacian, normalized_laplacian
+from marble_widgets.engine.laplacian import connection_laplacian, normalized_laplacian, weight_matrix
 
 
 @dataclass(frozen=True)
@@ -117,14 +121,75 @@ def _check_stage(stage: str, *arrays) -> None:
             )
 
 
-def _subsample(x, codes, n_cond, k, spacing, seed, labels) -> np.ndarray:
-    """Kept sample indices, per condition, in condition order then input order."""
-    check_condition_sizes(np.asarray(labels)[codes], k)
-    kept = []
-    for c in range(n_cond):
-        idx = np.flatnonzero(codes == c)
-        kept.append(idx[furthest_point_sampling(x[idx], spacing, seed)])
-    return np.concatenate(kept)
+def _condition_graph(part: tuple[np.ndarray, np.ndarray], label, c: GraphConfig, local: bool) -> dict:
+    """Stage 1 of one condition: subsample, CkNN graph, edge weights and (local) PCA spectra.
+
+    Why: everything before the manifold-dimension choice depends on this condition alone.
+    ``part`` is the condition's ``(x, v)``; node and edge indices are local to the condition.
+    """
+    x_c, v_c = part
+    keep = furthest_point_sampling(x_c, c.spacing, c.seed)  # kept rows, input order (§3)
+    pos, sig = x_c[keep], v_c[keep]
+    zeros = np.zeros(len(pos), dtype=np.int64)
+    edge_index = cknn_graph(pos, zeros, c.k, c.delta, labels=[label])
+    edge_weight = 1.0 / np.linalg.norm(pos[edge_index[1]] - pos[edge_index[0]], axis=1)
+    _check_stage("graph", edge_weight)
+    piece = {"keep": keep.astype(np.int64), "pos": pos, "signal": sig, "edge_index": edge_index,
+             "edge_weight": edge_weight}
+    if local:
+        n_nb = max(int(round(c.k * c.frac_geodesic_nb)), 1)
+        piece["directions"], piece["sing"] = _gauges.local_pca(pos, _gauges.pca_neighbourhoods(pos, zeros, n_nb))
+    return piece
+
+
+def _manifold_choice(sings: list, var_explained: float, manifold_dim: int | None) -> tuple[int, np.ndarray]:
+    """The one reduction over conditions: manifold dimension d and the explained-variance curve.
+
+    Why: MARBLE shares d across conditions (§5.3), chosen from every node's spectrum at once.
+    """
+    sing = np.concatenate(sings)
+    curve = _gauges.explained_variance_curve(sing)
+    if manifold_dim is None:
+        return _gauges.manifold_dimension(sing, var_explained), curve
+    d = int(manifold_dim)
+    if not 1 <= d <= sing.shape[1]:
+        raise ValueError(
+            f"manifold_dim must be between 1 and {sing.shape[1]} (ambient dimension / "
+            f"neighbourhood size), got {manifold_dim!r}."
+        )
+    return d, curve
+
+
+def _condition_operators(piece: dict, d: int | None) -> dict:
+    """Stage 2 of one condition: frames, connections, kernels, Laplacian (local indices).
+
+    ``d`` is the shared manifold dimension (None: global gauge). Returns the stage-1 arrays
+    the geometry keeps plus the operators; the PCA directions are dropped.
+    """
+    pos, edge_index, edge_weight = piece["pos"], piece["edge_index"], piece["edge_weight"]
+    out = {key: piece[key] for key in ("keep", "pos", "signal", "edge_index", "edge_weight")}
+    frames = conn = None
+    if d is not None:
+        frames, sing = np.ascontiguousarray(piece["directions"][:, :, :d]), piece["sing"]
+        thin = sing[:, d - 1] <= 1e-6 * sing[:, 0]
+        if thin.any():
+            warnings.warn(f"{int(thin.sum())} neighbourhood(s) span fewer than d={d} dimensions; their "
+                          "frames are arbitrary in the missing directions.", stacklevel=2)
+        conn = _gauges.connections(frames, edge_index)
+        _check_stage("gauges", frames, conn)
+    values = kernel_values(pos, edge_index, frames)
+    if d is not None:
+        kernels = block_kernels(pos, edge_index, frames, conn, values)
+        lap = connection_laplacian(edge_index, edge_weight, conn, len(pos))
+        degree = np.asarray(weight_matrix(edge_index, edge_weight, len(pos)).sum(1)).ravel()
+    else:
+        kernels = directional_kernels(pos, edge_index, None, values)
+        lap, degree = normalized_laplacian(edge_index, edge_weight, len(pos))
+    _check_stage("kernels", *kernels)
+    _check_stage("laplacian", lap, degree)
+    out.update(frames=frames, connections=conn, kernels=kernels, laplacian=lap, degree=degree,
+               kernel_weights=values[0])
+    return out
 
 
 def _use_local_gauges(local_gauges: bool, n: int, s: int) -> bool:
@@ -146,15 +211,134 @@ def _use_local_gauges(local_gauges: bool, n: int, s: int) -> bool:
     return True
 
 
-def _gauge_stage(pos, codes, edge_index, local, k, frac_geodesic_nb, var_explained, manifold_dim):
-    """Frames, d', connections, manifold dim and explained-variance curve."""
-    n_nodes, dim = pos.shape
-    if not local:
-        return _gauges.global_frames(n_nodes, dim), dim, None, None, None
-    n_nb = max(int(round(k * frac_geodesic_nb)), 1)
-    frames, d, curve = _gauges.local_frames(pos, codes, n_nb, var_explained, manifold_dim)
-    conn = _gauges.connections(frames, edge_index)
-    return frames, d, conn, d, curve
+def _block_diag_csr(blocks: list) -> sp.csr_matrix:
+    """Block-diagonal CSR matrix of square CSR blocks, built from their arrays in one pass.
+
+    Why: the joint operators of 10^6 nodes are assembled once, without COO round trips, and
+    exactly as a global build lays them out (rows in block order, each row's entries kept).
+    """
+    sizes = np.array([b.shape[0] for b in blocks], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    nnz = np.concatenate([[0], np.cumsum([b.nnz for b in blocks])])
+    n = int(offsets[-1])
+    itype = np.int32 if max(n, int(nnz[-1])) < 2**31 - 1 else np.int64  # as scipy would choose
+    indices = np.concatenate([(b.indices + off).astype(itype, copy=False) for b, off in zip(blocks, offsets)])
+    indptr = np.concatenate([np.zeros(1, itype)] + [(b.indptr[1:] + k).astype(itype, copy=False)
+                                                    for b, k in zip(blocks, nnz)])
+    data = np.concatenate([b.data for b in blocks])
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+def _block_diag_each(parts: list[list]) -> list[sp.csr_matrix]:
+    """``[block_diag(k-th matrix of every part) for each k]``, releasing each k's parts once it is built."""
+    out = []
+    for k in range(len(parts[0]) if parts else 0):
+        blocks = [p[k] for p in parts]
+        for p in parts:
+            p[k] = None
+        out.append(_block_diag_csr(blocks))
+        del blocks
+    return out
+
+
+def _take(pieces: list[dict], key: str):
+    """The per-condition values of ``key``, removed from the pieces (so each is held once)."""
+    return [p.pop(key) for p in pieces]
+
+
+def _assemble(pieces: list[dict], members: list[np.ndarray], local: bool, d: int | None, curve,
+              labels: tuple) -> Geometry:
+    """One :class:`Geometry` from the per-condition pieces: nodes, edges and blocks in condition order."""
+    sizes = [len(p["keep"]) for p in pieces]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    keep = np.concatenate([m[k] for m, k in zip(members, _take(pieces, "keep"))]).astype(np.int64)
+    cond = np.repeat(np.arange(len(pieces), dtype=np.int64), sizes)
+    edge_index = np.concatenate([e + off for e, off in zip(_take(pieces, "edge_index"), offsets)], axis=1)
+    pos = np.concatenate(_take(pieces, "pos"))
+    kernels = _block_diag_each(_take(pieces, "kernels"))
+    dim = pos.shape[1]
+    frames = np.concatenate(_take(pieces, "frames")) if local else _gauges.global_frames(len(pos), dim)
+    conn = np.concatenate(_take(pieces, "connections")) if local else None
+    return Geometry(
+        pos=pos, signal=np.concatenate(_take(pieces, "signal")), condition=cond, sample_index=keep,
+        edge_index=edge_index, edge_weight=np.concatenate(_take(pieces, "edge_weight")), frames=frames,
+        local_gauges=local, n_directions=int(d if local else dim), connections=conn, kernels=kernels,
+        laplacian=_block_diag_csr(_take(pieces, "laplacian")), degree=np.concatenate(_take(pieces, "degree")),
+        manifold_dim=d, explained_variance=curve, condition_labels=labels,
+        kernel_weights=np.concatenate(_take(pieces, "kernel_weights")),
+    )
+
+
+def _serial_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, verbose: bool):
+    """Per-condition stages in this process, one condition after the other."""
+    bar = tqdm(total=2 * len(parts) + 1, disable=not verbose, desc="geometry")
+    stage1 = []
+    for part, label in zip(parts, labels):
+        stage1.append(_condition_graph(part, label, c, local))
+        bar.update(1)
+    d, curve = _manifold_choice([p["sing"] for p in stage1], c.var_explained, manifold_dim) if local else (None, None)
+    bar.update(1)
+    pieces = []
+    while stage1:
+        pieces.append(_condition_operators(stage1.pop(0), d))
+        bar.update(1)
+    bar.close()
+    return pieces, d, curve
+
+
+#: dask's local schedulers accepted by ``build_geometry(scheduler=...)``
+SCHEDULERS = ("threads", "processes", "synchronous", "sync")
+
+
+def _run(fn, capture: bool, *args):
+    """``fn(*args)`` and the warnings it raised (recorded when the task runs in another process).
+
+    Why: a worker process's warnings never reach the caller; they are sent back and re-raised.
+    Threads share the warning machinery (recording it there is not thread-safe): not captured.
+    """
+    if not capture:
+        return fn(*args), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args)
+    return out, [(str(w.message), w.category) for w in caught]
+
+
+def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, client, scheduler):
+    """The same stages as :func:`_serial_pieces`, as one dask graph: C graph tasks, the dimension
+    reduction over their spectra (local gauges), C operator tasks; gathered here."""
+    import dask
+
+    capture = client is not None or scheduler == "processes"
+    task = dask.delayed(_run, pure=False)
+    if client is not None:
+        parts = client.scatter(list(parts))  # the data goes to the workers once, not in the graph
+    stage1 = [task(_condition_graph, capture, part, label, c, local)
+              for part, label in zip(parts, labels)]
+    choice = (task(_manifold_choice, capture, [s[0]["sing"] for s in stage1], c.var_explained, manifold_dim)
+              if local else None)
+    d = choice[0][0] if local else None
+    stage2 = [task(_condition_operators, capture, s[0], d) for s in stage1]
+    graph = [*stage2, choice] if local else stage2
+    if client is not None:
+        values = client.gather(client.compute(graph))
+    else:
+        values = list(dask.compute(*graph, scheduler=scheduler))
+    for _, records in values:
+        for message, category in records:
+            warnings.warn(message, category, stacklevel=4)
+    d, curve = values.pop()[0] if local else (None, None)
+    return [v[0] for v in values], d, curve
+
+
+def _check_runner(client, scheduler) -> None:
+    """Raise a clear error for a bad ``client``/``scheduler`` pair."""
+    if client is not None and scheduler is not None:
+        raise ValueError("pass either client= (a dask.distributed.Client) or scheduler=, not both.")
+    if scheduler is not None and scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS} or None (serial); got {scheduler!r}.")
+    if client is not None and not (hasattr(client, "compute") and hasattr(client, "scatter")):
+        raise TypeError(f"client must be a dask.distributed.Client or None; got {type(client).__name__}.")
 
 
 def build_geometry(
@@ -165,12 +349,17 @@ def build_geometry(
     *,
     manifold_dim: int | None = None,
     verbose: bool = False,
+    client=None,
+    scheduler: str | None = None,
     **settings,
 ) -> Geometry:
     """Build MARBLE's geometry (graph, gauges, kernels, Laplacian) from a flow field.
 
     Why: the one entry point from point clouds to everything the network uses (§1 steps 2-4),
-    sparse throughout and with MARBLE's defaults.
+    sparse throughout and with MARBLE's defaults. The graph never joins two conditions, so each
+    condition is built alone (subsample -> CkNN graph -> PCA spectra; then frames, connections,
+    kernels, Laplacian); only the manifold dimension is chosen from all conditions' spectra
+    together, and the blocks are stacked block-diagonally (node order: conditions, then input).
 
     Parameters
     ----------
@@ -186,54 +375,31 @@ def build_geometry(
         manifold-dimension rule and neighbourhood size ``K = k * frac_geodesic_nb``; ``seed``
         furthest-point start (None: index 0; int: drawn from ``default_rng(seed)``).
     manifold_dim : optional fixed manifold dimension d (local gauges).
-    verbose : show a progress bar over the stages.
+    verbose : show a progress bar over the stages (serial build).
+    client, scheduler : where the per-condition stages run. Both None: here, one condition after
+        the other. ``scheduler="threads" | "processes" | "synchronous"``: dask's local scheduler;
+        ``client``: any ``dask.distributed.Client`` (LocalCluster, SLURM ...). Every runner
+        gives the identical geometry; warnings raised in worker processes are re-raised here.
     """
+    _check_runner(client, scheduler)
     c = replace(config or GraphConfig(), **settings)
-    k, delta, spacing, seed = c.k, c.delta, c.spacing, c.seed
     xs = _as_float_2d("x", x)
     vs = _as_float_2d("v", v)
     if vs.shape[0] != xs.shape[0]:
         raise ValueError(
             f"v has {vs.shape[0]} rows but x has {xs.shape[0]}; pass one vector per position."
         )
+    if not isinstance(c.k, (int, np.integer)) or c.k < 1:
+        raise ValueError(f"k must be a positive integer, got {c.k!r}.")
     codes, labels = _condition_codes(condition, len(xs))
     local = _use_local_gauges(c.local_gauges, xs.shape[1], vs.shape[1])
-    stages = ["subsample", "graph", "gauges", "kernels", "laplacian"]
-    bar = tqdm(total=len(stages), disable=not verbose, desc="geometry")
-
-    def _done(stage):
-        bar.set_postfix_str(stage)
-        bar.update(1)
-
-    keep = _subsample(xs, codes, len(labels), k, spacing, seed, labels)
-    pos, sig, cond = xs[keep], vs[keep], codes[keep]
-    _done("subsample")
-    edge_index = cknn_graph(pos, cond, k, delta, labels=list(labels))
-    edge_weight = 1.0 / np.linalg.norm(pos[edge_index[1]] - pos[edge_index[0]], axis=1)
-    _check_stage("graph", edge_weight)
-    _done("graph")
-    frames, n_dir, conn, d, curve = _gauge_stage(
-        pos, cond, edge_index, local, k, c.frac_geodesic_nb, c.var_explained, manifold_dim
-    )
-    _check_stage("gauges", frames, conn)
-    _done("gauges")
-    values = kernel_values(pos, edge_index, frames if local else None)
-    if local:
-        kernels = block_kernels(pos, edge_index, frames, conn, values)
+    check_condition_sizes(np.asarray(labels)[codes], c.k)
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(codes, minlength=len(labels)))[:-1])
+    parts = [(xs[m], vs[m]) for m in members]
+    del xs, vs
+    if client is None and scheduler is None:
+        pieces, d, curve = _serial_pieces(parts, labels, c, local, manifold_dim, verbose)
     else:
-        kernels = directional_kernels(pos, edge_index, None, values)
-    _check_stage("kernels", *kernels)
-    _done("kernels")
-    lap, degree = normalized_laplacian(edge_index, edge_weight, len(pos))
-    if local:
-        lap = connection_laplacian(edge_index, edge_weight, conn, len(pos))
-    _check_stage("laplacian", lap, degree)
-    _done("laplacian")
-    bar.close()
-    return Geometry(
-        pos=pos, signal=sig, condition=cond, sample_index=keep.astype(np.int64),
-        edge_index=edge_index, edge_weight=edge_weight, frames=frames, local_gauges=local,
-        n_directions=int(n_dir), connections=conn, kernels=kernels, laplacian=lap,
-        degree=degree, manifold_dim=d, explained_variance=curve, condition_labels=labels,
-        kernel_weights=values[0],
-    )
+        pieces, d, curve = _dask_pieces(parts, labels, c, local, manifold_dim, client, scheduler)
+    return _assemble(pieces, members, local, d, curve, labels)

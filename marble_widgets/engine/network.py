@@ -297,6 +297,7 @@ def build_feature_source(
 
     Why: without diffusion the features have no parameters and are computed once (float64, then
     float32); with diffusion they are evaluated at the learnable time (float32 on ``device``).
+    Features read from an on-disk store: :func:`marble_widgets.engine.feature_store.feature_source`.
     """
     config = replace(config or FeatureConfig(), **settings)
     device = torch.device(device)

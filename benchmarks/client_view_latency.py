@@ -13,7 +13,9 @@ flags, software GL):
 - ``export.step_3d_scene``: the same with ``dims=3``, timed to the 3-D scene's redraw (``mw-scene-drawn``).
 - ``export.recolour``: choosing another colour (time <-> position) in the colour menu -> both
   clouds restyled -> next frame.
-- ``export.play`` / ``play_3d``: Play for ``--play-s`` seconds: frames drawn per second.
+- ``export.play`` / ``play_3d``: Play for ``--play-s`` seconds: frames drawn per second while playing
+  (the page's own counters; ``wall_fps``: frames over the wall time between the two clicks, the
+  definition of runs before 2026-12), the gaps between frames and the JS ms per step of each part.
 - ``export_results.step`` / ``play``: the view built from MARBLE's results Dataset
   (``FlowView(model.results(ff))``: MARBLE's neighbours, local view in the sample's frame with the
   transported vectors, derivative-features and behaviour panels), exported and opened from file://.
@@ -21,7 +23,9 @@ flags, software GL):
   (colour menu -> both WebGL clouds recoloured -> frame), box selection (mouse up -> the selection
   drawn in both clouds -> frame), click-to-jump (pointer up -> every view shows the clicked sample).
   ``large.1e6``: 10^6 samples: first draw (navigation -> ready) and pan: a scripted 3-s drag in
-  pan mode, frames the embedding's point layer drew and requestAnimationFrame ticks per second.
+  pan mode, frames the embedding's point layer drew and requestAnimationFrame ticks per second (a
+  layer whose full draw takes > 8 ms follows the drag by moving its last image: ``shifted_frames``;
+  ``full_draws`` redraw every point, one on release).
 - ``lab.step`` / ``lab.play`` (unless ``--no-lab``): the results view displayed by a JupyterLab
   notebook; also the bytes the kernel sent to the page during Run All (websocket frames; plotly.js
   included), the kernel round trip (browser step -> Python hears it -> a Label changes), whether
@@ -168,16 +172,33 @@ def time_recolour(page: Any, repeats: int) -> dict[str, Any]:
     return _stats(page.evaluate("() => window.__mw.out"))
 
 
+PLAY_STATS_JS = """() => { const s = document.querySelector('.mw-fv').parentElement.__mwFlowView.stats;
+    return {frames: s.frames, play: {...s.play}, gaps: s.gaps.length,
+            prof: Object.fromEntries(Object.entries(s.prof).map(([k, v]) => [k, [...v]]))}; }"""
+
+
 def time_play(page: Any, seconds: float) -> dict[str, Any]:
-    """Frames drawn per second while Play runs (the view's own counter)."""
-    before = page.evaluate("() => document.querySelector('.mw-fv').parentElement.__mwFlowView.stats.frames")
+    """Play for ``seconds``: ``fps`` = frames the view drew while playing / time it was playing (the page's
+    own counters: each frame shows one more sample), ``wall_fps`` = frames / wall time between the two
+    clicks (includes the driver's round trips); the gaps between those frames; JS ms per step by part."""
+    before = page.evaluate(PLAY_STATS_JS)
     page.locator(".mw-fv-play").first.click()
     t0 = time.monotonic()
     time.sleep(seconds)
-    frames = page.evaluate("() => document.querySelector('.mw-fv').parentElement.__mwFlowView.stats.frames")
-    elapsed = time.monotonic() - t0
     page.locator(".mw-fv-play").first.click()
-    return {"seconds": round(elapsed, 2), "frames": frames - before, "fps": (frames - before) / elapsed}
+    elapsed = time.monotonic() - t0
+    after = page.evaluate(PLAY_STATS_JS)
+    gaps = page.evaluate("n => document.querySelector('.mw-fv').parentElement.__mwFlowView.stats.gaps.slice(n)",
+                         before["gaps"])
+    frames, played = after["play"]["frames"] - before["play"]["frames"], after["play"]["ms"] - before["play"]["ms"]
+    prof = {k: (v[0] - before["prof"].get(k, [0, 0])[0]) / max(1, v[1] - before["prof"].get(k, [0, 0])[1])
+            for k, v in after["prof"].items()}
+    return {"seconds": round(played / 1000, 2), "frames": frames, "fps": frames / (played / 1000),
+            "wall_fps": (after["frames"] - before["frames"]) / elapsed,
+            "frame_gap_ms": {"median": float(np.median(gaps)) if gaps else None,
+                             "p90": float(np.percentile(gaps, 90)) if gaps else None,
+                             "max": float(max(gaps)) if gaps else None},
+            "js_ms_per_update": prof}
 
 
 def open_export(view: Any, context: Any, path: Path) -> tuple[Any, float]:
@@ -298,7 +319,7 @@ PAN_JS = """async ([cx, cy, seconds]) => {
     // one synthetic mousemove per animation frame (plotly's drag listens on document): the drag is
     // as fast as the page can follow, not as fast as a test driver sends events
     const v = document.querySelector('.mw-fv').parentElement.__mwFlowView, layer = v.layers.embedding;
-    const draws0 = layer.draws, t0 = performance.now();
+    const draws0 = layer.draws, splats0 = layer.splats, shifts0 = layer.shifts, t0 = performance.now();
     let ticks = 0;
     await new Promise(done => {
         const tick = (now) => {
@@ -312,7 +333,8 @@ PAN_JS = """async ([cx, cy, seconds]) => {
     });
     const elapsed = (performance.now() - t0) / 1000;
     return {seconds: elapsed, layer_draws: layer.draws - draws0, fps: (layer.draws - draws0) / elapsed,
-            raf_fps: ticks / elapsed, backend: layer.backend};
+            raf_fps: ticks / elapsed, backend: layer.backend, full_draws: layer.splats - splats0,
+            shifted_frames: layer.shifts - shifts0, full_draw_ms: layer.drawMs};
 }"""
 
 
@@ -523,11 +545,19 @@ def rerun_view_cell(page: Any, received: dict[str, int]) -> dict[str, Any]:
     page.evaluate("() => document.querySelector('.mw-fv').setAttribute('data-old', '1')")
     page.locator(".jp-NotebookPanel .jp-Cell").nth(1).locator(".jp-InputArea-editor").click()  # edit mode
     received["bytes"] = 0
+    page_t0 = page.evaluate("() => performance.now()")
     t0 = time.monotonic()
     page.keyboard.press("Shift+Enter")  # runs the cell being edited
     page.wait_for_selector(".mw-fv[data-ready=true]:not([data-old])", timeout=120_000)
     page.wait_for_function("() => document.querySelector('.mw-fv:not([data-old])').dataset.drawn !== undefined")
-    return {"view_cell_to_drawn_s": time.monotonic() - t0, "view_cell_kernel_to_browser_mb": received["bytes"] / 1e6}
+    seconds = time.monotonic() - t0
+    # where the time went, in the page: render() called (the kernel built the view and its buffers
+    # arrived), buffers decoded, plotly plots drawn, every view ready (seconds after the key press)
+    marks = page.evaluate("""t0 => { const t = document.querySelector('.mw-fv:not([data-old])').parentElement
+        .__mwFlowView.stats.times; return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, (v - t0) / 1000])); }""",
+                          page_t0)
+    return {"view_cell_to_drawn_s": seconds, "view_cell_kernel_to_browser_mb": received["bytes"] / 1e6,
+            "view_cell_page_milestones_s": marks}
 
 
 def today() -> dict[str, Any]:
@@ -588,7 +618,40 @@ def table(res: dict[str, Any]) -> str:
                          f"{lb['kernel_to_browser_mb']:.2f} MB; Play {lb['play']['fps']:.1f} frames/s"
                          + (f"; view cell again -> drawn {lb['view_cell_to_drawn_s']:.2f} s, "
                             f"{lb['view_cell_kernel_to_browser_mb']:.2f} MB" if name == "lab" else ""))
+    lines += side_by_side(res)
     return "\n".join(lines)
+
+
+#: Figures printed beside the previous run's: (label, path into the results).
+COMPARED = [("export: Play frames/s", ("export", "play", "fps")),
+            ("results export: MB", ("export_results", "size_mb")),
+            ("results export: first draw s", ("export_results", "first_draw_s")),
+            ("results export: Play frames/s", ("export_results", "play", "fps")),
+            ("10^6: pan frames/s", ("large", "1e6", "pan", "fps")),
+            ("10^6: first draw s", ("large", "1e6", "first_draw_s")),
+            ("lab: Play frames/s", ("lab", "play", "fps")),
+            ("lab: view cell -> drawn s", ("lab", "view_cell_to_drawn_s")),
+            ("lab: view cell kernel -> browser MB", ("lab", "view_cell_kernel_to_browser_mb")),
+            ("lab: Run All kernel -> browser MB", ("lab", "kernel_to_browser_mb")),
+            ("lab +150 ms: Play frames/s", ("lab_delayed", "play", "fps"))]
+
+
+def _get(tree: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return float(tree)
+
+
+def side_by_side(res: dict[str, Any]) -> list[str]:
+    """This run's headline figures next to the previous run's (``previous`` in the JSON)."""
+    prev = res.get("previous", {})
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    width = max(len(label) for label, _ in COMPARED)
+    out = ["", f"{'figure'.ljust(width)}  {'now':>8}  {'previous':>8}"]
+    out += [f"{label.ljust(width)}  {fmt(_get(res, path)):>8}  {fmt(_get(prev, path)):>8}" for label, path in COMPARED]
+    return out
 
 
 def previous(path: Path) -> dict[str, Any]:
@@ -603,7 +666,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--recolour", type=int, default=10)
-    parser.add_argument("--play-s", type=float, default=5.0)
+    parser.add_argument("--play-s", type=float, default=10.0)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--delay-ms", type=float, default=150.0, help="added latency each way (lab_delayed)")
     parser.add_argument("--no-lab", action="store_true", help="skip the JupyterLab measurements")

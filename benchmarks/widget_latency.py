@@ -1,7 +1,8 @@
 """Latency of the dashboard's browser-drawn views, beside the retired FigureWidget views' recorded figures.
 
 Builds ``mw.dashboard`` for the rat flow field (``mw.flow_field(rat, n_components=10, smooth=0.25)``,
-10-D; conditions = running direction, so the alignment view appears, aligned on ``position``) with a
+10-D; conditions = running direction, so the alignment view appears, aligned on ``position``) and
+the rat recording (so the spike raster appears) with a
 MARBLE fitted for ``--epochs`` epochs (the drawing cost does not depend on the training), and
 measures in headless Debian chromium (``tests/browser/lab.py`` flags, software GL), in the exported
 page opened from ``file://`` and (unless ``--no-lab``) in JupyterLab:
@@ -11,11 +12,17 @@ page opened from ``file://`` and (unless ``--no-lab``) in JupyterLab:
 - ``pair``: another target chosen in the alignment view's menu -> overlay, heatmap cell and MDS
   rings restyled (``mw-drawn``) -> the frame after.
 - ``training``: the training view redrawn from its buffers (decode + ``Plotly.react``) -> the frame after.
+- ``raster_step``: ArrowRight in the flow view -> the raster's cursor and window redrawn at the new
+  sample (``mw-drawn`` of the raster, through the dashboard's page channel), from the ``keydown``.
+- ``raster_follow``: topic "sample" published on the dashboard's channel (what a linked view does)
+  -> the raster redrawn -> the frame after.
+- ``raster_first_draw_ms``: the raster's ``render`` (buffer decode included) to its first drawn canvas.
 
 The retired views were measured by the previous version of this script (kernel round trip + plotly
 FigureWidget redraws, ``FlowFieldExplorer`` etc.); their figures stay in
 ``benchmarks/results/widget_latency.json`` under ``meta``/``variants`` and are printed beside the new
-ones, which go under ``dashboard``. Usage: ``python benchmarks/widget_latency.py [--steps 30] [--no-lab]``.
+ones, which go under ``dashboard`` (the figures of the run before go under ``dashboard.previous``).
+Usage: ``python benchmarks/widget_latency.py [--steps 30] [--no-lab]``.
 Target (issue 14): every interaction < 50 ms median.
 """
 from __future__ import annotations
@@ -57,20 +64,28 @@ def rat_dashboard(epochs: int) -> Any:
     import marble_widgets as mw
 
     torch.set_num_threads(1)
-    ff = mw.flow_field(mw.datasets.rat_hippocampus(), n_components=10, smooth=0.25)
+    rec = mw.datasets.rat_hippocampus()
+    ff = mw.flow_field(rec, n_components=10, smooth=0.25)
     ff = ff.assign_coords(condition=("sample", ff["direction"].values.astype(str)))  # "left" / "right" runs
     model = mw.MARBLE(epochs=epochs, k=50, hidden_channels=128, batch_size=256, seed=0, verbose=False).fit(ff)
-    return mw.dashboard(model, ff, label="position", title="Rat hippocampus: benchmark dashboard")
+    return mw.dashboard(model, ff, rec, label="position", title="Rat hippocampus: benchmark dashboard")
 
 
-# Timing hooks: keydown timestamp -> the flow view's `mw-drawn`; t0 set just before a pair change or
-# a training redraw -> that view's `mw-drawn` -> the next frame.
+# Timing hooks: keydown timestamp -> the flow view's (and the raster's) `mw-drawn`; t0 set just before a
+# pair change, a training redraw or a channel publish -> that view's `mw-drawn` -> the next frame.
 HOOK_JS = """() => {
     const flow = document.querySelector('.mw-fv').parentElement;
     const align = document.querySelector('.mw-av').parentElement;
     const train = document.querySelector('.mw-tv').parentElement;
-    window.__mw = { key: null, t0: null, step: [], pair: [], training: [] };
-    document.addEventListener('keydown', e => { window.__mw.key = e.timeStamp; }, true);
+    const raster = document.querySelector('.mw-rv').parentElement;
+    window.__mw = { key: null, keyRaster: null, t0: null, step: [], pair: [], training: [], raster_step: [],
+                    raster_follow: [] };
+    document.addEventListener('keydown', e => { window.__mw.key = e.timeStamp; window.__mw.keyRaster = e.timeStamp; }, true);
+    raster.addEventListener('mw-drawn', e => {
+        if (window.__mw.keyRaster === null) return;
+        window.__mw.raster_step.push(e.detail.t - window.__mw.keyRaster);
+        window.__mw.keyRaster = null;
+    });
     flow.addEventListener('mw-drawn', e => {
         if (window.__mw.key === null) return;
         window.__mw.step.push(e.detail.t - window.__mw.key);
@@ -84,6 +99,17 @@ HOOK_JS = """() => {
     };
     align.addEventListener('mw-drawn', after('pair'));
     train.addEventListener('mw-drawn', after('training'));
+    raster.addEventListener('mw-drawn', after('raster_follow'));
+}"""
+
+# what a linked view does: publish topic "sample" on the dashboard's channel (each time the raster's
+# sample + 1, so it always changes); t0 just before
+PUBLISH_JS = """() => {
+    const root = document.querySelector('.mw-rv');
+    const name = Object.keys(globalThis.__marbleWidgets.channels)[0];
+    const s = (Number(root.dataset.sample) + 1) % 6000;
+    window.__mw.t0 = performance.now();
+    globalThis.__marbleWidgets.channels[name].dispatchEvent(new CustomEvent('sample', { detail: { value: s, source: 'bench' } }));
 }"""
 
 
@@ -98,7 +124,7 @@ def _wait_count(page: Any, name: str, k: int) -> None:
 
 
 def measure_page(page: Any, steps: int) -> dict[str, Any]:
-    """Step, pair change and training redraw, each ``steps`` times, one at a time."""
+    """Step, pair change, training redraw and raster follow, each ``steps`` times, one at a time."""
     page.evaluate(HOOK_JS)
     page.locator(".mw-fv").first.focus()
     for k in range(steps):
@@ -116,8 +142,14 @@ def measure_page(page: Any, steps: int) -> dict[str, Any]:
             document.querySelector('.mw-tv').parentElement.__mwTrainingView.redraw(); }""")
         _wait_count(page, "training", k)
         time.sleep(0.1)
+    for k in range(steps):
+        page.evaluate(PUBLISH_JS)
+        _wait_count(page, "raster_follow", k)
+        time.sleep(0.1)
     got = page.evaluate("() => window.__mw")
-    return {name: _stats(got[name]) for name in ("step", "pair", "training")}
+    first = page.evaluate("() => document.querySelector('.mw-rv').parentElement.__mwRasterView.stats.firstDrawMs")
+    return {**{name: _stats(got[name]) for name in ("step", "pair", "training", "raster_step", "raster_follow")},
+            "raster_first_draw_ms": first}
 
 
 def measure_export(board: Any, steps: int, context: Any, tmp: Path) -> dict[str, Any]:
@@ -152,7 +184,7 @@ def measure_lab(steps: int, epochs: int, context: Any, tmp: Path) -> dict[str, A
         received["bytes"] = 0
         t0 = time.monotonic()
         lab.run_all_cells(page, timeout=600)
-        for sel in (".mw-fv", ".mw-av", ".mw-tv"):
+        for sel in (".mw-fv", ".mw-rv", ".mw-av", ".mw-tv"):
             page.wait_for_selector(f"{sel}[data-ready=true]", timeout=120_000)
         out = {"run_all_to_drawn_s": time.monotonic() - t0, "kernel_to_browser_mb": received["bytes"] / 1e6}
         lab.screenshot(page, "bench_dashboard_lab")
@@ -178,11 +210,18 @@ def table(results: dict[str, Any]) -> str:
         return f"{d['median_ms']:.0f} / {d['p90_ms']:.0f}" if d else "–"
 
     rows = [("flow step", "step", "flow_explorer"), ("alignment pair change", "pair", None),
-            ("training redraw", "training", None)]
-    lines = [f"{'interaction':24s} {'export (file://)':>18s} {'JupyterLab':>14s} {'retired view (Lab)':>20s}"]
+            ("training redraw", "training", None), ("raster on flow step", "raster_step", None),
+            ("raster follows channel", "raster_follow", None)]
+    prev = new.get("previous", {})
+    lines = [f"{'interaction':24s} {'export (file://)':>18s} {'JupyterLab':>14s} {'previous run (Lab)':>20s} "
+             f"{'retired view (Lab)':>20s}"]
     for label, key, old_key in rows:
         lines.append(f"{label:24s} {cell(new['export'].get(key)):>18s} {cell(new.get('lab', {}).get(key)):>14s} "
+                     f"{cell(prev.get('lab', {}).get(key)):>20s} "
                      f"{cell(old.get(old_key)) if old_key else 'not measured':>20s}")
+    first = [new[h].get("raster_first_draw_ms") for h in ("export", "lab") if h in new]
+    lines.append("raster first draw (render -> canvas, ms): " + " / ".join(f"{v:.0f}" for v in first if v is not None)
+                 + " (export / JupyterLab)")
     lines.append(f"export size {new['export']['size_mb']:.2f} MB (retired static report: 8.4 MB); "
                  f"first draw from file:// {new['export']['first_draw_s']:.1f} s")
     if "lab" in new:
@@ -211,6 +250,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not args.no_lab:
             new["lab"] = measure_lab(args.steps, args.epochs, context, Path(tmp))
         context.close()
+    previous = results.get("dashboard")
+    if previous:  # one level: the run before this one
+        new["previous"] = {k: v for k, v in previous.items() if k != "previous"}
     results["dashboard"] = new
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")

@@ -32,6 +32,7 @@ _LAZY = {
     "decode": "marble_widgets.analysis",
     "dashboard": "marble_widgets.widgets",
     "FlowView": "marble_widgets.widgets",
+    "RasterView": "marble_widgets.widgets",
     "TrainingView": "marble_widgets.widgets",
     "AlignmentView": "marble_widgets.widgets",
 }

@@ -43,7 +43,7 @@ def run(out: Path, epochs: int = 100, verbose: bool = True) -> dict[str, Any]:
     }
     error_cm = {name: float(s["median_abs_error"].values.ravel()[0]) * 100 for name, s in scores.items()}
     html = out / "demo.html"
-    board = mw.dashboard(model, ff_train, embedding=emb_train, label="position",
+    board = mw.dashboard(model, ff_train, embedding=emb_train, label="position", recording=train_rec,
                          title="MARBLE on rat CA1 'Buddy' (Grosmark & Buzsaki 2016)")
     board.to_html(html)
     summary = {

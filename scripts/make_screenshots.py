@@ -2,12 +2,13 @@
 
 Fits MARBLE on the rat demo (``marble_widgets.demo``) and on MC_Maze_Small (several reach
 conditions, so the alignment view appears), exports both dashboards with ``Dashboard.to_html``
-(the browser-drawn views: FlowView, AlignmentView, TrainingView) and photographs them with
+(the browser-drawn views: FlowView, RasterView, AlignmentView, TrainingView) and photographs them with
 Playwright driving the system Chromium (never ``playwright install``):
 
     docs/demo_report.png          the whole rat dashboard page, scaled down
     docs/dashboard_flow.png       rat: the flow view (state space, embedding, local flow, behaviour ...)
     docs/dashboard_embedding.png  rat: the flow view's embedding panel
+    docs/dashboard_raster.png     rat: the spike raster following the flow view's sample
     docs/dashboard_training.png   rat: the training view
     docs/dashboard_alignment.png  MC_Maze_Small: distances, MDS map, aligned pair
 
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
         rat, maze = export_rat(work, args.epochs), export_maze(work, args.epochs)
         written = shoot(rat, {"demo_report": None, "dashboard_flow": "#mw-root-flow",
                               "dashboard_embedding": "#mw-root-flow .mw-fv-panel-embedding",
+                              "dashboard_raster": "#mw-root-raster",
                               "dashboard_training": "#mw-root-training"}, out)
         written += shoot(maze, {"dashboard_alignment": "#mw-root-alignment"}, out)
     for path in written:

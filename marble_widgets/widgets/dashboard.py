@@ -1,12 +1,15 @@
-"""One dashboard for a fitted model: flow field + embedding, alignment, training, each drawn in the browser.
+"""One dashboard for a fitted model: flow field + embedding, spike raster, alignment, training, drawn in the browser.
 
 Why: every view is an anywidget that received its arrays once and answers interactions itself
-(:class:`FlowView`, :class:`AlignmentView`, :class:`TrainingView`); the dashboard stacks them under
-a summary header, and :meth:`Dashboard.to_html` writes the same modules and buffers into one page
-that stays interactive without a kernel.
+(:class:`FlowView`, :class:`RasterView`, :class:`AlignmentView`, :class:`TrainingView`); the
+dashboard stacks them under a summary header and gives them one page channel (``mwChannel``), so
+the raster follows the flow view's sample, and a click on the raster moves the flow view, without
+the kernel. :meth:`Dashboard.to_html` writes the same modules and buffers into one page that stays
+interactive without a kernel.
 """
 from __future__ import annotations
 
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from marble_widgets.data.containers import FEATURE_COORDS
 from marble_widgets.widgets.alignment_view import AlignFn, AlignmentView, ScoreFn
 from marble_widgets.widgets.flow_view import FlowView
 from marble_widgets.widgets.page import page_view, write_page
+from marble_widgets.widgets.raster_view import RasterView
 from marble_widgets.widgets.summary import header_html, model_summary
 from marble_widgets.widgets.training_view import TrainingView
 
@@ -29,15 +33,22 @@ RESULT_VARS = ("embedding", "neighbors")
 class Dashboard(widgets.VBox):
     """A summary header over the views of one fitted model (see :func:`dashboard`).
 
-    Attributes: ``flow_view`` (:class:`FlowView`), ``alignment`` (:class:`AlignmentView` or None),
-    ``training`` (:class:`TrainingView` or None), ``results`` (the Dataset drawn), ``parts`` (the
-    present views by name). CSS class: ``mw-dashboard``.
+    Attributes: ``flow_view`` (:class:`FlowView`), ``raster`` (:class:`RasterView` or None),
+    ``alignment`` (:class:`AlignmentView` or None), ``training`` (:class:`TrainingView` or None),
+    ``results`` (the Dataset drawn), ``parts`` (the present views by name), ``channel`` (the page
+    channel the views share: set on every view with a ``channel`` trait). CSS class: ``mw-dashboard``.
     """
 
     def __init__(self, parts: dict[str, widgets.Widget | None], title: str = "MARBLE", *,
-                 summary: dict[str, list[tuple[str, str]]] | None = None, results: xr.Dataset | None = None) -> None:
+                 summary: dict[str, list[tuple[str, str]]] | None = None, results: xr.Dataset | None = None,
+                 channel: str | None = None) -> None:
         self.parts = {k: v for k, v in parts.items() if v is not None}
+        self.channel = channel or f"mw-{uuid.uuid4().hex}"
+        for view in self.parts.values():
+            if view.has_trait("channel"):  # FlowView and RasterView; alignment and training follow no sample
+                view.channel = self.channel
         self.flow_view = parts.get("flow")
+        self.raster = parts.get("raster")
         self.alignment = parts.get("alignment")
         self.training = parts.get("training")
         self.results = results
@@ -60,8 +71,9 @@ class Dashboard(widgets.VBox):
     def to_html(self, path: str | Path, title: str | None = None) -> Path:
         """Write one self-contained, interactive page holding every view (plotly.js embedded once).
 
-        Step, Play, click-to-jump, selection, recolour and the alignment pair change all work from
-        ``file://``: each view's ES module runs against its exported state (compressed buffers).
+        Step, Play, click-to-jump, selection, recolour, the raster following the flow view (and a
+        click on it) and the alignment pair change all work from ``file://``: each view's ES module
+        runs against its exported state (compressed buffers), linked by the same page channel.
         """
         title = title or self.title
         views = [page_view(key, view) for key, view in self.parts.items()]
@@ -130,6 +142,7 @@ def dashboard(
     consistency_fn: ScoreFn | None = None,
     label: str | None = "time",
     dims: int = 2,
+    raster_window: float = 5.0,
     title: str = "MARBLE",
 ) -> Dashboard:
     """Every view of a fitted ``model`` on a flow field (or its results Dataset) in one dashboard.
@@ -139,23 +152,21 @@ def dashboard(
     :class:`FlowView` on MARBLE's own neighbours, an :class:`AlignmentView` with >= 2 conditions
     (distances/MDS from ``marble_widgets.analysis`` unless ``dist``/``mds_coords`` are given;
     ``label``: the numeric sample coord the default alignment bins on; left out with a warning if
-    it fails) and a :class:`TrainingView` of ``model.loss_history_``. ``recording`` is accepted for
-    compatibility and not drawn yet (the spike raster left with the FigureWidget views): passing one
-    warns, so nobody waits for a raster that is not there.
+    it fails) and a :class:`TrainingView` of ``model.loss_history_``. With the ``recording`` the flow
+    field was built from, a :class:`RasterView` of its spikes (``raster_window``: half-width in
+    seconds) follows the flow view's sample in the page, and a click on it moves the flow view
+    (raises if the results' times fall outside the recording).
     """
-    if recording is not None:
-        warnings.warn("dashboard(recording=...) is not drawn yet: the spike-raster view has not moved to the "
-                      "browser-drawn views; the argument is ignored (omit it to silence this).", FutureWarning,
-                      stacklevel=2)
     ds = results_dataset(model, flow_field, embedding=embedding, inspect_ds=inspect_ds)
     emb = ds["embedding"]
     flow = FlowView(ds, dims=dims, title="Flow field and embedding")
     order, offsets = flow.trajectory_order  # the buffers are not decoded again (features can be tens of MB)
     flow.sample = int(order[offsets[0] + (offsets[1] - offsets[0]) // 2])  # mid-trajectory: a typical point
+    raster = None if recording is None else RasterView(recording, ds, window=raster_window, sample=flow.sample)
     training = TrainingView.from_model(model) if isinstance(getattr(model, "loss_history_", None), xr.Dataset) \
         else None
     if isinstance(label, str) and label in ds.data_vars and ds[label].dims == ("sample",):
         emb = emb.assign_coords({label: ds[label]})  # the alignment bins on it (e.g. position)
     alignment = _alignment(emb, dist, mds_coords, align_fn, consistency_fn, label)
-    parts = {"flow": flow, "alignment": alignment, "training": training}
+    parts = {"flow": flow, "raster": raster, "alignment": alignment, "training": training}
     return Dashboard(parts, title, summary=model_summary(model, ds, emb), results=ds)

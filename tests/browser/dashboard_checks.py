@@ -19,6 +19,8 @@ for folder in (TESTS / "plotting", TESTS / "widgets"):
         sys.path.insert(0, str(folder))
 
 START = 20
+#: the raster's half-width (s) in the toy dashboard
+RASTER_WINDOW = 2.0
 #: the heatmap cell the tests click: row (source) "up", column (target) "left"
 CLICKED = ("up", "left")
 
@@ -42,16 +44,18 @@ class ToyModel:
 
 
 def toy_dashboard() -> Any:
-    """The dashboard of the toy flow field (3 conditions), its flow view at sample START."""
+    """The dashboard of the toy flow field (3 conditions) and its recording, its flow view at sample START."""
     import toy_results
 
     from marble_widgets.widgets import dashboard
 
     ff = toy_results.flow_field()
-    board = dashboard(ToyModel(), ff, dist=toy_results.distances(), mds_coords=toy_results.mds(),
+    board = dashboard(ToyModel(), ff, toy_results.recording(ff), raster_window=RASTER_WINDOW,
+                      dist=toy_results.distances(), mds_coords=toy_results.mds(),
                       align_fn=lambda s, t: s.values[:, ::-1] + 1.0, consistency_fn=lambda s, t: 0.5,
                       title="Toy dashboard")
     board.flow_view.sample = START
+    board.raster.sample = START
     return board
 
 
@@ -64,7 +68,8 @@ def reference() -> dict[str, Any]:
     return {"flow": flow, "pos_of": pos_of, "align": board.alignment.arrays(), "groups": board.alignment.groups,
             "pairs": board.alignment._meta["pairs"], "mds_xy": board.alignment._meta["mds_xy"],
             "training": board.training.arrays(),
-            "best": board.training.best_epoch}
+            "best": board.training.best_epoch, "time": board.results["time"].values,
+            "highlight": board.raster._meta["theme"]["highlight"]}
 
 
 def wait(page: Any, js: str, arg: Any = None, timeout_ms: int = 15_000) -> None:
@@ -73,7 +78,7 @@ def wait(page: Any, js: str, arg: Any = None, timeout_ms: int = 15_000) -> None:
 
 def wait_ready(page: Any, timeout_ms: int = 60_000) -> None:
     """Every view of the dashboard has drawn itself."""
-    for sel in (".mw-fv", ".mw-av", ".mw-tv"):
+    for sel in (".mw-fv", ".mw-rv", ".mw-av", ".mw-tv"):
         page.wait_for_selector(f"{sel}[data-ready=true]", timeout=timeout_ms)
 
 
@@ -90,9 +95,12 @@ def assert_pair_shown(page: Any, ref: dict[str, Any], source: str, target: str) 
     """The overlay holds exactly the pair's arrays; the heatmap marks its cell; the score is shown."""
     wait(page, "p => document.querySelector('.mw-av')?.dataset.pair === p", f"{source}|{target}")
     tgt, src = aligned_pair(ref, source, target)
-    for trace, want in ((0, tgt), (1, src)):
-        got = lab.plot_data(page, ".mw-av-overlay", trace)
-        np.testing.assert_array_equal(np.column_stack([got["x"], got["y"]]), want.astype(float))
+    # the points painted over the overlay's axes (static/alignment_view.js avPaint) are exactly the pair's
+    shown = page.evaluate("""() => { const s = document.querySelector('.mw-av').parentElement.__mwAlignmentView.shown;
+        const xy = t => [Array.from(t.x), Array.from(t.y)]; return [xy(s.target), xy(s.source)]; }""")
+    for (x, y), want in zip(shown, (tgt, src)):
+        np.testing.assert_array_equal(np.column_stack([x, y]), want.astype(float))
+    assert_overlay_painted(page, tgt[0])
     i, j = ref["groups"].index(source), ref["groups"].index(target)
     cell = page.evaluate("() => document.querySelector('.mw-av-heatmap').layout.shapes[0]")
     assert [cell["x0"], cell["x1"], cell["y0"], cell["y1"]] == [j - 0.4, j + 0.4, i - 0.4, i + 0.4]
@@ -100,6 +108,15 @@ def assert_pair_shown(page: Any, ref: dict[str, Any], source: str, target: str) 
     assert rings == [ref["mds_xy"][source], ref["mds_xy"][target]]
     assert page.locator(".mw-av-score").first.inner_text() == f"consistency 0.500 ({source} → {target})"
     assert page.locator(".mw-av-source").first.input_value() == str(ref["groups"].index(source))
+
+
+def assert_overlay_painted(page: Any, point: np.ndarray) -> None:
+    """The overlay's canvas has a point painted where plotly's axes put data ``point`` (x, y)."""
+    px, py = lab.data_to_page(page, ".mw-av-overlay", float(point[0]), float(point[1]))
+    rgba = page.evaluate("""([x, y]) => { const c = document.querySelector('.mw-av-points'); const b = c.getBoundingClientRect();
+        const r = devicePixelRatio; return Array.from(c.getContext('2d').getImageData(Math.floor((x - b.left) * r),
+        Math.floor((y - b.top) * r), 1, 1).data); }""", [px, py])
+    assert rgba[3] > 100, f"no point painted at {point} ({px:.1f}, {py:.1f} on the page): {rgba}"
 
 
 def click_heatmap_cell(page: Any, ref: dict[str, Any], source: str, target: str) -> None:
@@ -141,3 +158,59 @@ def assert_training(page: Any, ref: dict[str, Any]) -> None:
     assert shape == ref["best"]
     # the toy history has no diffusion time: no third subplot (whose background would hide the losses)
     assert page.evaluate("() => document.querySelector('.mw-tv-plot').data.length") == 3
+
+
+# --- the spike raster (RasterView) -------------------------------------------------------------
+RASTER_JS = """sel => { const root = document.querySelector(sel);
+    const box = root.querySelector('.mw-rv-canvas').getBoundingClientRect();
+    return { lo: Number(root.dataset.lo), hi: Number(root.dataset.hi), time: Number(root.dataset.time),
+             sample: Number(root.dataset.sample), left: box.left, top: box.top, width: box.width, height: box.height }; }"""
+#: the raster's plot margins in CSS px (static/raster_view.js RV_MARGIN)
+RASTER_MARGIN = {"l": 58, "r": 14, "t": 8, "b": 34}
+
+
+def raster_state(page: Any, sel: str = ".mw-rv") -> dict[str, float]:
+    """The raster's shown window, cursor time/sample and canvas box (page pixels)."""
+    return page.evaluate(RASTER_JS, sel)
+
+
+def raster_x(state: dict[str, float], t: float) -> float:
+    """Page x of time ``t`` in the raster's current window."""
+    m = RASTER_MARGIN
+    return state["left"] + m["l"] + (t - state["lo"]) / (state["hi"] - state["lo"]) * (state["width"] - m["l"] - m["r"])
+
+
+def publish_sample(page: Any, channel: str, sample: int) -> None:
+    """What a linked view does: publish topic "sample" on the page channel ``channel``."""
+    page.evaluate("""([name, s]) => {
+        const c = globalThis.__marbleWidgets.channels[name];
+        c.dispatchEvent(new CustomEvent('sample', { detail: { value: s, source: 'test' } })); }""", [channel, int(sample)])
+
+
+def assert_raster_follows(page: Any, ref: dict[str, Any], sample: int) -> None:
+    """The dashboard's raster shows sample ``sample`` of the flow view: cursor exactly at its time."""
+    assert_raster_at(page, ref["time"][sample], sample, ref["highlight"])
+
+
+def click_raster(page: Any, ref: dict[str, Any], time: float) -> int:
+    """Click the raster at ``time``; returns the sample nearest the clicked pixel's time (computed here)."""
+    page.locator(".mw-rv-canvas").first.scroll_into_view_if_needed()
+    state = raster_state(page)
+    x = raster_x(state, time)
+    page.mouse.click(x, state["top"] + RASTER_MARGIN["t"] + 20)
+    m = RASTER_MARGIN
+    clicked = state["lo"] + (round(x) - state["left"] - m["l"]) / (state["width"] - m["l"] - m["r"]) * (
+        state["hi"] - state["lo"])
+    return int(np.argmin(np.abs(ref["time"] - clicked)))
+
+
+def assert_raster_at(page: Any, time: float, sample: int, highlight: str) -> None:
+    """The raster's cursor sits exactly at ``time`` (sample ``sample``), centred, drawn in the highlight colour."""
+    wait(page, "s => document.querySelector('.mw-rv')?.dataset.sample === String(s)", int(sample))
+    state = raster_state(page)
+    assert state["time"] == time and state["sample"] == sample
+    x = raster_x(state, time)
+    rgb = page.evaluate("""([x, y]) => { const c = document.querySelector('.mw-rv-canvas'); const b = c.getBoundingClientRect();
+        const r = devicePixelRatio; return Array.from(c.getContext('2d').getImageData(Math.floor((x - b.left) * r),
+        Math.floor((y - b.top) * r), 1, 1).data).slice(0, 3); }""", [x, state["top"] + RASTER_MARGIN["t"] + 20])
+    assert rgb == [int(highlight[i:i + 2], 16) for i in (1, 3, 5)], f"no cursor at x={x:.1f}: {rgb}"

@@ -14,8 +14,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    path = dc.toy_dashboard().to_html(Path(tmp_path_factory.mktemp("dash")) / "dashboard.html")
-    return {"url": path.resolve().as_uri(), "ref": dc.reference(), "size": path.stat().st_size}
+    board = dc.toy_dashboard()
+    path = board.to_html(Path(tmp_path_factory.mktemp("dash")) / "dashboard.html")
+    return {"url": path.resolve().as_uri(), "ref": dc.reference(), "size": path.stat().st_size, "channel": board.channel}
 
 
 @pytest.fixture
@@ -31,7 +32,9 @@ def test_every_view_drawn_from_file(board: Any, built: dict[str, Any]) -> None:
     dc.assert_flow_at(board, ref, dc.START)
     dc.assert_pair_shown(board, ref, "left", "right")
     dc.assert_training(board, ref)
-    assert board.evaluate("() => Object.keys(window.mwModels)") == ["flow", "alignment", "training"]
+    dc.assert_raster_follows(board, ref, dc.START)
+    assert board.evaluate("() => Object.keys(window.mwModels)") == ["flow", "raster", "alignment", "training"]
+    assert {board.evaluate(f"() => window.mwModels.{k}.get('channel')") for k in ("flow", "raster")} == {built["channel"]}
     dc.lab.screenshot(board, "dashboard_export")
     assert not board.js_errors
 
@@ -48,12 +51,39 @@ def test_step_and_alignment_pair_change_in_the_page(board: Any, built: dict[str,
     assert not board.js_errors
 
 
+def test_raster_follows_the_flow_view_and_a_click_moves_it(board: Any, built: dict[str, Any]) -> None:
+    ref = built["ref"]
+    want = dc.step_right(board, ref, 3)
+    dc.assert_raster_follows(board, ref, want)  # in the page, through the dashboard's channel
+    target = ref["time"][want] + 0.312  # between two samples of one trial (0.05 s apart)
+    jumped = dc.click_raster(board, ref, target)
+    assert abs(ref["time"][jumped] - target) < 0.05 and jumped != want
+    dc.assert_flow_at(board, ref, jumped)
+    dc.assert_raster_follows(board, ref, jumped)
+    dc.wait(board, "s => window.mwModels.flow.get('sample') === s && window.mwModels.raster.get('sample') === s", jumped)
+    assert not board.js_errors
+
+
+def test_alignment_overlay_repaints_on_zoom(board: Any, built: dict[str, Any]) -> None:
+    ref = built["ref"]
+    tgt, _ = dc.aligned_pair(ref, "left", "right")
+    x, y = (float(v) for v in tgt[3])
+    # zoom the overlay's axes onto a small box around the target's 4th point: it must be painted there again
+    board.evaluate("""async ([x, y]) => { const gd = document.querySelector('.mw-av-overlay');
+        const P = Object.values(globalThis.__marbleWidgets.plotly)[0];
+        await (await P).relayout(gd, { 'xaxis.range': [x - 0.3, x + 0.7], 'yaxis.range': [y - 0.6, y + 0.4] }); }""", [x, y])
+    assert board.evaluate("() => document.querySelector('.mw-av-overlay').layout.xaxis.range") == [x - 0.3, x + 0.7]
+    dc.assert_overlay_painted(board, tgt[3])
+    assert not board.js_errors
+
+
 def test_model_state_drives_the_views(board: Any, built: dict[str, Any]) -> None:
     ref = built["ref"]
     board.evaluate("() => window.mwModels.alignment.set('pair', ['right', 'left'])")
     dc.assert_pair_shown(board, ref, "right", "left")
     board.evaluate("() => window.mwModels.flow.set('sample', 77)")
     dc.assert_flow_at(board, ref, 77)
+    dc.assert_raster_follows(board, ref, 77)
     assert not board.js_errors
 
 

@@ -1,10 +1,12 @@
 """The dashboard in JupyterLab 4, Notebook 7 and Voila: drawn from binary buffers sent by the kernel,
-steps and the alignment pair change answered in the page and reported to Python (throttled), and
-Python driving the views. Expected values come from dashboard_checks.reference() (the same seeded
+steps, raster clicks and the alignment pair change answered in the page (the raster follows the flow
+view through the page channel) and reported to Python (throttled), and Python driving the views.
+Expected values come from dashboard_checks.reference() (the same seeded
 toy dashboard rebuilt here), never from the page.
 """
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,18 +15,25 @@ import pytest
 
 import dashboard_checks as dc
 import lab
-from conftest import new_page, shoot_if_failed
-
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
 HERE = Path(__file__).resolve().parent
+# tests/browser/conftest.py by path: a bare `from conftest import` gets tests/widgets/conftest.py when
+# both folders run in one session
+_spec = importlib.util.spec_from_file_location("marble_browser_conftest", HERE / "conftest.py")
+_browser_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_browser_conftest)
+new_page, shoot_if_failed = _browser_conftest.new_page, _browser_conftest.shoot_if_failed
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 CELLS = [
     f"import sys\nsys.path.insert(0, {str(HERE)!r})\nimport ipywidgets as widgets\n"
     "from dashboard_checks import toy_dashboard\nboard = toy_dashboard()\nboard",
     "heard = widgets.Label()\nheard.add_class('mw-test-heard')\n"
     "def _hear(_=None):\n"
-    "    heard.value = f\"py sample {board.flow_view.sample} pair {'|'.join(board.alignment.pair)}\"\n"
-    "board.flow_view.observe(_hear, 'sample')\nboard.alignment.observe(_hear, 'pair')\n_hear()\n"
+    "    heard.value = (f\"py sample {board.flow_view.sample} raster {board.raster.sample} \"\n"
+    "                   f\"pair {'|'.join(board.alignment.pair)}\")\n"
+    "board.flow_view.observe(_hear, 'sample')\nboard.raster.observe(_hear, 'sample')\n"
+    "board.alignment.observe(_hear, 'pair')\n_hear()\n"
     "drive = widgets.Button(description='drive')\ndrive.add_class('mw-test-drive')\n"
     "def _drive(_):\n    board.alignment.pair = ['right', 'left']\n    board.flow_view.sample = 77\n"
     "drive.on_click(_drive)\nwidgets.HBox([heard, drive])",
@@ -91,17 +100,23 @@ def test_views_drawn_from_kernel_buffers(board: Any, reference: dict[str, Any]) 
     dc.assert_flow_at(board, reference, dc.START)
     dc.assert_pair_shown(board, reference, "left", "right")
     dc.assert_training(board, reference)
-    _heard(board, f"py sample {dc.START} pair left|right")
+    dc.assert_raster_follows(board, reference, dc.START)
+    _heard(board, f"py sample {dc.START} raster {dc.START} pair left|right")
     lab.screenshot(board, f"dashboard_{board.host}")
     assert not board.js_errors
 
 
 def test_step_and_pair_change_in_page_reach_python(board: Any, reference: dict[str, Any]) -> None:
     want = dc.step_right(board, reference, 3)
-    _heard(board, f"py sample {want} pair left|right")
+    dc.assert_raster_follows(board, reference, want)
+    _heard(board, f"py sample {want} raster {want} pair left|right")
+    jumped = dc.click_raster(board, reference, reference["time"][want] + 0.312)
+    dc.assert_flow_at(board, reference, jumped)
+    dc.assert_raster_follows(board, reference, jumped)
+    _heard(board, f"py sample {jumped} raster {jumped} pair left|right")
     dc.click_heatmap_cell(board, reference, *dc.CLICKED)
     dc.assert_pair_shown(board, reference, *dc.CLICKED)
-    _heard(board, f"py sample {want} pair up|left")
+    _heard(board, f"py sample {jumped} raster {jumped} pair up|left")
     assert not board.js_errors
 
 
@@ -109,5 +124,6 @@ def test_python_drives_the_views(board: Any, reference: dict[str, Any]) -> None:
     board.locator(".mw-test-drive button, button.mw-test-drive").first.click()
     dc.assert_pair_shown(board, reference, "right", "left")
     dc.assert_flow_at(board, reference, 77)
-    _heard(board, "py sample 77 pair right|left")
+    dc.assert_raster_follows(board, reference, 77)
+    _heard(board, "py sample 77 raster 77 pair right|left")
     assert not board.js_errors

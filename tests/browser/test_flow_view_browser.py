@@ -384,6 +384,35 @@ def _assert_frame_view(page: Any, built: dict[str, Any], i: int) -> None:
     np.testing.assert_array_equal([m[1:] for m in got["moved"]], t[finite])
 
 
+FEATURES_JS = """() => { const f = document.querySelector('.mw-fv').parentElement.__mwFlowView.features, c = f.canvas;
+    const ctx = c.getContext('2d'), dpr = window.devicePixelRatio || 1, w = c.clientWidth / f.m, mid = c.clientHeight / 2;
+    const pixel = (x, y) => Array.from(ctx.getImageData(Math.floor(x * dpr), Math.floor(y * dpr), 1, 1).data);
+    const heights = Array.from(f.heights);
+    return {sample: Number(c.dataset.sample), slots: Array.from(f.slots), heights, half: mid - 6,
+            inside: heights.map((hg, s) => pixel((s + 0.5) * w, mid - hg / 2)),
+            above: heights.map((hg, s) => pixel((s + 0.5) * w, mid - hg - Math.sign(hg) * 3))}; }"""
+
+
+def _assert_feature_bars(page: Any, built: dict[str, Any], i: int) -> None:
+    """Features panel of sample ``i``: one bar per feature, grouped by order, its height the (8-bit
+    decoded) value over the panel's scale, drawn in its order's colour and ending there."""
+    meta, values = built["meta"], built["a"]["features"][i].astype(float)
+    got = page.evaluate(FEATURES_JS)
+    assert got["sample"] == i and got["slots"] == [0, 1, 2, 3, 4, 5]  # already grouped by order: 0, 0, 1, 1, 1, 1
+    want = np.minimum(1, np.abs(values) / meta["features"]["scale"]) * got["half"] * np.sign(values)
+    np.testing.assert_allclose(got["heights"], want, rtol=1e-6)
+    palette = [tuple(int(c[k:k + 2], 16) for k in (1, 3, 5)) for c in meta["theme"]["palette"]]
+    for s, (inside, above) in enumerate(zip(got["inside"], got["above"])):
+        assert tuple(inside[:3]) == palette[meta["features"]["order"][s]] and inside[3] == 255, s
+        assert tuple(above[:3]) != tuple(inside[:3]), s  # the bar ends at its height
+    assert page.locator(".mw-fv-featgroups span").all_inner_texts() == ["v (2)", "∂v (4)"]
+    # hovering a bar names its feature and value
+    box = page.locator(".mw-fv-featcanvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 2.5 / 6, box["y"] + box["height"] / 2)
+    title = page.locator(".mw-fv-featcanvas").get_attribute("title")
+    assert title == f"{meta['features']['names'][2]} (order 1, component 1 · d1) = {values[2]:.4g}".replace("e+0", "e+")
+
+
 def test_results_view_shows_frame_transported_features_and_behaviour(page: Any, built_res: dict[str, Any]) -> None:
     fv = _open(page, built_res["url"])
     a, order = built_res["a"], built_res["a"]["order"]
@@ -394,14 +423,7 @@ def test_results_view_shows_frame_transported_features_and_behaviour(page: Any, 
     i = int(order[pos + 1])
     _wait_drawn(fv, i)
     _assert_frame_view(fv, built_res, i)
-    # features panel: one bar per feature with this sample's float32 value, grouped by order
-    bars = fv.evaluate("""() => [...document.querySelectorAll('.mw-fv-featsvg rect[data-feature]')]
-        .map(r => [r.getAttribute('data-feature'), Number(r.getAttribute('data-order')), Number(r.getAttribute('data-value'))])""")
-    names = built_res["meta"]["features"]["names"]
-    assert [b[0] for b in bars] == names and [b[1] for b in bars] == [0, 0, 1, 1, 1, 1]
-    np.testing.assert_array_equal([b[2] for b in bars], a["features"][i].astype(float))
-    groups = fv.locator(".mw-fv-featgroups span").all_inner_texts()
-    assert groups == ["v (2)", "∂v (4)"]
+    _assert_feature_bars(fv, built_res, i)
     # behaviour panel: condition colours are categories, so it plots the first numeric variable
     cursor = fv.evaluate("""() => { const c = document.querySelector('.mw-fv-cursor');
         return [Number(c.dataset.sample), Number(c.dataset.time), Number(c.dataset.value)]; }""")
@@ -495,4 +517,80 @@ def test_large_cloud_click_jumps_and_box_selects_exact_indices(page: Any, built_
     assert shown["drawn"] == {"state": inside.size, "embedding": inside.size}
     np.testing.assert_array_equal(shown["selection"], inside)
     lab.screenshot(page, f"flow_view_export_1e5_selection_{backend}")
+    assert not page.js_errors
+
+
+# --- the dashboard channel: views of one page follow each other's sample, in the page -----------------
+@pytest.fixture(scope="module")
+def built_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One exported page with two FlowViews of the toy flow field on channel "c1" (at START and 0) and a
+    third on no channel (at 0)."""
+    from marble_widgets.widgets.flow_view import FlowView
+    from marble_widgets.widgets.page import page_view, write_page
+
+    ff = flow_field()
+    emb = embedding(ff)
+    views = {"a": FlowView(ff, emb, sample=START, channel="c1"), "b": FlowView(ff, emb, sample=0, channel="c1"),
+             "c": FlowView(ff, emb, sample=0)}
+    path = write_page(tmp_path_factory.mktemp("flow_view_pair") / "pair.html", "pair",
+                      [page_view(k, v) for k, v in views.items()])
+    return {"url": path.resolve().as_uri(), "a": views["a"].arrays()}
+
+
+def _shown_in(page: Any, key: str) -> dict[str, Any]:
+    """What view ``key`` shows: its sample, its state-panel marker's pixel centre and the data->px map."""
+    return page.evaluate("""k => { const root = document.querySelector(`#mw-root-${k}`), v = root.__mwFlowView;
+        const cur = root.querySelector('.mw-fv-panel-state .mw-fv-current'), r = cur.getBoundingClientRect();
+        const gd = root.querySelector('.mw-fv-state'), fl = gd._fullLayout, box = gd.querySelector('.main-svg').getBoundingClientRect();
+        return {sample: v.sample, drawn: Number(root.querySelector('.mw-fv').dataset.drawn), id: v.id,
+                marker: [r.left + r.width / 2, r.top + r.height / 2], model: window.mwModels[k].get('sample'),
+                axes: [box.left + fl.xaxis._offset, fl.xaxis._length, ...fl.xaxis.range,
+                       box.top + fl.yaxis._offset, fl.yaxis._length, ...fl.yaxis.range]}; }""", key)
+
+
+def _assert_at(page: Any, key: str, x: np.ndarray, i: int) -> None:
+    page.wait_for_function("([k, s]) => document.querySelector(`#mw-root-${k} .mw-fv`).dataset.drawn === String(s)",
+                           arg=[key, int(i)], timeout=10_000, polling=20)
+    got = _shown_in(page, key)
+    assert got["sample"] == got["drawn"] == i
+    x0, w, xa, xb, y0, hgt, ya, yb = got["axes"]
+    want = [x0 + (x[i, 0] - xa) / (xb - xa) * w, y0 + (yb - x[i, 1]) / (yb - ya) * hgt]
+    np.testing.assert_allclose(got["marker"], want, atol=1.0)
+
+
+def test_views_on_one_channel_follow_each_others_sample(page: Any, built_pair: dict[str, Any]) -> None:
+    page.goto(built_pair["url"])
+    page.wait_for_function("() => document.querySelectorAll('.mw-fv[data-ready=true]').length === 3")
+    a, x = built_pair["a"], built_pair["a"]["x"].astype(float)
+    order = a["order"]
+    p = int(np.flatnonzero(order == START)[0])
+    # loading publishes nothing: each view is at its own start
+    assert [_shown_in(page, k)["sample"] for k in "abc"] == [START, 0, 0]
+    # record what the channel carries
+    page.evaluate("""() => { window.__heard = []; const t = globalThis.__marbleWidgets.channels.c1;
+        for (const topic of ['sample', 'selection']) t.addEventListener(topic, e => window.__heard.push(
+            [topic, e.detail.value instanceof Int32Array ? Array.from(e.detail.value) : e.detail.value, e.detail.source])); }""")
+    page.locator("#mw-root-a .mw-fv").focus()
+    page.keyboard.press("ArrowRight")
+    i = int(order[p + 1])
+    _assert_at(page, "a", x, i)
+    _assert_at(page, "b", x, i)  # b followed a, exactly as a click there would: its model hears it too
+    page.wait_for_function("s => window.mwModels.b.get('sample') === s", arg=i, timeout=5_000)
+    assert _shown_in(page, "c")["sample"] == 0  # not on the channel
+    ida, idb = _shown_in(page, "a")["id"], _shown_in(page, "b")["id"]
+    assert ida != idb and page.evaluate("() => window.__heard") == [["sample", i, ida]]  # b does not echo
+    # a publication from elsewhere (another kind of view) moves both views; bad values are ignored
+    page.evaluate("""() => { const t = globalThis.__marbleWidgets.channels.c1, say = v => t.dispatchEvent(
+        new CustomEvent('sample', {detail: {value: v, source: 'raster-1'}}));
+        say(-1); say(1e9); say(2.5); say('7'); say(7); }""")
+    _assert_at(page, "a", x, 7)
+    _assert_at(page, "b", x, 7)
+    # Python (the model) moves b: it publishes, a follows
+    page.evaluate("() => window.mwModels.b.set('sample', 11)")
+    _assert_at(page, "a", x, 11)
+    # a selection set on a goes out as sample positions
+    page.evaluate("() => window.__heard.length = 0")
+    page.evaluate("() => window.mwModels.a.set('_selection', [3, 1, 2])")
+    page.wait_for_function("() => window.__heard.length > 0")
+    assert page.evaluate("() => window.__heard") == [["selection", [1, 2, 3], ida]]
     assert not page.js_errors

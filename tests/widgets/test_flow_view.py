@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from marble_widgets.widgets.flow_view import PLOTLY_JS, FlowView, esm_text, pack, plotly_library, unpack
+from marble_widgets.widgets.page import pack_quantized, quantization_error
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,10 @@ def _time_order(ff) -> np.ndarray:
     return np.lexsort((time, trial, np.unique(cond, return_inverse=True)[1]))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "uint8"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "uint8", "uint16"])
 @pytest.mark.parametrize("compress", [False, True])
 def test_pack_round_trips_exactly(dtype, compress):
-    a = (np.random.default_rng(0).standard_normal((7, 3)) * 50).astype(dtype)
+    a = np.abs(np.random.default_rng(0).standard_normal((7, 3)) * 50).astype(dtype)
     entry = pack(a, dtype, compress=compress)
     assert isinstance(entry["buffer"], bytes) and entry["shape"] == [7, 3]
     assert len(entry["buffer"]) == a.nbytes or entry.get("compression") == "deflate"
@@ -202,7 +203,12 @@ def test_results_dataset_buffers_equal_its_values(res):
     got = view.arrays()
     np.testing.assert_array_equal(got["neighbors"], res["neighbors"].values)  # MARBLE's own graph, -1 kept
     np.testing.assert_array_equal(got["embedding"], res["embedding"].values[:, :2].astype(np.float32))
-    np.testing.assert_array_equal(got["features"], res["features"].values.astype(np.float32))
+    # features travel as per-feature 8-bit codes: within half a step, (max - min) / 508, of the Dataset's values
+    f = res["features"].values
+    bound = (f.max(axis=0) - f.min(axis=0)) / 508
+    assert view._arrays["features"]["dtype"] == "uint8" and len(view._arrays["features"]["buffer"]) == f.size
+    assert (np.abs(got["features"] - f) <= bound * (1 + 1e-6) + 2.0**-23 * np.abs(f)).all()
+    assert np.abs(got["features"] - f).max() > 0  # quantised, not sent as float32
     np.testing.assert_array_equal(got["transported"], res["transported"].values[:, :, :2].astype(np.float32))
     assert np.isnan(got["transported"][0, -2:]).all()  # where neighbors == -1
     np.testing.assert_array_equal(got["frame"], res["frame"].values[:, :, :2].astype(np.float32))

@@ -151,8 +151,3 @@ def test_to_html_is_one_interactive_page_with_every_view(board, tmp_path):
         assert f"id='mw-root-{key}'" in text
     assert path.stat().st_size < 1.5 * PLOTLY_JS.stat().st_size  # compressed buffers and plotly.js
 
-
-def test_a_recording_warns_that_no_raster_is_drawn(ff, ins):
-    with pytest.warns(FutureWarning, match=r"recording=\.\.\.\) is not drawn yet"):
-        board = dashboard(FakeModel(ins), ff, recording=toy_results.recording(ff), **ALIGN)
-    assert list(board.parts) == ["flow", "alignment", "training"]

@@ -3,9 +3,11 @@
 // used by anywidget in notebooks and by the standalone HTML export (page.py, dashboard_export.js).
 //
 // model traits: sample, playing, color_by, behaviour, show_transported, _selection (int32 bytes, or a
-// list in the HTML export; two-way), fps, sync_ms, _meta (JSON), _arrays ({name: {dtype, shape,
-// buffer[, compression]}}), _plotly (library widget or {version, source}). The 2-D clouds are drawn by
-// PointLayer (flow_view_gl.js), the local flow, features and behaviour panels by flow_view_panels.js.
+// list in the HTML export; two-way), fps, sync_ms, channel (the dashboard channel, mw_common.js
+// mwChannel), _meta (JSON), _arrays ({name: {dtype, shape, buffer[, compression][, quantized]}}),
+// _plotly (library widget or {version, source}). The 2-D clouds are drawn by PointLayer
+// (flow_view_gl.js), the DOM, plotly figures and marks are built by flow_view_dom.js, the local flow,
+// features and behaviour panels by flow_view_panels.js; this part holds the state and the events.
 
 const TRAIL = 40; // samples of the current trajectory drawn behind the point
 
@@ -20,230 +22,6 @@ export async function decodeArray(entry) {
 // plotly.js is evaluated at most once per page and version, shared with the other views
 export async function loadPlotly(model) {
   return mwLoadPlotly(model);
-}
-
-// --- small array helpers (lookups only) -------------------------------------------------------------
-function column(flat, width, j) {
-  const n = flat.length / width;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = flat[i * width + j];
-  return out;
-}
-
-function pick(flat, width, idx, j) {
-  return idx.map((i) => flat[i * width + j]);
-}
-
-// graph neighbours of i (no -1 padding, not i itself); `cols` receives their columns in `neighbors`
-function neighboursOf(A, i, cols = null) {
-  const k = A.neighbors.shape[1];
-  const out = [];
-  for (let j = 0; j < k; j++) {
-    const s = A.neighbors.data[i * k + j];
-    if (s >= 0 && s !== i) { out.push(s); if (cols) cols.push(j); }
-  }
-  return out;
-}
-
-// a selection as the model holds it (int32 bytes from Python, a list in the export) -> sorted Int32Array
-function readSelection(value) {
-  if (!value) return new Int32Array(0);
-  let idx;
-  if (Array.isArray(value)) idx = Int32Array.from(value);
-  else { const b = ownBytes(value); idx = new Int32Array(b.buffer, 0, b.byteLength >> 2); }
-  return Int32Array.from(new Set(idx)).sort();
-}
-
-
-// --- the view ---------------------------------------------------------------------------------------
-async function decodeAll(model) {
-  return mwDecodeAll(model.get("_arrays"));
-}
-
-function buildDom(el, meta, hasEmbedding) {
-  const ctl = {
-    prev: h("button", { class: "mw-fv-prev", title: "previous sample (←)", text: "◀" }),
-    play: h("button", { class: "mw-fv-play", title: "play / pause (space)", text: "▶ Play" }),
-    next: h("button", { class: "mw-fv-next", title: "next sample (→)", text: "▶" }),
-    slider: h("input", { class: "mw-fv-slider", type: "range", min: "0", max: "0", step: "1", value: "0" }),
-    trajectory: h("select", { class: "mw-fv-trajectory" }),
-    color: h("select", { class: "mw-fv-color" }),
-    status: h("span", { class: "mw-fv-status" }),
-  };
-  meta.trajectories.forEach(([c, t], k) => ctl.trajectory.appendChild(h("option", { value: String(k), text: `${c} · trial ${t}` })));
-  if (meta.trajectories.length < 2) ctl.trajectory.style.display = "none";
-  ctl.color.appendChild(h("option", { value: "", text: "(one colour)" }));
-  for (const key of Object.keys(meta.colors)) ctl.color.appendChild(h("option", { value: key, text: key }));
-  const panel = (name, title) => {
-    const plot = h("div", { class: `mw-fv-plot mw-fv-${name}` });
-    const wrap = h("div", { class: "mw-fv-wrap" }, [plot]);
-    return [h("div", { class: `mw-fv-panel mw-fv-panel-${name}` }, [h("div", { class: "mw-fv-title", text: title }), wrap]), plot, wrap];
-  };
-  const [statePanel, state, stateWrap] = panel("state", `State space (${meta.dims.join(", ")})`);
-  const inFrame = meta.tangent_dims !== undefined;
-  const [localPanel, local] = panel("local", inFrame ? "Neighbourhood in the sample's frame (raw and transported vectors)"
-                                                      : "Neighbourhood and local flow (offsets from the point)");
-  const plots = { state, local };
-  const wraps = { state: stateWrap };
-  const panels = [statePanel];
-  if (hasEmbedding) {
-    const [embPanel, emb, embWrap] = panel("embedding", "Embedding (click to jump, drag to select)");
-    plots.embedding = emb;
-    wraps.embedding = embWrap;
-    panels.push(embPanel);
-  }
-  panels.push(localPanel);
-  if (inFrame) {
-    ctl.transported = h("input", { type: "checkbox", class: "mw-fv-transported-toggle" });
-    localPanel.firstChild.appendChild(h("label", { class: "mw-fv-toggle", text: " transported" }, []));
-    localPanel.firstChild.lastChild.prepend(ctl.transported);
-  }
-  if (meta.features) {
-    const [featPanel, feats] = panel("features", "Derivative features of the sample (the MLP's input)");
-    plots.features = feats;
-    panels.push(featPanel);
-  }
-  ctl.behaviour = h("select", { class: "mw-fv-behaviour-key" });
-  ctl.behaviour.appendChild(h("option", { value: "", text: "(colour variable)" }));
-  for (const key of meta.behaviour_keys || []) ctl.behaviour.appendChild(h("option", { value: key, text: key }));
-  const [behavPanel, behav] = panel("behaviour", "Behaviour over the trajectory");
-  behavPanel.firstChild.append(" ", ctl.behaviour);
-  behavPanel.classList.add("mw-fv-wide");
-  plots.behaviour = behav;
-  panels.push(behavPanel);
-  const controls = h("div", { class: "mw-fv-controls" }, [
-    ctl.prev, ctl.play, ctl.next, ctl.slider, ctl.trajectory, h("label", { text: "colour " }, [ctl.color]), ctl.status]);
-  const root = h("div", { class: "mw-fv", tabindex: "0" }, [h("div", { class: "mw-fv-head", text: meta.title || "" }),
-    controls, h("div", { class: "mw-fv-grid" }, panels)]);
-  root.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab: our arrow keys are not cell moves
-  el.appendChild(root);
-  return { root, ctl, plots, wraps };
-}
-
-// plotly marker of colour key `key`; `barOnly`: the colour bar's trace of a 2-D view (no per-point colours)
-function markerFor(meta, A, key, size, withBar, barOnly = false) {
-  const theme = meta.theme;
-  if (!key) return { size, color: theme.palette[0], showscale: false, opacity: 0.7 };
-  const spec = meta.colors[key];
-  const bar = { ...(spec.colorbar || {}), len: 0.8, thickness: 10 };
-  return { size, color: barOnly ? [spec.cmin] : A[`color:${key}`].data, colorscale: spec.colorscale,
-           cmin: spec.cmin, cmax: spec.cmax, showscale: withBar, colorbar: bar, opacity: 0.7 };
-}
-
-function layoutFor(meta, kind, bounds = null) {
-  const base = { margin: { l: 40, r: 10, t: 10, b: 36 }, showlegend: false, hovermode: false,
-                 font: { family: meta.theme.font, size: 11, color: meta.theme.ink }, paper_bgcolor: "white",
-                 plot_bgcolor: "white", uirevision: "keep", autosize: true, height: 420 };
-  if (kind === "scene") {
-    const ax = (t) => ({ title: { text: t }, showspikes: false });
-    return { ...base, hovermode: "closest", margin: { l: 0, r: 0, t: 0, b: 0 },
-             scene: { xaxis: ax(meta.dims[0]), yaxis: ax(meta.dims[1]), zaxis: ax(meta.dims[2]) } };
-  }
-  // the points are drawn by a PointLayer: plotly holds no data, so the axes get the data's ranges
-  const titles = kind === "embedding" ? ["latent 0", "latent 1"] : meta.dims;
-  return { ...base, dragmode: kind === "embedding" ? "select" : "zoom",
-           xaxis: { title: { text: titles[0] }, range: bounds.x, autorange: false, zeroline: false },
-           yaxis: { title: { text: titles[1] }, range: bounds.y, autorange: false, zeroline: false } };
-}
-
-function overlay(type, name, marker) {
-  const t = { type, name, mode: "markers", x: [], y: [], z: [], marker, hoverinfo: "none" };
-  return t;
-}
-
-// 2-D: one empty trace carrying the colour bar (the PointLayer draws the points).
-// 3-D plotly traces: 0 cloud, 1 selection, 2 trail, 3 neighbours, 4 current.
-function cloudTraces(meta, A, flat, dims, key, withBar) {
-  // (one off-axis point: plotly draws no colour bar for a trace without points)
-  if (dims === 2) return [{ type: "scatter", mode: "markers", x: [null], y: [null], name: "colour", hoverinfo: "none",
-                            marker: markerFor(meta, A, key, 4, withBar, true) }];
-  const type = "scatter3d";
-  const cloud = { type, mode: "markers", x: column(flat, dims, 0), y: column(flat, dims, 1), z: column(flat, dims, 2),
-                  marker: markerFor(meta, A, key, 2, withBar), hoverinfo: "none", name: "samples" };
-  const th = meta.theme;
-  return [cloud, overlay(type, "selection", { color: th.selection, size: 3 }),
-    { type, mode: "lines", x: [], y: [], z: [], line: { color: th.highlight, width: 3 }, hoverinfo: "none", name: "trail" },
-    overlay(type, "neighbours", { color: "white", size: 5, line: { color: th.ink, width: 1.5 } }),
-    overlay(type, "current", { color: th.highlight, size: 7, symbol: "diamond", line: { color: "white", width: 1.5 } })];
-}
-
-// RGBA bytes of colour key `key` for a PointLayer (cached: a recolour back is one buffer upload)
-function colourOf(meta, A, cache, key) {
-  if (!cache.has(key)) {
-    const spec = meta.colors[key];
-    cache.set(key, key ? colourBytes(A[`color:${key}`].data, spec.colorscale, spec.cmin, spec.cmax, 0.7)
-                       : flatBytes(meta.n, meta.theme.palette[0], 0.7));
-  }
-  return cache.get(key);
-}
-
-// --- marks over a 2-D plot: moved without redrawing plotly ---------------------------------------------
-// Why: every plotly restyle recomputes and repaints the whole WebGL cloud (tens to hundreds of ms);
-// the point, its neighbours and the trail are a few SVG elements placed in data coordinates with the
-// axis ranges plotly reports in gd.layout and the plot area's box (its drag rectangle) in the DOM.
-const SVG = "http://www.w3.org/2000/svg";
-function sv(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
-
-class Marks2D {
-  constructor(gd, wrap, theme, onPick) {
-    this.gd = gd;
-    this.svg = sv("svg", { class: "mw-fv-marks" });
-    this.trail = sv("polyline", { class: "mw-fv-trail", fill: "none", stroke: theme.highlight, "stroke-width": "2.5",
-                                  "stroke-opacity": "0.75", "stroke-linejoin": "round" });
-    this.layer = sv("g", { class: "mw-fv-neighbours" });
-    this.current = sv("path", { class: "mw-fv-current", d: "M0,-9L9,0L0,9L-9,0Z", fill: theme.highlight,
-                                stroke: "white", "stroke-width": "1.5" });
-    this.theme = theme;
-    this.circles = [];
-    this.svg.append(this.trail, this.layer, this.current);
-    wrap.appendChild(this.svg);
-    this.svg.addEventListener("click", (ev) => {
-      const s = ev.target.getAttribute && ev.target.getAttribute("data-sample");
-      if (s !== null && s !== undefined) onPick(Number(s));
-    });
-    const refresh = () => this.refresh();
-    gd.on("plotly_relayout", refresh);
-    gd.on("plotly_relayouting", refresh);
-    gd.on("plotly_afterplot", refresh);
-    this.refresh();
-  }
-
-  refresh() {
-    const fl = this.gd._fullLayout;
-    if (!fl || !fl._size || !fl.xaxis || !fl.yaxis) return;
-    const a = fl._size, xr = fl.xaxis.range, yr = fl.yaxis.range;
-    Object.assign(this.svg.style, { left: `${this.gd.offsetLeft + a.l}px`, top: `${this.gd.offsetTop + a.t}px`,
-                                    width: `${a.w}px`, height: `${a.h}px` });
-    this.f = { x0: xr[0], sx: a.w / (xr[1] - xr[0]), y1: yr[1], sy: a.h / (yr[1] - yr[0]) };
-    if (this.shown) this.place(...this.shown);
-  }
-
-  place(flat, width, i, nbs, trail) {
-    this.shown = [flat, width, i, nbs, trail];
-    const f = this.f;
-    if (!f) return;
-    const px = (j) => (flat[j * width] - f.x0) * f.sx;
-    const py = (j) => (f.y1 - flat[j * width + 1]) * f.sy;
-    this.current.setAttribute("transform", `translate(${px(i)},${py(i)})`);
-    this.current.setAttribute("data-sample", String(i));
-    this.trail.setAttribute("points", trail.map((j) => `${px(j)},${py(j)}`).join(" "));
-    while (this.circles.length < nbs.length) {
-      const c = sv("circle", { r: "5", fill: "white", "fill-opacity": "0.9", stroke: this.theme.ink, "stroke-width": "1.5" });
-      this.circles.push(c);
-      this.layer.appendChild(c);
-    }
-    this.circles.forEach((c, k) => {
-      if (k >= nbs.length) { c.setAttribute("display", "none"); c.removeAttribute("data-sample"); return; }
-      c.removeAttribute("display");
-      c.setAttribute("cx", px(nbs[k]));
-      c.setAttribute("cy", py(nbs[k]));
-      c.setAttribute("data-sample", String(nbs[k]));
-    });
-  }
 }
 
 // A 3-D scene redraws its whole cloud (hundreds of ms with software GL) and blocks the page meanwhile:
@@ -281,12 +59,29 @@ export default {
     let raf = 0;
     let lastStep = 0;
     let frameQueued = false;
-    const stats = { frames: 0, sceneFrames: 0, times };
+    // frames drawn; Play's own count and duration (frames / ms while playing); JS ms per part; frame gaps while playing
+    const stats = { frames: 0, sceneFrames: 0, times, play: { frames: 0, ms: 0 }, prof: {}, gaps: [] };
     const layers = {};
     const colourCache = new Map();
     el.__mwFlowView = { stats, get sample() { return cur; }, get selection() { return selection; }, plots, layers, Plotly,
                         colours: (key) => colourOf(meta, A, colourCache, key) };
     let goTo = () => {};
+    // the dashboard channel (mw_common.js mwChannel): this view publishes "sample" and "selection" once it
+    // is drawn (`live`) and follows "sample" from the other views, as a click-to-jump does
+    const me = `flow-view-${(MW_CACHE.flowViews = (MW_CACHE.flowViews || 0) + 1)}`;
+    el.__mwFlowView.id = me;
+    let live = false;
+    let channel = mwChannel("");
+    let unsubscribe = () => {};
+    const followSample = (value, source) => {
+      if (source === me || !Number.isInteger(value) || value < 0 || value >= n) return;
+      goTo(value, false, true);
+    };
+    const connect = () => {
+      unsubscribe();
+      channel = mwChannel(model.get("channel") || "");
+      unsubscribe = channel.subscribe("sample", followSample);
+    };
 
     // --- views ---
     const config = { displaylogo: false, responsive: true, scrollZoom: false };
@@ -300,7 +95,7 @@ export default {
       layers[name].setColours(colourOf(meta, A, colourCache, key0));
       marks[name] = new Marks2D(gd, wraps[name], meta.theme, (s) => goTo(s));
       const follow = () => layers[name].refresh();
-      gd.on("plotly_relayouting", follow);
+      gd.on("plotly_relayouting", () => layers[name].refresh(true)); // dragging: a slow layer shifts its image
       gd.on("plotly_relayout", follow);
       gd.on("plotly_afterplot", follow);
       follow();
@@ -315,6 +110,7 @@ export default {
     const local = new LocalFlow(plots.local, meta);
     const features = meta.features ? new FeaturesPanel(plots.features, meta.features, meta.theme, A.features.data) : null;
     const behaviour = new BehaviourPanel(plots.behaviour, A, order, offsets, meta.theme);
+    Object.assign(el.__mwFlowView, { features, behaviour, local });
 
     // browser -> Python, at most every sync_ms (trailing): code can read where the user is.
     // Local values go into the model only when sent, so ipywidgets' echo of a sent value finds the
@@ -361,9 +157,14 @@ export default {
         });
     };
 
-    const frameDone = () => {
+    let lastFrame = 0;
+    let playStart = 0;
+    const frameDone = (now) => {
       frameQueued = false;
       stats.frames += 1;
+      if (playing) stats.play.frames += 1;
+      if (playing && lastFrame && stats.gaps.length < 2000) stats.gaps.push(Math.round(now - lastFrame));
+      lastFrame = now;
       root.dataset.drawn = String(cur);
       el.dispatchEvent(new CustomEvent("mw-drawn", { detail: { sample: cur, t: performance.now() } }));
     };
@@ -402,16 +203,26 @@ export default {
     };
 
     let featuresShown = -Infinity;
+    // per-part JS time (ms, count) of the steps drawn: stats.prof, read by benchmarks and tests
+    const timed = (name, fn) => {
+      const t0 = performance.now();
+      fn();
+      const p = (stats.prof[name] = stats.prof[name] || [0, 0]);
+      p[0] += performance.now() - t0;
+      p[1] += 1;
+    };
     const drawSample = (i) => {
       const t = trajOf[i];
       const trail = Array.from(order.subarray(Math.max(offsets[t], posOf[i] - TRAIL), posOf[i] + 1));
-      if (marks.state) marks.state.place(A.x.data, nd, i, nbs, trail);
-      if (marks.embedding) marks.embedding.place(A.embedding.data, 2, i, nbs, []);
-      drawLocal(i);
+      timed("marks", () => {
+        if (marks.state) marks.state.place(A.x.data, nd, i, nbs, trail);
+        if (marks.embedding) marks.embedding.place(A.embedding.data, 2, i, nbs, []);
+      });
+      timed("local", () => drawLocal(i));
       // while playing, the features panel (one bar per feature: ~1000 for the rat) follows at ~5 Hz
       const now = performance.now();
-      if (features && (!playing || now - featuresShown >= FEATURES_PLAY_MS)) { features.show(i); featuresShown = now; }
-      behaviour.show(behaviourKey(), t, i);
+      if (features && (!playing || now - featuresShown >= FEATURES_PLAY_MS)) { timed("features", () => features.show(i)); featuresShown = now; }
+      timed("behaviour", () => behaviour.show(behaviourKey(), t, i));
       if (nd === 3) { sceneWanted = i; drawScene(); }
       if (!frameQueued) { frameQueued = true; requestAnimationFrame(frameDone); }
     };
@@ -426,15 +237,17 @@ export default {
       root.dataset.sample = String(i);
     };
 
-    goTo = (i, fromModel = false) => {
+    // `fromModel`: set by Python (not sent back); `fromChannel`: published by another view (not re-published)
+    goTo = (i, fromModel = false, fromChannel = false) => {
       i = Math.max(0, Math.min(n - 1, i | 0));
       if (i === cur) return;
       cur = i;
       cols = [];
       nbs = neighboursOf(A, i, cols);
-      showControls(i);
+      timed("controls", () => showControls(i));
       drawSample(i);
       if (!fromModel) push("sample", i);
+      if (!fromChannel && live) channel.publish("sample", i, me);
     };
     const stepBy = (d) => goTo(order[Math.max(0, Math.min(n - 1, posOf[cur] + d))]);
 
@@ -457,15 +270,20 @@ export default {
       const jobs = Object.values(layers).map((layer) => layer.setSelection(idx));
       if (nd === 3) jobs.push(restyleGroups(plots.state, A.x.data, [1], [Array.from(idx)]));
       if (!fromModel) push("_selection", selectionBytes(idx));
+      if (live) channel.publish("selection", Int32Array.from(idx), me);
       root.dataset.selected = String(idx.length);
       return Promise.all(jobs).then(() => el.dispatchEvent(new CustomEvent("mw-selected", { detail: { n: idx.length, t: performance.now() } })));
     };
 
     // --- Play: at most one step per animation frame, `fps` samples per second ---
+    // Steps are due every 1000 / fps ms on a fixed schedule: a frame the page drew late is followed by the
+    // next step one animation frame later (at most one step per frame, debt capped at one step), so the
+    // point advances `fps` samples per second and a slow frame does not slow Play down.
     const tick = (now) => {
       if (!playing) return;
-      if (now - lastStep >= 1000 / (model.get("fps") || 30) - 1) {
-        lastStep = now;
+      const every = 1000 / (model.get("fps") || 30);
+      if (now - lastStep >= every - 1) {
+        lastStep = lastStep ? Math.max(lastStep + every, now - every) : now;
         const p = posOf[cur] + 1;
         goTo(order[p >= n ? 0 : p]);
       }
@@ -476,7 +294,10 @@ export default {
       playing = on;
       ctl.play.textContent = on ? "❚❚ Pause" : "▶ Play";
       root.classList.toggle("mw-fv-playing", on);
-      if (on) { lastStep = 0; raf = requestAnimationFrame(tick); } else cancelAnimationFrame(raf);
+      if (on) { lastStep = 0; lastFrame = 0; playStart = performance.now(); raf = requestAnimationFrame(tick); } else {
+        cancelAnimationFrame(raf);
+        stats.play.ms += performance.now() - playStart;
+      }
       if (!on && features && cur >= 0) features.show(cur); // paused: the features panel catches up
       if (!on && sceneTimer) { // paused: the 3-D scene catches up now
         clearTimeout(sceneTimer);
@@ -583,7 +404,7 @@ export default {
     });
     const onTransported = fromKernel("show_transported", () => setTransported(!!model.get("show_transported"), true));
     const handlers = { sample: onSample, playing: onPlaying, color_by: onColor, _selection: onSelection,
-                       behaviour: onBehaviour, show_transported: onTransported };
+                       behaviour: onBehaviour, show_transported: onTransported, channel: connect };
     for (const [name, fn] of Object.entries(handlers)) model.on(`change:${name}`, fn);
 
     // plots follow their container's width (e.g. a view first drawn in a hidden tab)
@@ -603,10 +424,13 @@ export default {
     goTo(model.get("sample"), true);
     await select(readSelection(model.get("_selection")), true);
     setPlaying(!!model.get("playing"), true);
+    connect();
+    live = true;
     root.dataset.ready = "true";
     times.ready = performance.now();
     return () => {
       setPlaying(false, true);
+      unsubscribe();
       resizer.disconnect();
       for (const [name, fn] of Object.entries(handlers)) model.off(`change:${name}`, fn);
       unlisten.forEach((off) => off());

@@ -1,5 +1,4 @@
-// FlowView's point layer (part of the one ES module flow_view.py builds: flow_view_gl.js,
-// flow_view_panels.js, flow_view.js). Why: a plotly restyle of a 10^5-point scattergl cloud costs
+// FlowView's point layer (part of the one ES module flow_view.py builds from ESM_PARTS). Why: a plotly restyle of a 10^5-point scattergl cloud costs
 // 100+ ms and plotly cannot pan 10^6 points smoothly with software GL. Here each 2-D cloud is one
 // canvas over plotly's (empty) plot area: recolour swaps one RGBA array (cached per key), a selection
 // one index array, pan/zoom only the axis ranges. Two backends: WebGL on a GPU (positions uploaded
@@ -30,6 +29,9 @@ void main() {
   if (dot(d, d) > 0.25) discard;
   gl_FragColor = vec4(v_color.rgb * v_color.a, v_color.a);
 }`;
+
+// a layer whose full draw took longer (ms) follows a drag by moving its last image (PointsBase.shift)
+const SHIFT_ABOVE_MS = 8;
 
 // --- colours: values -> RGBA bytes with the same linear-in-RGB interpolation plotly uses ---------------
 function parseColor(text) {
@@ -114,30 +116,37 @@ class PointsBase {
     wrap.insertBefore(this.canvas, wrap.children[1] || null);
     this.nSel = 0;
     this.selected = new Uint32Array(0);
-    this.draws = 0;
+    this.draws = 0; // frames the layer drew: full draws (splats) plus shifted images while dragging (shifts)
+    this.splats = 0;
+    this.shifts = 0;
+    this.drawMs = 0;
     this.queued = null;
     this.ranges = null;
     this.colours = null;
   }
 
   setSelection(idx) {
+    this.live = false; // new content: a full draw, never a shifted old image
     this.selected = Uint32Array.from(idx);
     this.nSel = idx.length;
     return this.request();
   }
 
-  // plot area (CSS px, relative to the wrap) and axis ranges from plotly's layout
-  refresh() {
+  // plot area (CSS px, relative to the wrap) and axis ranges from plotly's layout. `live`: during a drag
+  // (plotly_relayouting); a layer whose full draw is slow then moves its last image instead (see shift).
+  refresh(live = false) {
     const fl = this.gd._fullLayout;
     if (!fl || !fl._size || !fl.xaxis || !fl.yaxis) return;
     const s = fl._size;
     const left = this.gd.offsetLeft + s.l, top = this.gd.offsetTop + s.t;
     const dpr = globalThis.devicePixelRatio || 1;
+    this.live = live;
     if (this.box?.w !== s.w || this.box?.h !== s.h || this.box?.left !== left || this.box?.top !== top) {
       this.box = { left, top, w: s.w, h: s.h };
       Object.assign(this.canvas.style, { left: `${left}px`, top: `${top}px`, width: `${s.w}px`, height: `${s.h}px` });
       this.canvas.width = Math.max(1, Math.round(s.w * dpr));
       this.canvas.height = Math.max(1, Math.round(s.h * dpr));
+      this.live = false;
       this.resized();
     }
     this.ranges = { x: fl.xaxis.range.map(Number), y: fl.yaxis.range.map(Number) };
@@ -146,15 +155,46 @@ class PointsBase {
 
   resized() {}
 
+  // one draw per animation frame: the full cloud, or while a slow layer is dragged its last image shifted
   request() {
     if (!this.queued) {
       this.queued = new Promise((resolve) => requestAnimationFrame(() => {
         this.queued = null;
-        if (this.ranges && this.colours) { this.draw(); this.draws += 1; }
+        if (this.ranges && this.colours) {
+          if (this.live && this.drawnRanges && this.drawMs > SHIFT_ABOVE_MS) this.shift();
+          else this.full();
+          this.draws += 1;
+        }
         resolve();
       }));
     }
     return this.queued;
+  }
+
+  full() {
+    const t0 = performance.now();
+    this.draw();
+    this.drawMs = performance.now() - t0;
+    this.drawnRanges = { x: [...this.ranges.x], y: [...this.ranges.y] };
+    this.splats += 1;
+    if (this.shifted) { this.canvas.style.transform = ""; this.canvas.style.clipPath = ""; this.shifted = false; }
+  }
+
+  // Why: splatting 10^6 points costs ~25-40 ms a frame on the CPU, too slow to follow a drag at 30 frames/s.
+  // While dragging, the image of the last full draw is moved and scaled by a CSS transform from its
+  // ranges to the current ones (clipped to the plot area; points that were outside it appear on release,
+  // when plotly_relayout draws the full cloud again).
+  shift() {
+    const a = this.drawnRanges, r = this.ranges, w = this.box.w, hgt = this.box.h;
+    const sx = (a.x[1] - a.x[0]) / (r.x[1] - r.x[0]), sy = (a.y[1] - a.y[0]) / (r.y[1] - r.y[0]);
+    const tx = ((a.x[0] - r.x[0]) / (r.x[1] - r.x[0])) * w, ty = ((r.y[1] - a.y[1]) / (r.y[1] - r.y[0])) * hgt;
+    // the plot area [0, w] x [0, h] in the canvas' own (untransformed) px: what stays visible
+    const l = Math.max(0, -tx / sx), t = Math.max(0, -ty / sy);
+    const rr = Math.max(0, w - (w - tx) / sx), b = Math.max(0, hgt - (hgt - ty) / sy);
+    Object.assign(this.canvas.style, { transformOrigin: "0 0", transform: `matrix(${sx},0,0,${sy},${tx},${ty})`,
+                                       clipPath: `inset(${t}px ${rr}px ${b}px ${l}px)` });
+    this.shifted = true;
+    this.shifts += 1;
   }
 
   // data -> CSS px inside the plot area
@@ -237,6 +277,7 @@ class GlPoints extends PointsBase {
     gl.bindBuffer(gl.ARRAY_BUFFER, this.colBuf);
     gl.bufferData(gl.ARRAY_BUFFER, rgba, gl.STATIC_DRAW);
     this.colours = rgba;
+    this.live = false;
     return this.request();
   }
 
@@ -304,6 +345,7 @@ class CpuPoints extends PointsBase {
 
   setColours(rgba) {
     this.colours = rgba;
+    this.live = false;
     this.words = new Uint32Array(rgba.buffer, rgba.byteOffset, this.n); // little-endian ABGR words
     return this.request();
   }

@@ -84,58 +84,79 @@ function hideMark(node) {
 }
 
 // --- derivative features of the current sample: one bar per feature, grouped by derivative order ------
+// Drawn on a canvas: ~1000 bars are ~1000 fillRects (under a millisecond), where as many SVG rects cost
+// ~15 ms of attribute writes plus their repaint every update. Hover names the bar under the pointer.
 class FeaturesPanel {
   constructor(box, fmeta, theme, values) {
     this.values = values; // Float32Array (sample * feature)
+    this.fmeta = fmeta;
     this.m = fmeta.names.length;
     this.scale = fmeta.scale;
     // bars grouped by order (positions first), stable within a group: the layout the coords describe
-    this.slots = fmeta.order.map((o, j) => [o, j]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((p) => p[1]);
-    const W = 1000, H = 300, mid = H / 2, gap = this.m > 200 ? 0 : 0.15;
-    this.geo = { W, H, mid, half: mid - 6, w: W / this.m };
-    const colour = (o) => (o < 0 ? "#9aa1ab" : theme.palette[o % theme.palette.length]);
-    this.svg = sv("svg", { class: "mw-fv-featsvg", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
-    const groups = [];
+    this.slots = Int32Array.from(fmeta.order.map((o, j) => [o, j]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((p) => p[1]));
+    this.groups = [];
     this.slots.forEach((j, s) => {
-      const o = fmeta.order[j];
-      if (!groups.length || groups[groups.length - 1].order !== o) groups.push({ order: o, start: s, stop: s + 1 });
-      else groups[groups.length - 1].stop = s + 1;
+      const o = fmeta.order[j], last = this.groups[this.groups.length - 1];
+      if (!last || last.order !== o) this.groups.push({ order: o, start: s, stop: s + 1, colour: o < 0 ? "#9aa1ab" : theme.palette[o % theme.palette.length] });
+      else last.stop = s + 1;
     });
-    groups.forEach((g, k) => {
-      if (k % 2) this.svg.appendChild(sv("rect", { x: g.start * this.geo.w, y: 0, width: (g.stop - g.start) * this.geo.w, height: H, fill: "#f3f4f6" }));
-    });
-    this.svg.appendChild(sv("line", { x1: 0, x2: W, y1: mid, y2: mid, stroke: "#c8ccd2", "vector-effect": "non-scaling-stroke" }));
-    this.bars = this.slots.map((j, s) => {
-      const dir = fmeta.direction[j] ? ` · ${fmeta.direction[j]}` : "";
-      const bar = sv("rect", { x: (s + gap / 2) * this.geo.w, width: this.geo.w * (1 - gap), fill: colour(fmeta.order[j]),
-                               "data-feature": fmeta.names[j], "data-order": String(fmeta.order[j]) });
-      const tip = sv("title");
-      tip.textContent = `${fmeta.names[j]} (order ${fmeta.order[j]}, component ${fmeta.component[j] + 1}${dir})`;
-      bar.appendChild(tip);
-      this.svg.appendChild(bar);
-      return bar;
-    });
+    this.canvas = h("canvas", { class: "mw-fv-featcanvas" });
+    this.ctx = this.canvas.getContext("2d");
+    this.heights = new Float32Array(this.m); // signed bar heights (CSS px, up positive) in slot order, as drawn
+    this.shown = -1;
     const labels = h("div", { class: "mw-fv-featgroups" });
-    for (const g of groups) {
+    for (const g of this.groups) {
       const cell = h("span", { text: `${ORDER_NAMES[g.order] ?? `order ${g.order}`} (${g.stop - g.start})` });
       cell.style.flex = String(g.stop - g.start);
       labels.appendChild(cell);
     }
     this.readout = h("div", { class: "mw-fv-featnote" });
-    box.append(labels, this.svg, this.readout);
+    box.append(labels, this.canvas, this.readout);
+    this.canvas.addEventListener("pointermove", (ev) => this.hover(ev));
+    // the canvas' CSS size, from the observer: reading clientWidth in show() would force a layout of the
+    // page in the middle of a step's DOM writes
+    this.size = [0, 0];
+    new ResizeObserver((entries) => {
+      const box = entries[entries.length - 1].contentRect;
+      this.size = [box.width, box.height];
+      if (this.shown >= 0) this.show(this.shown);
+    }).observe(this.canvas);
+  }
+
+  // feature j of bar slot s: name, order, component, direction and this sample's value (canvas title)
+  hover(ev) {
+    const rect = this.canvas.getBoundingClientRect();
+    const s = Math.min(this.m - 1, Math.max(0, Math.floor(((ev.clientX - rect.left) / rect.width) * this.m)));
+    const j = this.slots[s], f = this.fmeta, dir = f.direction[j] ? ` · ${f.direction[j]}` : "";
+    const v = this.shown >= 0 ? this.values[this.shown * this.m + j] : NaN;
+    this.canvas.title = `${f.names[j]} (order ${f.order[j]}, component ${f.component[j] + 1}${dir}) = ${v.toPrecision(4)}`;
+    this.canvas.dataset.feature = f.names[j];
   }
 
   show(i) {
-    const { mid, half } = this.geo;
-    const base = i * this.m;
-    this.bars.forEach((bar, s) => {
-      const j = this.slots[s];
-      const v = this.values[base + j];
-      const hgt = Number.isFinite(v) ? Math.min(1, Math.abs(v) / this.scale) * half : 0;
-      bar.setAttribute("y", v >= 0 ? mid - hgt : mid);
-      bar.setAttribute("height", hgt);
-      bar.setAttribute("data-value", String(v));
+    this.shown = i;
+    const c = this.canvas, dpr = globalThis.devicePixelRatio || 1;
+    const [W, H] = this.size;
+    if (!W || !H) return;
+    if (c.width !== Math.round(W * dpr) || c.height !== Math.round(H * dpr)) { c.width = Math.round(W * dpr); c.height = Math.round(H * dpr); }
+    const ctx = this.ctx, w = W / this.m, mid = H / 2, half = mid - 6, base = i * this.m, gap = this.m > 200 ? 0 : 0.15 * w;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, W, H);
+    this.groups.forEach((g, k) => {
+      if (k % 2) { ctx.fillStyle = "#f3f4f6"; ctx.fillRect(g.start * w, 0, (g.stop - g.start) * w, H); }
     });
+    ctx.fillStyle = "#c8ccd2";
+    ctx.fillRect(0, mid - 0.5, W, 1);
+    for (const g of this.groups) {
+      ctx.fillStyle = g.colour;
+      for (let s = g.start; s < g.stop; s++) {
+        const v = this.values[base + this.slots[s]];
+        const hgt = Number.isFinite(v) ? Math.min(1, Math.abs(v) / this.scale) * half * Math.sign(v) : 0;
+        this.heights[s] = hgt;
+        if (hgt) ctx.fillRect(s * w + gap / 2, hgt > 0 ? mid - hgt : mid, Math.max(w - gap, 0.75), Math.abs(hgt));
+      }
+    }
+    this.canvas.dataset.sample = String(i);
     this.readout.textContent = `sample ${i} · ${this.m} features fed to the MLP · bars to ±${this.scale.toPrecision(3)}`;
   }
 }
@@ -149,10 +170,13 @@ class BehaviourPanel {
     this.ranges = {};
     this.svg = sv("svg", { class: "mw-fv-behavsvg", viewBox: "0 0 1000 100", preserveAspectRatio: "none" });
     this.line = sv("polyline", { fill: "none", stroke: theme.palette[0], "stroke-width": "2", "vector-effect": "non-scaling-stroke" });
-    this.cursor = sv("line", { y1: "0", y2: "100", stroke: theme.highlight, "stroke-width": "2", "vector-effect": "non-scaling-stroke", class: "mw-fv-cursor" });
-    this.svg.append(this.line, this.cursor);
+    this.svg.append(this.line);
+    // the cursor is a layer of its own moved by a transform (its left border at translateX(p %) of the
+    // panel's width): a step moves it without repainting the trajectory's line (thousands of points)
+    this.cursor = h("div", { class: "mw-fv-cursor" });
+    this.cursor.style.borderLeftColor = theme.highlight;
     this.readout = h("div", { class: "mw-fv-behavnote" });
-    box.append(this.svg, this.readout);
+    box.append(h("div", { class: "mw-fv-behavplot" }, [this.svg, this.cursor]), this.readout);
     this.shown = null;
   }
 
@@ -170,7 +194,7 @@ class BehaviourPanel {
   show(key, t, i) {
     if (!key) {
       this.line.setAttribute("points", "");
-      this.cursor.setAttribute("display", "none");
+      this.cursor.style.display = "none";
       this.readout.textContent = "no numeric per-sample variable to plot";
       return;
     }
@@ -188,12 +212,9 @@ class BehaviourPanel {
       this.line.setAttribute("data-n", String(b - a));
       this.shown = [key, t];
     }
-    this.cursor.removeAttribute("display");
-    this.cursor.setAttribute("x1", px(i));
-    this.cursor.setAttribute("x2", px(i));
-    this.cursor.setAttribute("data-sample", String(i));
-    this.cursor.setAttribute("data-time", String(time[i]));
-    this.cursor.setAttribute("data-value", String(values[i]));
+    this.cursor.style.display = "";
+    this.cursor.style.transform = `translateX(${px(i) / 10}%)`;
+    Object.assign(this.cursor.dataset, { sample: String(i), time: String(time[i]), value: String(values[i]) });
     this.readout.textContent = `${key} = ${Number(values[i]).toPrecision(4)} at t = ${time[i].toPrecision(4)} s · range ${lo.toPrecision(3)} … ${hi.toPrecision(3)}`;
   }
 }

@@ -4,7 +4,7 @@
 // plotly.js is evaluated at most once per page and version, in the same cache FlowView uses.
 
 const MW_CACHE = (globalThis.__marbleWidgets = globalThis.__marbleWidgets || {});
-const MW_TYPED = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array };
+const MW_TYPED = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array };
 
 async function mwInflate(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
@@ -29,7 +29,21 @@ async function mwDecode(entry) {
   if (entry.compression === "deflate") bytes = await mwInflate(bytes);
   const Typed = MW_TYPED[entry.dtype];
   if (!Typed) throw new Error(`[marble_widgets] unknown dtype ${entry.dtype}`);
-  return { data: new Typed(bytes.buffer, bytes.byteOffset, bytes.byteLength / Typed.BYTES_PER_ELEMENT), shape: entry.shape };
+  const data = new Typed(bytes.buffer, bytes.byteOffset, bytes.byteLength / Typed.BYTES_PER_ELEMENT);
+  return { data: entry.quantized ? mwDequantize(data, entry.quantized) : data, shape: entry.shape };
+}
+
+// per-column affine codes (page.pack_quantized) -> Float32Array: offset[j] + step[j] * code (float64, then
+// rounded to float32 as numpy does), NaN for the missing code
+function mwDequantize(codes, { offset, step, missing }) {
+  const m = offset.length, out = new Float32Array(codes.length);
+  for (let base = 0; base < codes.length; base += m) {
+    for (let j = 0; j < m; j++) {
+      const q = codes[base + j];
+      out[base + j] = q === missing ? NaN : offset[j] + step[j] * q;
+    }
+  }
+  return out;
 }
 
 async function mwDecodeAll(entries) {

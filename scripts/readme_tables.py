@@ -94,8 +94,8 @@ def widget_latency(d: dict) -> str:
         return text
     rows = [[host, action, _ms(dash[key][action])] for key, host in (("export", "exported page (file://)"),
                                                                      ("lab", "JupyterLab"))
-            for action in ("step", "pair", "training") if action in dash.get(key, {})]
-    return (text + f"\n\nToday's dashboard (`mw.dashboard`: FlowView + AlignmentView + TrainingView, rat "
+            for action in ("step", "pair", "training", "raster_step", "raster_follow") if action in dash.get(key, {})]
+    return (text + f"\n\nToday's dashboard (`mw.dashboard`: FlowView + RasterView + AlignmentView + TrainingView, rat "
             f"{dash['meta']['n_samples']} samples, median / p90 ms, load {dash['meta']['loadavg_1_5_15'][0]:.1f}, "
             f"{dash['meta']['cpus']} CPUs; export {dash['export']['size_mb']:.1f} MB, JupyterLab kernel -> browser "
             f"{dash['lab']['kernel_to_browser_mb']:.1f} MB):\n\n" + _table(["where", "action", "median / p90 ms"], rows))
@@ -151,6 +151,13 @@ def client_view_latency(d: dict) -> str:
         rows.append(["same, delayed", f"Play: {delayed['play']['fps']:.1f} frames/s", "", ""])
     if lab.get("play"):
         rows.append(["FlowView from MARBLE.results, JupyterLab", f"Play: {lab['play']['fps']:.1f} frames/s", "", ""])
+    if lab.get("view_cell_to_drawn_s"):
+        rows.append(["FlowView from MARBLE.results, JupyterLab", f"view cell run -> drawn {lab['view_cell_to_drawn_s']:.2f} s, "
+                     f"{lab['view_cell_kernel_to_browser_mb']:.1f} MB kernel -> browser", "", ""])
+    res = d.get("export_results")
+    if res and "play_at_60" in res:
+        rows.append(["FlowView from MARBLE.results, exported HTML", f"Play: {res['play']['fps']:.1f} frames/s at the "
+                     f"default 30 samples/s, {res['play_at_60']['fps']:.1f} at 60 ({res['size_mb']:.1f} MB)", "", ""])
     rows += [["FlowView, exported HTML", "step, 3-D state view", _ms(e["step_3d_scene"]), _ms(e["step_3d_scene"]["painted"])],
              ["FlowView, exported HTML", "recolour both clouds", _ms(e["recolour"]), ""],
              ["FlowView, exported HTML", f"Play: {e['play']['fps']:.1f} frames/s (3-D: {e['play_3d']['fps']:.1f})", "", ""]]
@@ -200,13 +207,33 @@ def sessions(d: dict) -> str:
     rows.append(["open", f"{lazy['sessions']} sessions lazily", f"{lazy['open_and_graph_s']:.2f} s",
                  f"peak RSS {lazy['process_peak_rss_MB']:.0f} MB", ""])
     return (f"**Sessions and streaming** (`benchmarks/sessions.py`, 127.0.0.1 server; 1-min load "
-            f"{d['load_average_start'][0]:.1f} at start on 2 cores: timings are pessimistic, {_when(d)}):\n\n" + _table(["what", "case", "size/time", "figure", ""], rows))
+            f"{d['load_average_start'][0]:.1f} at start on 2 cores, {_when(d)}):\n\n" + _table(["what", "case", "size/time", "figure", ""], rows))
+
+
+def joint_geometry(d: dict) -> str:
+    """Joint multi-session geometry built condition by condition: serial, dask threads, LocalCluster."""
+    rows = [[f"{r['n_points']:,}", r["runner"], f"{r['seconds']:.1f}", f"{r['cpu_s']:.1f}", f"{r['n_edges']:,}",
+             f"{r['parent_peak_mb']:.0f}", f"{r['worker_peak_mb']:.0f}" if r.get("worker_peak_mb") else ""]
+            for r in d["geometry"]]
+    slopes = ", ".join(f"{k} {v:.2f}" for k, v in d["loglog_slope"].items())
+    text = (f"**Joint geometry of many sessions** (`benchmarks/joint_geometry.py`, {d['data']}; identical geometry "
+            f"from every runner; log-log slope of time vs points: {slopes}; {_when(d)}):\n\n"
+            + _table(["points", "runner", "seconds", "CPU s (caller)", "edges", "caller peak MB", "worker peak MB"], rows))
+    train = d.get("training")
+    if train:
+        rows = [[f"{r['n_points']:,}", r["source"], _fmt(r.get("features_s")), _fmt(r.get("seconds_per_epoch")),
+                 _fmt(r.get("memory_above_geometry_mb")),
+                 r.get("refused") or ("weights identical to RAM's" if r.get("same_weights_as_ram") else "")]
+                for r in train]
+        text += (f"\n\nJoint training from RAM vs the on-disk feature store (`--training`; {d['training_setup']}):\n\n"
+                 + _table(["points", "features", "feature s", "s per epoch", "MB above geometry", "note"], rows))
+    return text
 
 
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "fidelity": fidelity, "cross_animal": cross_animal, "cross_animal_decoding": cross_animal_decoding, "engine_scaling": scaling, "data_layer": data_layer,
     "notebooks": notebooks, "widget_latency": widget_latency, "client_view_latency": client_view_latency, "seed_stability": seed_stability, "rnn_study": rnn_study,
-    "sessions": sessions,
+    "sessions": sessions, "joint_geometry": joint_geometry,
 }
 
 

@@ -57,8 +57,8 @@ def _load_lab() -> Any:
 lab = _load_lab()
 
 
-def rat_dashboard(epochs: int) -> Any:
-    """The rat dashboard (flow view, alignment of left vs right runs, training curves)."""
+def rat_model(epochs: int) -> tuple[Any, Any, Any]:
+    """(fitted model, flow field, recording) of the rat, left and right runs as two conditions."""
     import torch
 
     import marble_widgets as mw
@@ -68,7 +68,19 @@ def rat_dashboard(epochs: int) -> Any:
     ff = mw.flow_field(rec, n_components=10, smooth=0.25)
     ff = ff.assign_coords(condition=("sample", ff["direction"].values.astype(str)))  # "left" / "right" runs
     model = mw.MARBLE(epochs=epochs, k=50, hidden_channels=128, batch_size=256, seed=0, verbose=False).fit(ff)
+    return model, ff, rec
+
+
+def dashboard_of(model: Any, ff: Any, rec: Any) -> Any:
+    """The rat dashboard of a fitted model (flow view, raster, alignment of the runs, training curves)."""
+    import marble_widgets as mw
+
     return mw.dashboard(model, ff, rec, label="position", title="Rat hippocampus: benchmark dashboard")
+
+
+def rat_dashboard(epochs: int) -> Any:
+    """The rat dashboard, model fitted here."""
+    return dashboard_of(*rat_model(epochs))
 
 
 # Timing hooks: keydown timestamp -> the flow view's (and the raster's) `mw-drawn`; t0 set just before a
@@ -167,8 +179,23 @@ def measure_export(board: Any, steps: int, context: Any, tmp: Path) -> dict[str,
 
 LAB_CELLS = [
     "import os, sys\nos.environ['OMP_NUM_THREADS'] = '1'\nsys.path.insert(0, {bench!r})\n"
-    "from widget_latency import rat_dashboard\nboard = rat_dashboard({epochs})\nboard",
+    "from widget_latency import dashboard_of, rat_model\nfitted = rat_model({epochs})",
+    "board = dashboard_of(*fitted)\nboard",
 ]
+VIEW_CLASSES = (".mw-fv", ".mw-rv", ".mw-av", ".mw-tv")
+
+
+def rerun_dashboard_cell(page: Any, received: dict[str, int]) -> dict[str, Any]:
+    """Run the dashboard cell again (model fitted, plotly.js already on the page): seconds until every
+    view of the new dashboard is drawn, and the bytes the kernel sent meanwhile (issue 14: < 3 s)."""
+    page.evaluate(f"() => document.querySelectorAll('{', '.join(VIEW_CLASSES)}').forEach(e => e.setAttribute('data-old', '1'))")
+    page.locator(".jp-NotebookPanel .jp-Cell").nth(1).locator(".jp-InputArea-editor").click()  # edit mode
+    received["bytes"] = 0
+    t0 = time.monotonic()
+    page.keyboard.press("Shift+Enter")  # runs the cell being edited
+    for sel in VIEW_CLASSES:
+        page.wait_for_selector(f"{sel}[data-ready=true]:not([data-old])", timeout=120_000)
+    return {"dashboard_cell_to_drawn_s": time.monotonic() - t0, "dashboard_cell_kernel_to_browser_mb": received["bytes"] / 1e6}
 
 
 def measure_lab(steps: int, epochs: int, context: Any, tmp: Path) -> dict[str, Any]:
@@ -184,11 +211,12 @@ def measure_lab(steps: int, epochs: int, context: Any, tmp: Path) -> dict[str, A
         received["bytes"] = 0
         t0 = time.monotonic()
         lab.run_all_cells(page, timeout=600)
-        for sel in (".mw-fv", ".mw-rv", ".mw-av", ".mw-tv"):
+        for sel in VIEW_CLASSES:
             page.wait_for_selector(f"{sel}[data-ready=true]", timeout=120_000)
         out = {"run_all_to_drawn_s": time.monotonic() - t0, "kernel_to_browser_mb": received["bytes"] / 1e6}
         lab.screenshot(page, "bench_dashboard_lab")
         out.update(measure_page(page, steps))
+        out.update(rerun_dashboard_cell(page, received))
         page.close()
     return out
 
@@ -227,6 +255,10 @@ def table(results: dict[str, Any]) -> str:
     if "lab" in new:
         lines.append(f"JupyterLab: Run All (fit included) to drawn {new['lab']['run_all_to_drawn_s']:.1f} s, "
                      f"kernel -> browser {new['lab']['kernel_to_browser_mb']:.2f} MB")
+        if "dashboard_cell_to_drawn_s" in new["lab"]:
+            lines.append(f"JupyterLab: dashboard cell run again (model fitted) -> every view drawn "
+                         f"{new['lab']['dashboard_cell_to_drawn_s']:.2f} s, kernel -> browser "
+                         f"{new['lab']['dashboard_cell_kernel_to_browser_mb']:.2f} MB")
     return "\n".join(lines)
 
 

@@ -98,7 +98,10 @@ def widget_latency(d: dict) -> str:
     return (text + f"\n\nToday's dashboard (`mw.dashboard`: FlowView + RasterView + AlignmentView + TrainingView, rat "
             f"{dash['meta']['n_samples']} samples, median / p90 ms, load {dash['meta']['loadavg_1_5_15'][0]:.1f}, "
             f"{dash['meta']['cpus']} CPUs; export {dash['export']['size_mb']:.1f} MB, JupyterLab kernel -> browser "
-            f"{dash['lab']['kernel_to_browser_mb']:.1f} MB):\n\n" + _table(["where", "action", "median / p90 ms"], rows))
+            f"{dash['lab']['kernel_to_browser_mb']:.1f} MB"
+            + (f"; the dashboard cell run again with the model fitted: every view drawn "
+               f"{dash['lab']['dashboard_cell_to_drawn_s']:.2f} s" if "dashboard_cell_to_drawn_s" in dash["lab"] else "")
+            + "):\n\n" + _table(["where", "action", "median / p90 ms"], rows))
 
 
 def cross_animal(d: dict) -> str:

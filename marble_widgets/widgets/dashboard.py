@@ -113,7 +113,8 @@ def results_dataset(model: Any, data: xr.Dataset, *, embedding: xr.DataArray | N
 
 
 def _alignment(embedding: xr.DataArray, dist: xr.DataArray | None, mds_coords: xr.DataArray | None,
-               align_fn: AlignFn | None, consistency_fn: ScoreFn | None, label: str | None) -> AlignmentView | None:
+               align_fn: AlignFn | None, consistency_fn: ScoreFn | None, label: str | None,
+               ot_points: int | None = None) -> AlignmentView | None:
     """The alignment view when there are >= 2 conditions; left out with a warning when it cannot be built."""
     if "condition" not in embedding.coords or np.unique(embedding["condition"].values.astype(str)).size < 2:
         return None
@@ -121,7 +122,7 @@ def _alignment(embedding: xr.DataArray, dist: xr.DataArray | None, mds_coords: x
         if dist is None or mds_coords is None:
             from marble_widgets.analysis import distances, mds
 
-            dist = distances(embedding, "condition") if dist is None else dist
+            dist = distances(embedding, "condition", max_points=ot_points) if dist is None else dist
             mds_coords = mds(dist) if mds_coords is None else mds_coords
         return AlignmentView(embedding, dist, mds_coords, align_fn, consistency_fn, label=label)
     except ValueError as err:  # e.g. groups that share no label range: show the rest of the dashboard
@@ -143,6 +144,7 @@ def dashboard(
     label: str | None = "time",
     dims: int = 2,
     raster_window: float = 5.0,
+    ot_points: int | None = 1000,
     title: str = "MARBLE",
 ) -> Dashboard:
     """Every view of a fitted ``model`` on a flow field (or its results Dataset) in one dashboard.
@@ -151,8 +153,10 @@ def dashboard(
     ``model.inspect``) or ``MARBLE.results(flow_field)`` (nothing is recomputed). Shows the
     :class:`FlowView` on MARBLE's own neighbours, an :class:`AlignmentView` with >= 2 conditions
     (distances/MDS from ``marble_widgets.analysis`` unless ``dist``/``mds_coords`` are given;
-    ``label``: the numeric sample coord the default alignment bins on; left out with a warning if
-    it fails) and a :class:`TrainingView` of ``model.loss_history_``. With the ``recording`` the flow
+    ``label``: the numeric sample coord the default alignment bins on; ``ot_points``: the distances
+    compare seeded subsamples of this many samples per condition — exact OT on every sample costs
+    seconds per pair (2.6 s for the rat's two runs of ~3300 samples) and the heatmap is an overview;
+    None: every sample; left out with a warning if it fails) and a :class:`TrainingView` of ``model.loss_history_``. With the ``recording`` the flow
     field was built from, a :class:`RasterView` of its spikes (``raster_window``: half-width in
     seconds) follows the flow view's sample in the page, and a click on it moves the flow view
     (raises if the results' times fall outside the recording).
@@ -167,6 +171,6 @@ def dashboard(
         else None
     if isinstance(label, str) and label in ds.data_vars and ds[label].dims == ("sample",):
         emb = emb.assign_coords({label: ds[label]})  # the alignment bins on it (e.g. position)
-    alignment = _alignment(emb, dist, mds_coords, align_fn, consistency_fn, label)
+    alignment = _alignment(emb, dist, mds_coords, align_fn, consistency_fn, label, ot_points)
     parts = {"flow": flow, "raster": raster, "alignment": alignment, "training": training}
     return Dashboard(parts, title, summary=model_summary(model, ds, emb), results=ds)

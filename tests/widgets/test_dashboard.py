@@ -1,6 +1,7 @@
 """dashboard(recording=...): the spike raster joins the views, all on one page channel, and is exported."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -77,3 +78,24 @@ def test_to_html_exports_the_raster_with_its_channel(board, tmp_path):
     assert state["raster"]["channel"] == board.channel and state["raster"]["sample"] == 33
     for name, value in board.raster.arrays().items():
         np.testing.assert_array_equal(unpack(state["raster"]["_arrays"][name]), value, err_msg=name)
+
+
+def _plotly_array(value) -> np.ndarray:
+    """A figure JSON array: a list, or plotly's typed-array spec {dtype, bdata (base64), shape}."""
+    if not isinstance(value, dict):
+        return np.asarray(value, dtype=float)
+    data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return data.reshape([int(n) for n in str(value.get("shape", data.size)).split(",")]).astype(float)
+
+
+@pytest.mark.parametrize("ot_points", [7, None])
+def test_default_distances_compare_seeded_subsamples_of_ot_points(ff, ins, ot_points):
+    from marble_widgets.analysis import distances
+
+    board = dashboard(FakeModel(ins), ff, align_fn=lambda s, t: s, consistency_fn=lambda s, t: 0.25, ot_points=ot_points)
+    emb = board.results["embedding"]
+    expected = distances(emb, "condition", max_points=ot_points).values
+    z = _plotly_array(board.alignment._meta["heatmap"]["data"][0]["z"])
+    np.testing.assert_allclose(z, expected, rtol=1e-12)
+    if ot_points is not None:  # the subsample changes the figure: the option is really used
+        assert not np.allclose(z, distances(emb, "condition").values)

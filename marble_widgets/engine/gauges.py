@@ -118,6 +118,31 @@ def manifold_dimension(sing: np.ndarray, var_explained: float = 0.9) -> int:
     return int(ok[0]) + 1 if len(ok) else sing.shape[1]
 
 
+def chosen_dimension(sing: np.ndarray, var_explained: float, manifold_dim: int | None) -> int:
+    """The manifold dimension d: estimated from the local spectra ``sing``, or ``manifold_dim`` checked."""
+    if manifold_dim is None:
+        return manifold_dimension(sing, var_explained)
+    d = int(manifold_dim)
+    if not 1 <= d <= sing.shape[1]:
+        raise ValueError(
+            f"manifold_dim must be between 1 and {sing.shape[1]} (ambient dimension / "
+            f"neighbourhood size), got {manifold_dim!r}."
+        )
+    return d
+
+
+def truncated_frames(directions: np.ndarray, sing: np.ndarray, d: int) -> np.ndarray:
+    """The first d local PCA directions as (N, n, d) frames; warns about neighbourhoods thinner than d."""
+    thin = sing[:, d - 1] <= 1e-6 * sing[:, 0]
+    if thin.any():
+        warnings.warn(
+            f"{int(thin.sum())} neighbourhood(s) span fewer "
+            f"than d={d} dimensions; their frames are arbitrary in the missing directions.",
+            stacklevel=3,
+        )
+    return np.ascontiguousarray(directions[:, :, :d])
+
+
 def local_frames(
     pos: np.ndarray,
     condition: np.ndarray,
@@ -135,24 +160,8 @@ def local_frames(
     """
     nb = pca_neighbourhoods(pos, condition, n_neighbours)
     directions, sing = local_pca(pos, nb)
-    curve = explained_variance_curve(sing)
-    if manifold_dim is None:
-        d = manifold_dimension(sing, var_explained)
-    else:
-        d = int(manifold_dim)
-        if not 1 <= d <= directions.shape[2]:
-            raise ValueError(
-                f"manifold_dim must be between 1 and {directions.shape[2]} (ambient dimension / "
-                f"neighbourhood size), got {manifold_dim!r}."
-            )
-    thin = sing[:, d - 1] <= 1e-6 * sing[:, 0]
-    if thin.any():
-        warnings.warn(
-            f"{int(thin.sum())} neighbourhood(s) span fewer "
-            f"than d={d} dimensions; their frames are arbitrary in the missing directions.",
-            stacklevel=2,
-        )
-    return np.ascontiguousarray(directions[:, :, :d]), d, curve
+    d = chosen_dimension(sing, var_explained, manifold_dim)
+    return truncated_frames(directions, sing, d), d, explained_variance_curve(sing)
 
 
 def procrustes(a: np.ndarray) -> np.ndarray:

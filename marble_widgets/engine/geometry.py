@@ -148,16 +148,7 @@ def _manifold_choice(sings: list, var_explained: float, manifold_dim: int | None
     Why: MARBLE shares d across conditions (§5.3), chosen from every node's spectrum at once.
     """
     sing = np.concatenate(sings)
-    curve = _gauges.explained_variance_curve(sing)
-    if manifold_dim is None:
-        return _gauges.manifold_dimension(sing, var_explained), curve
-    d = int(manifold_dim)
-    if not 1 <= d <= sing.shape[1]:
-        raise ValueError(
-            f"manifold_dim must be between 1 and {sing.shape[1]} (ambient dimension / "
-            f"neighbourhood size), got {manifold_dim!r}."
-        )
-    return d, curve
+    return _gauges.chosen_dimension(sing, var_explained, manifold_dim), _gauges.explained_variance_curve(sing)
 
 
 def _condition_operators(piece: dict, d: int | None) -> dict:
@@ -170,11 +161,7 @@ def _condition_operators(piece: dict, d: int | None) -> dict:
     out = {key: piece[key] for key in ("keep", "pos", "signal", "edge_index", "edge_weight")}
     frames = conn = None
     if d is not None:
-        frames, sing = np.ascontiguousarray(piece["directions"][:, :, :d]), piece["sing"]
-        thin = sing[:, d - 1] <= 1e-6 * sing[:, 0]
-        if thin.any():
-            warnings.warn(f"{int(thin.sum())} neighbourhood(s) span fewer than d={d} dimensions; their "
-                          "frames are arbitrary in the missing directions.", stacklevel=2)
+        frames = _gauges.truncated_frames(piece["directions"], piece["sing"], d)
         conn = _gauges.connections(frames, edge_index)
         _check_stage("gauges", frames, conn)
     values = kernel_values(pos, edge_index, frames)

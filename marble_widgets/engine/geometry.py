@@ -299,7 +299,9 @@ def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, clien
     capture = client is not None or scheduler == "processes"
     task = dask.delayed(_run, pure=False)
     if client is not None:
-        parts = client.scatter(list(parts))  # the data goes to the workers once, not in the graph
+        # the data goes to the workers once, not in the graph; hash=False: fresh keys per call, so the
+        # release of an earlier call's futures for the same data cannot cancel this one ("lost dependencies")
+        parts = client.scatter(list(parts), hash=False)
     stage1 = [task(_condition_graph, capture, part, label, c, local)
               for part, label in zip(parts, labels)]
     choice = (task(_manifold_choice, capture, [s[0]["sing"] for s in stage1], c.var_explained, manifold_dim)

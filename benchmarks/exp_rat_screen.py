@@ -54,11 +54,12 @@ def run(name: str, ff_fit: Any, ff_val: Any, seeds: tuple[int, ...], out_dim: in
     """Decoding and consistency of one candidate over seeds."""
     from seed_stability import cached_fit, decode_position, seed_consistency
 
-    params = {**recipes.get("rat_recommended").marble, **CANDIDATES[name], "out_dim": out_dim}
+    # --out-dim sets the width unless the candidate is about the width itself ("out_dim 64")
+    params = {**recipes.get("rat_recommended").marble, "out_dim": out_dim, **CANDIDATES[name]}
     t0 = time.perf_counter()
     fits = [cached_fit(ff_fit, ff_val, params, s, cache) for s in seeds]
     runs = [{"seed": s, **decode_position(*z, ff_fit, ff_val)} for s, z in zip(seeds, fits)]
-    row: dict[str, Any] = {"method": name, "out_dim": out_dim, "changes": CANDIDATES[name]}
+    row: dict[str, Any] = {"method": name, "out_dim": params["out_dim"], "changes": CANDIDATES[name]}
     for tag in ("k_by_median", "k_by_r2"):
         v = np.array([r[f"cm_{tag}"] for r in runs])
         row[f"cm_{tag}"] = f"{v.mean():.2f} ± {v.std():.2f}"

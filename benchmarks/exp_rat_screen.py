@@ -28,8 +28,8 @@ from _common import RESULTS, print_table, write_json  # noqa: E402
 
 from marble_widgets import recipes  # noqa: E402
 
-#: rat_recommended + these changes; run so far (issue 16, 4 seeds): recommended, 200 and 300 epochs. The last
-#: three are ready to screen but have not been run.
+#: rat_recommended + these changes (issue 16, 4 seeds; results/exp_rat_screen.json); "300 epochs, average
+#: last third" has not been run. The temperature divides the logits of the unit-norm embedding (emb_norm).
 CANDIDATES: dict[str, dict[str, Any]] = {
     "recommended": {},
     "300 epochs": {"epochs": 300},
@@ -37,6 +37,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "200 epochs": {"epochs": 200},
     "out_dim 64": {"out_dim": 64},
     "lr 0.003": {"lr": 0.003},
+    "temperature 0.2": {"temperature": 0.2},
 }
 
 

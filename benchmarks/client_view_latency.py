@@ -380,6 +380,23 @@ def open_large(n: int, context: Any, tmp: Path) -> tuple[Any, Any, dict[str, Any
         "n_points": n, "build_s": build, "html_mb": path.stat().st_size / 1e6, "first_draw_s": first}
 
 
+def click_only(args: argparse.Namespace) -> dict[str, Any]:
+    """Click-to-jump in a fresh 10^5 cloud, nothing before it: separates the click itself from the state
+    the full run's recolour and box selection leave behind (issue 14's click-to-jump regression)."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="marble-bench-") as tmp, sync_playwright() as pw:
+        context = lab.launch_browser(pw, Path(tmp) / "profile")
+        try:
+            page, emb, _ = open_large(100_000, context, Path(tmp))
+            clicks = time_large_click(page, emb, args.recolour)
+        finally:
+            context.close()
+    print(f"10^5 points, fresh page, click to jump: {clicks['median_ms']:.1f} / {clicks['p90_ms']:.1f} ms "
+          f"(median / p90 of {clicks['n']})")
+    return clicks
+
+
 def measure_large(args: argparse.Namespace, context: Any, tmp: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     page, emb, info = open_large(100_000, context, tmp)
@@ -681,10 +698,15 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=150.0, help="added latency each way (lab_delayed)")
     parser.add_argument("--no-lab", action="store_true", help="skip the JupyterLab measurements")
     parser.add_argument("--no-large", action="store_true", help="skip the 10^5 / 10^6 clouds")
+    parser.add_argument("--click-only", action="store_true",
+                        help="only click-to-jump in a fresh 10^5 cloud (no recolour or selection first); print, write nothing")
     parser.add_argument("--out", type=Path, default=RESULTS / "client_view_latency.json")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
+    if args.click_only:
+        click_only(args)
+        return
     t0 = time.monotonic()
     *views, ff = rat_views(args.epochs)
     build_s = time.monotonic() - t0

@@ -107,8 +107,8 @@ _RAT_CONSISTENT = Recipe(
     source="rat_ensemble projected on the 3 leading principal axes of its training embedding "
     "(benchmarks/seed_stability.py, part 'recipes', row rat_consistent: ensemble-to-ensemble 3-D consistency "
     "0.997, min 0.995, 3 ensembles of 5)",
-    notes="a 3-D view for consistency and plots, NOT for decoding: the cosine kNN decodes 11.1 cm from it (8.7 cm "
-    "with a Euclidean kNN) against 7.2 cm for the PCA-10 input - use rat_ensemble_concat to decode. A fixed "
+    notes="a 3-D view for consistency and plots, NOT for decoding: the cosine kNN decodes 11.1 cm from it "
+    "against 7.2 cm for the PCA-10 input - use rat_ensemble_concat to decode. A fixed "
     "projection of a wide embedding, not a 3-D model: 3-D models (out_dim=3) of the same settings reach 3-D "
     "consistency 0.88 (single) / 0.94 (ensembles of 5). The alignment reads the training part's position and "
     "direction (rotations only; the test part is embedded without labels)",

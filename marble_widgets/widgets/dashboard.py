@@ -155,7 +155,7 @@ def dashboard(
     (distances/MDS from ``marble_widgets.analysis`` unless ``dist``/``mds_coords`` are given;
     ``label``: the numeric sample coord the default alignment bins on; ``ot_points``: the distances
     compare seeded subsamples of this many samples per condition — exact OT on every sample costs
-    seconds per pair (2.6 s for the rat's two runs of ~3300 samples) and the heatmap is an overview;
+    seconds per pair for conditions of thousands of samples, and the heatmap is an overview;
     None: every sample; left out with a warning if it fails) and a :class:`TrainingView` of ``model.loss_history_``. With the ``recording`` the flow
     field was built from, a :class:`RasterView` of its spikes (``raster_window``: half-width in
     seconds) follows the flow view's sample in the page, and a click on it moves the flow view

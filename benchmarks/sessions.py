@@ -7,7 +7,7 @@ collection of sessions lazily costs almost no memory; (3) one MARBLE fit per ses
 embeddings. Sessions are cuts of the two bundled recordings (Jenkins' trial blocks, stretches of
 the linear track), each fitted with its own seed (``session_seed(seed, name)``).
 
-Run: ``python benchmarks/sessions.py [--sessions 8] [--epochs 10] [--open-sessions 32]``; writes
+Run: ``python benchmarks/sessions.py [--sessions 8] [--epochs 10] [--open-sessions 32] [--fit-repeat 3]``; writes
 benchmarks/results/sessions.json.
 """
 from __future__ import annotations
@@ -145,8 +145,13 @@ def _warm_up(flow_field_: Any) -> None:
         MARBLE(epochs=1, verbose=False).fit(flow_field_)
 
 
-def fits(n_sessions: int, epochs: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Serial (dask "sync") vs LocalCluster(2 workers x 1 thread, processes) vs dask threads."""
+def fits(n_sessions: int, epochs: int, repeat: int = 1) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Serial (dask "sync") vs LocalCluster(2 workers x 1 thread, processes) vs dask threads.
+
+    Each of the three runs ``repeat`` times, interleaved (serial, threads, cluster, serial, ...), so that
+    a change of load affects all three alike (the cluster's idle workers stay up meanwhile); the rows give
+    the median seconds.
+    """
     import distributed
 
     from marble_widgets.estimator import MARBLE
@@ -155,20 +160,24 @@ def fits(n_sessions: int, epochs: int) -> tuple[list[dict[str, Any]], dict[str, 
     fields = session_flow_fields(n_sessions)
     model = MARBLE(epochs=epochs, patience=None)
     _warm_up(fields["s00"])
-    t0 = time.perf_counter()
-    serial = fit_sessions(fields, model, seed=0, scheduler="sync")
-    serial_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    threads = fit_sessions(fields, model, seed=0, scheduler="threads")
-    threads_s = time.perf_counter() - t0
+    times: dict[str, list[float]] = {"serial": [], "threads": [], "cluster": []}
+
+    def timed(kind: str, **where: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fit_sessions(fields, model, seed=0, **where)
+        times[kind].append(time.perf_counter() - t0)
+        return out
+
     t0 = time.perf_counter()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
         client.run(_warm_up, fields["s00"])  # every worker's first fit (part of start-up)
         startup_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        clustered = fit_sessions(fields, model, seed=0, client=client)
-        cluster_s = time.perf_counter() - t1
+        for _ in range(repeat):
+            serial = timed("serial", scheduler="sync")
+            threads = timed("threads", scheduler="threads")
+            clustered = timed("cluster", client=client)
+    serial_s, threads_s, cluster_s = (float(np.median(times[k])) for k in ("serial", "threads", "cluster"))
     same = bool(np.array_equal(serial["embedding"].values, clustered["embedding"].values, equal_nan=True))
     same_threads = bool(np.array_equal(serial["embedding"].values, threads["embedding"].values, equal_nan=True))
     rows = [
@@ -186,7 +195,9 @@ def fits(n_sessions: int, epochs: int) -> tuple[list[dict[str, Any]], dict[str, 
          "mean_fit_cpu_s": ""},
     ]
     facts = {"sessions": n_sessions, "epochs": epochs, "samples_per_session": serial["n_samples"].values.tolist(),
-             "mean_fit_s_serial": float(serial["fit_seconds"].mean()), "cluster_startup_s": startup_s}
+             "mean_fit_s_serial": float(serial["fit_seconds"].mean()), "cluster_startup_s": startup_s,
+             "repeats": repeat, "seconds_per_repeat": times,
+             "order": "largest sessions first on the cluster (fit_sessions' priorities)"}
     return rows, facts
 
 
@@ -196,6 +207,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--open-sessions", type=int, default=32, help="sessions opened lazily for the memory row")
     parser.add_argument("--repeat", type=int, default=3, help="timing repeats of the streaming reads")
+    parser.add_argument("--fit-repeat", type=int, default=1, help="interleaved repeats of the fits (median)")
     args = parser.parse_args()
     import torch
 
@@ -212,7 +224,7 @@ def main() -> None:
     print_table(stream, list(stream[0]))
     print("\nOpening sessions lazily (no compute)")
     print_table([lazy], list(lazy))
-    fit_rows, fit_facts = fits(args.sessions, args.epochs)
+    fit_rows, fit_facts = fits(args.sessions, args.epochs, args.fit_repeat)
     print(f"\n{args.sessions} sessions, one MARBLE fit each ({args.epochs} epochs)")
     print_table(fit_rows, list(fit_rows[0]))
     print(f"load average (1, 5, 15 min) at the start: {load_at_start}, at the end: {os.getloadavg()}")

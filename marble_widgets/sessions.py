@@ -330,7 +330,8 @@ def fit_sessions(
     params = _estimator_params(estimator)
     tasks = {str(name): dask.delayed(_fit_one, pure=True)(ff, params, session_seed(seed, str(name)), torch_threads)
              for name, ff in flow_fields.items()}
-    results = compute(tasks, client=client, scheduler=scheduler, progress=progress)
+    results = compute(tasks, client=client, scheduler=scheduler, progress=progress,
+                      priorities=_sample_counts(flow_fields))
     out = _results_dataset(results)
     out.attrs.update(params=json.dumps(params, default=str), seed=int(seed))
     return out
@@ -360,11 +361,13 @@ def joint_flow_field(flow_fields: Mapping[str, Any], *, client: Any = None, sche
 
 
 def compute(tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "threads",
-            progress: Progress | bool | None = None) -> dict[str, Any]:
+            progress: Progress | bool | None = None,
+            priorities: Mapping[str, int] | None = None) -> dict[str, Any]:
     """``{name: value}`` of ``{name: delayed}``, on ``client`` or on dask's local ``scheduler``.
 
     ``progress(name, n_done, n_total)`` is called as each named task finishes (``True``: a
-    progress bar, see :func:`progress_bar`).
+    progress bar, see :func:`progress_bar`). ``priorities`` (``{name: int}``, higher first) order
+    the tasks on a ``client``: largest first, so that no worker is left with a long task at the end.
     """
     import dask
 
@@ -378,7 +381,12 @@ def compute(tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "t
         return dict(zip(names, values))
     if not (hasattr(client, "compute") and hasattr(client, "gather")):
         raise TypeError(f"client must be a dask.distributed.Client (or None); got {type(client).__name__}.")
-    futures = client.compute(list(tasks.values()))
+    if priorities:  # submitted highest first (a worker starts the first one it gets), each with its priority
+        first = sorted(names, key=lambda n: -int(priorities.get(n, 0)))
+        submitted = {n: client.compute(tasks[n], priority=int(priorities.get(n, 0))) for n in first}
+        futures = [submitted[n] for n in names]
+    else:
+        futures = client.compute(list(tasks.values()))
     if report is not None:
         from distributed import as_completed
 
@@ -476,6 +484,12 @@ def _sample_coords(embeddings: list[xr.DataArray], n_max: int) -> dict[str, tupl
     shared = [name for name, c in embeddings[0].coords.items() if c.dims == ("sample",)
               and all(name in e.coords and e[name].dims == ("sample",) for e in embeddings)]
     return {name: (("session", "sample"), _padded([e[name].values for e in embeddings], n_max)) for name in shared}
+
+
+def _sample_counts(flow_fields: Mapping[str, Any]) -> dict[str, int]:
+    """Samples of each session whose flow field is already computed (a delayed one counts 0)."""
+    return {str(name): int(ff.sizes.get("sample", 0)) if isinstance(ff, xr.Dataset) else 0
+            for name, ff in flow_fields.items()}
 
 
 def _results_dataset(results: dict[str, dict[str, Any]]) -> xr.Dataset:

@@ -23,6 +23,8 @@ from marble_widgets.estimator import MARBLE  # noqa: E402
 from marble_widgets.data.containers import combine_flow_fields  # noqa: E402
 from marble_widgets.sessions import (  # noqa: E402
     Sessions,
+    _sample_counts,
+    compute,
     fit_sessions,
     joint_flow_field,
     open_sessions,
@@ -210,6 +212,27 @@ def test_local_cluster_gives_the_serial_embeddings(flow_fields):
     assert sorted(c[0] for c in calls) == ["jenkins", "track"] and [c[1] for c in calls] == [1, 2]
     timings = ["fit_seconds", "fit_cpu_seconds"]
     xr.testing.assert_identical(serial.drop_vars(timings), clustered.drop_vars(timings))
+
+
+def _started_at(name: str) -> tuple[str, int]:
+    """The task's name and when it started (then holds the worker's one thread a moment)."""
+    import time
+
+    start = time.monotonic_ns()
+    time.sleep(0.02)
+    return name, start
+
+
+def test_priorities_run_the_largest_sessions_first_on_a_client():
+    distributed = pytest.importorskip("distributed")
+    sizes = {"a": 156, "b": 799, "c": 400, "d": 0}
+    tasks = {n: dask.delayed(_started_at, pure=False)(n) for n in sizes}
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+        done = compute(tasks, client=client, priorities=sizes)
+    assert list(done) == ["a", "b", "c", "d"] and [v[0] for v in done.values()] == list(sizes)
+    assert sorted(sizes, key=lambda n: done[n][1]) == ["b", "c", "a", "d"]
+    assert _sample_counts({"x": dask.delayed(len)([1]), "y": xr.Dataset(coords={"sample": [0, 1, 2]})}) == \
+        {"x": 0, "y": 3}
 
 
 # ----------------------------------------------------------------------------- bad input

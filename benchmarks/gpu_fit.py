@@ -12,7 +12,9 @@ Data: ``engine_scaling.manifold_cloud`` (a smooth 3-D manifold in R^5 with a tan
 k = 20, local gauges, diffusion on (the default).
 
 Run: ``python benchmarks/gpu_fit.py [--n 100000] [--epochs 5] [--devices cpu cuda]``; writes
-benchmarks/results/gpu_fit.json (``--no-json`` to only print).
+benchmarks/results/gpu_fit.json (``--no-json`` to only print). On a lent GPU machine (the device tool),
+from the repository root: ``PYTHONPATH=. python3 benchmarks/gpu_fit.py`` -- ``import marble_widgets`` and the
+fit need only numpy, scipy, scikit-learn, xarray, torch and torch-geometric, which its image holds.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from marble_widgets.recipes import split_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import fidelity as F  # noqa: E402
+import fidelity_macaque  # noqa: E402
 import fidelity_tuning as T  # noqa: E402
 
 
@@ -174,8 +175,8 @@ def test_macaque_candidate_is_chosen_on_inner_training_trials_only(monkeypatch):
         rng = np.random.default_rng(1)
         return rng.normal(size=ff_fit["x"].shape), rng.normal(size=ff_val["x"].shape), {}
 
-    monkeypatch.setattr(F, "marble_embed", fake_embed)
-    monkeypatch.setattr(F, "MC_INPUT", {"n_components": 8, "smooth": None})
+    monkeypatch.setattr(fidelity_macaque, "marble_embed", fake_embed)
+    monkeypatch.setattr(fidelity_macaque, "MC_INPUT", {"n_components": 8, "smooth": None})
     rec = _trials()
     outer_train = rec.isel(trial=np.arange(24))
     assert F.choose_mc_candidate(outer_train, dict(F.MC_MARBLE)) == "include_positions=True"

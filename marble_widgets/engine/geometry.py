@@ -11,6 +11,7 @@ per-condition stages run here one after the other, or as dask tasks (threads, pr
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -291,9 +292,9 @@ def _run(fn, capture: bool, *args):
     return out, [(str(w.message), w.category) for w in caught]
 
 
-def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, client, scheduler):
+def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, client, scheduler, verbose: bool):
     """The same stages as :func:`_serial_pieces`, as one dask graph: C graph tasks, the dimension
-    reduction over their spectra (local gauges), C operator tasks; gathered here."""
+    reduction over their spectra (local gauges), C operator tasks; gathered here (``verbose``: a bar)."""
     import dask
 
     capture = client is not None or scheduler == "processes"
@@ -309,15 +310,42 @@ def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, clien
     d = choice[0][0] if local else None
     stage2 = [task(_condition_operators, capture, s[0], d) for s in stage1]
     graph = [*stage2, choice] if local else stage2
-    if client is not None:
-        values = client.gather(client.compute(graph))
-    else:
-        values = list(dask.compute(*graph, scheduler=scheduler))
+    with tqdm(total=len(graph) if client is not None else len(stage1) + len(graph), disable=not verbose,
+              desc="geometry") as bar:
+        if client is not None:
+            values = _gathered(client, graph, bar)
+        else:
+            with _counting(bar, "_run"):
+                values = list(dask.compute(*graph, scheduler=scheduler))
     for _, records in values:
         for message, category in records:
             warnings.warn(message, category, stacklevel=4)
     d, curve = values.pop()[0] if local else (None, None)
     return [v[0] for v in values], d, curve
+
+
+def _gathered(client, graph: list, bar) -> list:
+    """``graph``'s values from ``client``, in order, ticking ``bar`` as each finishes (the operator
+    tasks and the dimension choice: the graph tasks before them run on the workers unseen)."""
+    from distributed import as_completed
+
+    futures = client.compute(graph)
+    for _ in as_completed(futures):
+        bar.update(1)
+    return client.gather(futures)
+
+
+@contextmanager
+def _counting(bar, prefix: str):
+    """Tick ``bar`` whenever dask's local scheduler finishes a task whose key starts with ``prefix``."""
+    from dask.callbacks import Callback
+
+    def posttask(key, result, dsk, state, worker_id):
+        if str(key[0] if isinstance(key, tuple) else key).startswith(prefix):
+            bar.update(1)
+
+    with Callback(posttask=posttask):
+        yield
 
 
 def _check_runner(client, scheduler) -> None:
@@ -364,7 +392,7 @@ def build_geometry(
         manifold-dimension rule and neighbourhood size ``K = k * frac_geodesic_nb``; ``seed``
         furthest-point start (None: index 0; int: drawn from ``default_rng(seed)``).
     manifold_dim : optional fixed manifold dimension d (local gauges).
-    verbose : show a progress bar over the stages (serial build).
+    verbose : show a progress bar over the stages (on every runner).
     client, scheduler : where the per-condition stages run. Both None: here, one condition after
         the other. ``scheduler="threads" | "processes" | "synchronous"``: dask's local scheduler;
         ``client``: any ``dask.distributed.Client`` (LocalCluster, SLURM ...). Every runner
@@ -390,5 +418,5 @@ def build_geometry(
     if client is None and scheduler is None:
         pieces, d, curve = _serial_pieces(parts, labels, c, local, manifold_dim, verbose)
     else:
-        pieces, d, curve = _dask_pieces(parts, labels, c, local, manifold_dim, client, scheduler)
+        pieces, d, curve = _dask_pieces(parts, labels, c, local, manifold_dim, client, scheduler, verbose)
     return _assemble(pieces, members, local, d, curve, labels)

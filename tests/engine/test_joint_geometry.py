@@ -103,6 +103,16 @@ def test_dask_schedulers_give_the_serial_geometry(scheduler, local):
     _assert_identical(on_dask, serial)
 
 
+@pytest.mark.parametrize("scheduler, local, ticks", [(None, True, 7), ("threads", True, 7), ("synchronous", False, 6)])
+def test_verbose_shows_one_bar_over_the_stages_on_every_runner(scheduler, local, ticks, capsys):
+    x, v, labels = _field(seed=1)  # 3 conditions: 3 graph tasks, the dimension choice (local gauges), 3 operators
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build_geometry(x, v, labels, k=K, local_gauges=local, scheduler=scheduler, verbose=True)
+    err = capsys.readouterr().err
+    assert "geometry: 100%" in err and f"| {ticks}/{ticks} [" in err
+
+
 def test_fixed_manifold_dim_is_shared_and_checked():
     x, v, labels = _field(seed=2)
     g = build_geometry(x, v, labels, k=K, local_gauges=True, manifold_dim=1, scheduler="threads")
@@ -141,7 +151,7 @@ def test_block_diagonal_assembly_keeps_explicit_zeros_and_orders_rows():
 
 
 @pytest.mark.slow
-def test_a_local_cluster_gives_the_serial_geometry():
+def test_a_local_cluster_gives_the_serial_geometry(capsys):
     distributed = pytest.importorskip("distributed")
     x, v, labels = _field(seed=4)
     with warnings.catch_warnings():
@@ -149,7 +159,8 @@ def test_a_local_cluster_gives_the_serial_geometry():
         serial = build_geometry(x, v, labels, k=K, local_gauges=True)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                       dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-            on_cluster = build_geometry(x, v, labels, k=K, local_gauges=True, client=client)
+            on_cluster = build_geometry(x, v, labels, k=K, local_gauges=True, client=client, verbose=True)
             global_gauge = build_geometry(x, v, labels, k=K, client=client)
     _assert_identical(on_cluster, serial)
     _assert_identical(global_gauge, build_geometry(x, v, labels, k=K))
+    assert "| 4/4 [" in capsys.readouterr().err  # on a client: the 3 operator tasks and the dimension choice

@@ -38,7 +38,8 @@ from marble_widgets.widgets.page import (  # noqa: F401  (re-exported: the wire 
 )
 
 #: ES module parts, concatenated into one no-build module (WebGL point layer, panels, the view).
-ESM_PARTS = ("mw_common.js", "flow_view_gl.js", "flow_view_dom.js", "flow_view_panels.js", "flow_view.js")
+ESM_PARTS = ("mw_common.js", "flow_view_gl.js", "flow_view_dom.js", "flow_view_scene.js", "flow_view_panels.js",
+             "flow_view.js")
 
 
 def esm_text() -> str:
@@ -81,8 +82,9 @@ class FlowView(anywidget.AnyWidget):
     neighbors : (sample, k) int indices (-1 padded) or ``MARBLE.inspect`` output; default: the results'
         ``neighbors``, else the ``k`` nearest samples in the full state space.
     dims : plotted state dims. 2 (default): a point layer (WebGL or CPU splats) under SVG marks for the
-        point, its neighbours and trail (a step costs about one frame). 3: a rotatable plotly 3-D scene, redrawn
-        after the other views (coalesced, at most once a second while playing; fires ``mw-scene-drawn``).
+        point, its neighbours and trail (a step costs about one frame). 3: a rotatable 3-D scene of our own
+        (``static/flow_view_scene.js``: the cloud splatted once per camera with a depth buffer, marks moved on a
+        step in the same frame as the other views; fires ``mw-scene-drawn``); drag rotates, wheel zooms.
     behaviour : numeric per-sample variable plotted over time in the behaviour panel ("" or None:
         the colour variable when it is numeric).
     features : draw the derivative-features panel of a results Dataset. Its (sample, feature) buffer is the

@@ -23,8 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 ROOT = ".mw-fv"
 STATE, EMB = ".mw-fv-state", ".mw-fv-embedding"
 # 2-D clouds are WebGL point layers (flow_view_gl.js) under SVG marks for the point, its neighbours and
-# the trail; plotly draws axes, colour bar and selection box. A 3-D state scene is plotly: traces 0 cloud,
-# 1 selection, 2 trail, 3 neighbours, 4 current.
+# the trail; plotly draws axes, colour bar and selection box. The 3-D state scene: test_flow_view_scene.py.
 VIEW_JS = "document.querySelector('#mw-root-flow').__mwFlowView"
 START = 20
 
@@ -299,38 +298,6 @@ def test_model_sets_sample_and_selection(fv: Any, built: dict[str, Any]) -> None
     assert not fv.js_errors
 
 
-def test_3d_scene_follows_the_step(page: Any, tmp_path: Path) -> None:
-    """dims=3: the plotly scene's trail, neighbours and point are redrawn after each step."""
-    built3 = _build(tmp_path, dims=3)
-    fv = _open(page, built3["url"])
-    _wait_drawn(fv, START, "sceneDrawn")
-    a = built3["a"]
-    order, p = a["order"], int(built3["pos_of"][START])
-    fv.locator(ROOT).focus()
-    fv.keyboard.press("ArrowRight")
-    i = int(order[p + 1])
-    _wait_drawn(fv, i, "sceneDrawn")
-    x = a["x"].astype(float)
-    nb = a["neighbors"][i][a["neighbors"][i] >= 0]
-    keys = ("x", "y", "z")
-    np.testing.assert_array_equal(_trace(fv, STATE, 4, keys), x[[i]])
-    np.testing.assert_array_equal(_trace(fv, STATE, 3, keys), x[nb])
-    np.testing.assert_array_equal(_trace(fv, STATE, 2, keys), x[order[:p + 2]])  # trail: trajectory so far
-    lab.screenshot(fv, "flow_view_export_3d")
-    # while playing the scene is redrawn less often than the 2-D views; on pause it catches up
-    stats = "() => document.querySelector('#mw-root-flow').__mwFlowView.stats"
-    before = fv.evaluate(stats)
-    fv.locator(".mw-fv-play").click()
-    fv.wait_for_function(f"() => ({stats})().frames >= {before['frames'] + 20}", timeout=20_000)
-    fv.locator(".mw-fv-play").click()
-    during = fv.evaluate(stats)
-    assert during["sceneFrames"] - before["sceneFrames"] < (during["frames"] - before["frames"]) / 2
-    last = int(fv.evaluate("() => document.querySelector('.mw-fv').dataset.drawn"))
-    _wait_drawn(fv, last, "sceneDrawn")
-    np.testing.assert_array_equal(_trace(fv, STATE, 4, keys), x[[last]])
-    assert not fv.js_errors
-
-
 def test_browser_to_model_sync_is_throttled(fv: Any, built: dict[str, Any]) -> None:
     """Eight steps within one task reach the model (Python's side) once, as the last value."""
     order, p = built["a"]["order"], int(built["pos_of"][START])
@@ -442,82 +409,6 @@ def test_results_view_shows_frame_transported_features_and_behaviour(page: Any, 
     fv.evaluate("() => window.mwModel.set('show_transported', true)")
     assert fv.evaluate(LOCAL_JS)["shown"] is True
     assert not fv.js_errors
-
-
-# --- a 10^5-point cloud: click-to-jump and box selection ------------------------------------------
-N_LARGE = 100_000
-
-
-def large_view(n: int) -> Any:
-    """``benchmarks/client_view_latency.large_view``: n synthetic samples, uniform random 2-D embedding."""
-    import importlib.util
-
-    path = Path(__file__).parents[2] / "benchmarks" / "client_view_latency.py"
-    spec = importlib.util.spec_from_file_location("client_view_latency", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.large_view(n)
-
-
-@pytest.fixture(scope="module")
-def built_large(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    view = large_view(N_LARGE)
-    path = view.to_html(tmp_path_factory.mktemp("flow_view_large") / "flow.html")
-    return {"url": path.resolve().as_uri(), "emb": view.arrays()["embedding"].astype(float)}
-
-
-def _pixels(page: Any, sel: str, points: np.ndarray) -> np.ndarray:
-    """Page pixels of data ``points`` on plot ``sel`` (plotly's axis transform, applied here)."""
-    ax = page.evaluate("""s => { const gd = document.querySelector(s), fl = gd._fullLayout;
-        const box = gd.querySelector('.main-svg').getBoundingClientRect();
-        return [box.left + fl.xaxis._offset, fl.xaxis._length, ...fl.xaxis.range,
-                box.top + fl.yaxis._offset, fl.yaxis._length, ...fl.yaxis.range]; }""", sel)
-    x0, w, xa, xb, y0, hgt, ya, yb = ax
-    return np.column_stack([x0 + (points[:, 0] - xa) / (xb - xa) * w, y0 + (yb - points[:, 1]) / (yb - ya) * hgt])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["auto", "webgl"])
-def test_large_cloud_click_jumps_and_box_selects_exact_indices(page: Any, built_large: dict[str, Any],
-                                                                backend: str) -> None:
-    """10^5 points: click-to-jump and box selection, with the point layer chosen for this browser (CPU
-    splats under software GL) and with the WebGL one forced."""
-    from scipy.spatial import cKDTree
-
-    if backend == "webgl":
-        page.add_init_script("globalThis.__mwPointLayer = 'webgl'")
-    page.goto(built_large["url"])
-    page.wait_for_selector(f"{ROOT}[data-ready=true]", timeout=60_000)
-    used = page.evaluate(f"() => Object.values({VIEW_JS}.layers).map(l => l.backend)")
-    assert used == (["webgl", "webgl"] if backend == "webgl" else ["cpu", "cpu"])  # chromium here: SwiftShader
-    emb = built_large["emb"]
-    px = _pixels(page, EMB, emb)
-    dist, _ = cKDTree(px).query(px, k=2)
-    target = int(np.argmax(dist[:, 1]))  # the most isolated point on screen
-    assert dist[target, 1] > 2
-    page.mouse.click(*px[target])
-    _wait_drawn(page, target)
-    assert page.locator(".mw-fv-status").inner_text().startswith(f"sample {target} ·")
-    # box selection: the page selects exactly the points inside the range plotly reports
-    page.evaluate("""() => document.querySelector('.mw-fv-embedding').on('plotly_selected', e => { window.__range = e.range; })""")
-    a, b = np.array([-0.5, 0.5]), np.array([0.2, -0.3])
-    (ax, ay), (bx, by) = _pixels(page, EMB, np.array([a, b]))
-    page.mouse.move(ax, ay)
-    page.mouse.down()
-    page.mouse.move(bx, by, steps=8)
-    page.mouse.up()
-    page.wait_for_function("() => window.__range && document.querySelector('.mw-fv').dataset.selected !== undefined")
-    rng = page.evaluate("() => window.__range")
-    (x0, x1), (y0, y1) = sorted(rng["x"]), sorted(rng["y"])
-    inside = np.flatnonzero((emb[:, 0] >= x0) & (emb[:, 0] <= x1) & (emb[:, 1] >= y0) & (emb[:, 1] <= y1))
-    assert 0.05 * N_LARGE < inside.size < 0.4 * N_LARGE
-    page.wait_for_function("n => document.querySelector('.mw-fv').dataset.selected === String(n)", arg=int(inside.size))
-    _wait_selection(page, inside)
-    shown = _shown_selection(page)
-    assert shown["drawn"] == {"state": inside.size, "embedding": inside.size}
-    np.testing.assert_array_equal(shown["selection"], inside)
-    lab.screenshot(page, f"flow_view_export_1e5_selection_{backend}")
-    assert not page.js_errors
 
 
 # --- the dashboard channel: views of one page follow each other's sample, in the page -----------------

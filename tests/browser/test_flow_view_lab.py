@@ -24,7 +24,9 @@ CELLS = [
     "view.observe(lambda c: setattr(heard, 'value', f\"py sample {c['new']}\"), 'sample')\n"
     "drive = widgets.Button(description='drive')\ndrive.add_class('mw-test-drive')\n"
     "def _drive(_):\n    view.sample = 77\n    view.color_by = 'position'\n    view.selection = [4, 9, 60]\n"
+    "    view3.sample = 77\n"
     "drive.on_click(_drive)\nwidgets.HBox([heard, drive])",
+    "view3 = FlowView(ff, embedding(ff), sample=20, dims=3)\nview3",
 ]
 
 
@@ -42,7 +44,7 @@ def reference() -> dict[str, Any]:
     arrays = FlowView(ff, embedding(ff), sample=20).arrays()
     pos_of = np.empty_like(arrays["order"])
     pos_of[arrays["order"]] = np.arange(arrays["order"].size)
-    return {"a": arrays, "pos_of": pos_of}
+    return {"a": arrays, "pos_of": pos_of, "a3": FlowView(ff, embedding(ff), sample=20, dims=3).arrays()}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def test_steps_in_browser_and_reports_to_python(fv: Any, reference: dict[str, An
     want = int(order[reference["pos_of"][20] + 3])
     _wait(fv, "s => document.querySelector('.mw-fv').dataset.drawn === String(s)", want)
     nb = a["neighbors"][want][a["neighbors"][want] >= 0]
-    marks = fv.evaluate("""() => [...document.querySelectorAll('.mw-fv-panel-embedding .mw-fv-neighbours circle')]
+    marks = fv.evaluate("""() => [...document.querySelector('.mw-fv').querySelectorAll('.mw-fv-panel-embedding .mw-fv-neighbours circle')]
         .filter(c => !c.hasAttribute('display')).map(c => Number(c.getAttribute('data-sample')))""")
     assert marks == nb.tolist()
     # the kernel hears where the user is (throttled), and the notebook did not take the arrow keys
@@ -107,3 +109,23 @@ def test_python_drives_the_view(fv: Any, reference: dict[str, Any]) -> None:
     assert sel == [[4, 9, 60], 3, 3]
     assert fv.locator(".mw-fv-color").first.input_value() == "position"
     lab.screenshot(fv, "flow_view_lab_driven", ".mw-fv")
+
+
+def test_3d_scene_follows_python_and_steps_in_the_browser(fv: Any, reference: dict[str, Any]) -> None:
+    """The 3-D view (third cell): Python set its sample to 77 (the drive button), the scene's marks sit at
+    their projection (computed in the test); a key press steps it in the page, to the scene's frame."""
+    from test_flow_view_scene import _assert_marks_at, _scene
+
+    view3 = "document.querySelectorAll('.mw-fv')[1].parentElement.__mwFlowView"
+    built3 = {"a": reference["a3"], "pos_of": reference["pos_of"]}
+    fv.locator(".mw-test-drive button, button.mw-test-drive").first.click()  # Python: view3.sample = 77
+    _wait(fv, "() => document.querySelectorAll('.mw-fv')[1]?.dataset.sceneDrawn === '77'")
+    _assert_marks_at(_scene(fv, view3), built3, 77)
+    fv.locator(".mw-fv").nth(1).focus()
+    fv.keyboard.press("ArrowRight")
+    want = int(reference["a3"]["order"][reference["pos_of"][77] + 1])
+    _wait(fv, "s => document.querySelectorAll('.mw-fv')[1].dataset.sceneDrawn === String(s)", want)
+    _assert_marks_at(_scene(fv, view3), built3, want)
+    assert fv.evaluate("() => document.querySelector('.mw-fv').dataset.drawn") == "77"  # the 2-D view stays
+    lab.screenshot(fv, "flow_view_lab_3d", ".mw-fv-panel-state >> nth=1")
+    assert not fv.js_errors

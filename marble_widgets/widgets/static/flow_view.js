@@ -6,8 +6,9 @@
 // list in the HTML export; two-way), fps, sync_ms, channel (the dashboard channel, mw_common.js
 // mwChannel), _meta (JSON), _arrays ({name: {dtype, shape, buffer[, compression][, quantized]}}),
 // _plotly (library widget or {version, source}). The 2-D clouds are drawn by PointLayer
-// (flow_view_gl.js), the DOM, plotly figures and marks are built by flow_view_dom.js, the local flow,
-// features and behaviour panels by flow_view_panels.js; this part holds the state and the events.
+// (flow_view_gl.js), a 3-D state by Scene3D (flow_view_scene.js), the DOM, plotly figures and marks are
+// built by flow_view_dom.js, the local flow, features and behaviour panels by flow_view_panels.js; this
+// part holds the state and the events.
 
 const TRAIL = 40; // samples of the current trajectory drawn behind the point
 
@@ -24,9 +25,6 @@ export async function loadPlotly(model) {
   return mwLoadPlotly(model);
 }
 
-// A 3-D scene redraws its whole cloud (hundreds of ms with software GL) and blocks the page meanwhile:
-// while playing it is redrawn at most this often, so the 2-D views keep the frame rate; it catches up on pause.
-const SCENE_PLAY_MS = 1000;
 const FEATURES_PLAY_MS = 200;
 
 // while the page sends a selection to Python it goes as int32 bytes (no JSON list of 10^5 numbers)
@@ -90,7 +88,7 @@ export default {
     const cloud = async (name, flat, width, withBar) => {
       const gd = plots[name];
       const bounds = dataBounds(flat, width, n);
-      await Plotly.newPlot(gd, cloudTraces(meta, A, flat, 2, key0, withBar), layoutFor(meta, name, bounds), config);
+      await Plotly.newPlot(gd, cloudTraces(meta, A, key0, withBar), layoutFor(meta, name, bounds), config);
       layers[name] = pointLayer(gd, wraps[name], flat, width, n, meta.theme);
       layers[name].setColours(colourOf(meta, A, colourCache, key0));
       marks[name] = new Marks2D(gd, wraps[name], meta.theme, (s) => goTo(s));
@@ -100,8 +98,13 @@ export default {
       gd.on("plotly_afterplot", follow);
       follow();
     };
+    // the 3-D scene (flow_view_scene.js) carries the colour bar when there is no embedding plot
+    const barOf = (key) => (!hasEmb && key ? { key, spec: meta.colors[key] } : null);
+    let scene = null;
     if (nd === 3) {
-      await Plotly.newPlot(plots.state, cloudTraces(meta, A, A.x.data, 3, key0, !hasEmb), layoutFor(meta, "scene"), config);
+      scene = new Scene3D(plots.state, A.x.data, n, meta, (s) => goTo(s));
+      scene.setColours(colourOf(meta, A, colourCache, key0), barOf(key0));
+      el.__mwFlowView.scene = scene;
     } else {
       await cloud("state", A.x.data, nd, !hasEmb);
     }
@@ -118,45 +121,6 @@ export default {
     // that does arrive was set by Python and is applied (it replaces an unsent local one).
     const { push, fromKernel } = mwSync(model);
 
-    const pts = (flat, width, idx) => ({ x: pick(flat, width, idx, 0), y: pick(flat, width, idx, 1), z: pick(flat, width, idx, 2) });
-    const restyleGroups = (gd, flat, traces, groups) => {
-      const update = { x: [], y: [], z: [] };
-      for (const idx of groups) {
-        const p = pts(flat, 3, idx);
-        for (const k of Object.keys(update)) update[k].push(p[k]);
-      }
-      return Plotly.restyle(gd, update, traces);
-    };
-
-    // 3-D scene: a full plotly redraw, coalesced (and spaced out while playing)
-    let sceneBusy = false;
-    let sceneWanted = -1;
-    let sceneNext = 0; // earliest start of the next scene redraw (performance.now())
-    let sceneTimer = null;
-    const drawScene = () => {
-      if (sceneBusy || sceneWanted < 0 || sceneTimer) return;
-      const wait = sceneNext - performance.now();
-      if (wait > 0) { sceneTimer = setTimeout(() => { sceneTimer = null; drawScene(); }, wait); return; }
-      const i = sceneWanted;
-      sceneWanted = -1;
-      sceneBusy = true;
-      const t = trajOf[i];
-      const trail = Array.from(order.subarray(Math.max(offsets[t], posOf[i] - TRAIL), posOf[i] + 1));
-      restyleGroups(plots.state, A.x.data, [2, 3, 4], [trail, neighboursOf(A, i), [i]])
-        .then(() => new Promise((r) => requestAnimationFrame(r)))
-        .then(() => {
-          stats.sceneFrames += 1;
-          root.dataset.sceneDrawn = String(i);
-          el.dispatchEvent(new CustomEvent("mw-scene-drawn", { detail: { sample: i, t: performance.now() } }));
-        })
-        .catch((err) => console.error("[marble_widgets] FlowView 3-D redraw failed", err))
-        .finally(() => {
-          sceneBusy = false;
-          sceneNext = playing ? performance.now() + SCENE_PLAY_MS : 0;
-          drawScene();
-        });
-    };
-
     let lastFrame = 0;
     let playStart = 0;
     const frameDone = (now) => {
@@ -167,6 +131,11 @@ export default {
       lastFrame = now;
       root.dataset.drawn = String(cur);
       el.dispatchEvent(new CustomEvent("mw-drawn", { detail: { sample: cur, t: performance.now() } }));
+      if (scene) { // the scene's marks moved with the other views: the same frame shows them
+        stats.sceneFrames += 1;
+        root.dataset.sceneDrawn = String(cur);
+        el.dispatchEvent(new CustomEvent("mw-scene-drawn", { detail: { sample: cur, t: performance.now() } }));
+      }
     };
 
     // the local view: ambient dims 0, 1, or (results) the sample's frame with transported vectors
@@ -217,13 +186,13 @@ export default {
       timed("marks", () => {
         if (marks.state) marks.state.place(A.x.data, nd, i, nbs, trail);
         if (marks.embedding) marks.embedding.place(A.embedding.data, 2, i, nbs, []);
+        if (scene) scene.place(i, nbs, trail);
       });
       timed("local", () => drawLocal(i));
       // while playing, the features panel (one bar per feature: ~1000 for the rat) follows at ~5 Hz
       const now = performance.now();
       if (features && (!playing || now - featuresShown >= FEATURES_PLAY_MS)) { timed("features", () => features.show(i)); featuresShown = now; }
       timed("behaviour", () => behaviour.show(behaviourKey(), t, i));
-      if (nd === 3) { sceneWanted = i; drawScene(); }
       if (!frameQueued) { frameQueued = true; requestAnimationFrame(frameDone); }
     };
 
@@ -231,7 +200,7 @@ export default {
       const t = trajOf[i];
       ctl.slider.max = String(offsets[t + 1] - offsets[t] - 1);
       ctl.slider.value = String(posOf[i] - offsets[t]);
-      ctl.trajectory.value = String(t);
+      if (ctl.trajectory.value !== String(t)) ctl.trajectory.value = String(t); // (see flow_view.css: its width is fixed)
       const [cond, trial] = meta.trajectories[t];
       ctl.status.innerHTML = `sample <b>${i}</b> · ${cond} · trial ${trial} · t = ${A.time.data[i].toPrecision(4)} s · ${nbs.length} neighbours`;
       root.dataset.sample = String(i);
@@ -251,7 +220,7 @@ export default {
     };
     const stepBy = (d) => goTo(order[Math.max(0, Math.min(n - 1, posOf[cur] + d))]);
 
-    // --- colour and selection: one buffer upload per 2-D cloud; the colour bar is an empty plotly trace ---
+    // --- colour and selection: one buffer per cloud (2-D layers and 3-D scene); a 2-D colour bar is an empty plotly trace ---
     const recolour = (key, fromModel = false) => {
       ctl.color.value = key;
       root.dataset.colorBy = key;
@@ -260,7 +229,7 @@ export default {
       // only the plot showing the colour bar needs plotly (the other's trace carries nothing visible)
       const bar = hasEmb ? "embedding" : "state";
       if (layers[bar]) jobs.push(Plotly.restyle(plots[bar], { marker: [markerFor(meta, A, key, 4, true, true)] }, [0]));
-      if (nd === 3) jobs.push(Plotly.restyle(plots.state, { marker: [markerFor(meta, A, key, 2, !hasEmb)] }, [0]));
+      if (scene) jobs.push(scene.setColours(rgba, barOf(key)));
       if (cur >= 0) behaviour.show(behaviourKey(), trajOf[cur], cur);
       if (!fromModel) push("color_by", key);
       return Promise.all(jobs).then(() => el.dispatchEvent(new CustomEvent("mw-recoloured", { detail: { key, t: performance.now() } })));
@@ -268,7 +237,7 @@ export default {
     const select = (idx, fromModel = false) => {
       selection = idx;
       const jobs = Object.values(layers).map((layer) => layer.setSelection(idx));
-      if (nd === 3) jobs.push(restyleGroups(plots.state, A.x.data, [1], [Array.from(idx)]));
+      if (scene) jobs.push(scene.setSelection(idx));
       if (!fromModel) push("_selection", selectionBytes(idx));
       if (live) channel.publish("selection", Int32Array.from(idx), me);
       root.dataset.selected = String(idx.length);
@@ -299,12 +268,6 @@ export default {
         stats.play.ms += performance.now() - playStart;
       }
       if (!on && features && cur >= 0) features.show(cur); // paused: the features panel catches up
-      if (!on && sceneTimer) { // paused: the 3-D scene catches up now
-        clearTimeout(sceneTimer);
-        sceneTimer = null;
-        sceneNext = 0;
-        drawScene();
-      }
       if (!fromModel) push("playing", on);
     };
     const setTransported = (on, fromModel = false) => {
@@ -360,14 +323,6 @@ export default {
       globalThis.addEventListener("pointerup", up, true);
       unlisten.push(() => globalThis.removeEventListener("pointerup", up, true));
     }
-    if (nd === 3) {
-      plots.state.on("plotly_click", (ev) => {
-        const point = ev && ev.points && ev.points[0];
-        if (!point) return;
-        const list = { 0: null, 1: selection, 3: nbs }[point.curveNumber];
-        if (list !== undefined) goTo(list === null ? point.pointNumber : list[point.pointNumber]);
-      });
-    }
     // a box drag selects on pointer up, from the drag's corners: plotly reports its selection up to
     // 100 ms later (it throttles selection work); its own range then replaces ours if it differs
     const sameSelection = (idx) => idx.length === selection.length && idx.every((v, k) => v === selection[k]);
@@ -389,7 +344,8 @@ export default {
         else if (ev.lassoPoints && ev.lassoPoints.x) idx = layer.inLasso(ev.lassoPoints.x.map(Number), ev.lassoPoints.y.map(Number));
         if (idx && !sameSelection(idx)) select(idx);
       });
-      plots.embedding.on("plotly_deselect", () => select(new Int32Array(0)));
+      // plotly deselects on every click in select mode: with nothing selected that is no change (no re-splat)
+      plots.embedding.on("plotly_deselect", () => { if (selection.length) select(new Int32Array(0)); });
     }
     const onSample = fromKernel("sample", () => goTo(model.get("sample"), true));
     const onPlaying = fromKernel("playing", () => setPlaying(!!model.get("playing"), true));
@@ -414,6 +370,7 @@ export default {
       }
       Object.values(marks).forEach((m) => m.refresh());
       Object.values(layers).forEach((m) => m.refresh());
+      if (scene) scene.resize();
     });
     [plots.state, plots.embedding].filter(Boolean).forEach((gd) => resizer.observe(gd));
 
@@ -435,7 +392,8 @@ export default {
       for (const [name, fn] of Object.entries(handlers)) model.off(`change:${name}`, fn);
       unlisten.forEach((off) => off());
       Object.values(layers).forEach((layer) => layer.dispose());
-      [plots.state, plots.embedding].filter(Boolean).forEach((gd) => Plotly.purge(gd));
+      if (scene) scene.dispose();
+      [plots.state, plots.embedding].filter((gd) => gd && gd._fullLayout).forEach((gd) => Plotly.purge(gd));
     };
   },
 };

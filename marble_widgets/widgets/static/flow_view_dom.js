@@ -3,17 +3,6 @@
 // PointLayer, and the marks (point, neighbours, trail) moved over a 2-D plot without a plotly redraw.
 
 // --- small array helpers (lookups only) -------------------------------------------------------------
-function column(flat, width, j) {
-  const n = flat.length / width;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = flat[i * width + j];
-  return out;
-}
-
-function pick(flat, width, idx, j) {
-  return idx.map((i) => flat[i * width + j]);
-}
-
 // graph neighbours of i (no -1 padding, not i itself); `cols` receives their columns in `neighbors`
 function neighboursOf(A, i, cols = null) {
   const k = A.neighbors.shape[1];
@@ -59,7 +48,7 @@ function buildDom(el, meta, hasEmbedding) {
     const wrap = h("div", { class: "mw-fv-wrap" }, [plot]);
     return [h("div", { class: `mw-fv-panel mw-fv-panel-${name}` }, [h("div", { class: "mw-fv-title", text: title }), wrap]), plot, wrap];
   };
-  const [statePanel, state, stateWrap] = panel("state", `State space (${meta.dims.join(", ")})`);
+  const [statePanel, state, stateWrap] = panel("state", `State space (${meta.dims.join(", ")})${meta.n_dims === 3 ? " · drag to rotate" : ""}`);
   const inFrame = meta.tangent_dims !== undefined;
   const [localPanel, local] = panel("local", inFrame ? "Neighbourhood in the sample's frame (raw and transported vectors)"
                                                       : "Neighbourhood and local flow (offsets from the point)");
@@ -114,11 +103,6 @@ function layoutFor(meta, kind, bounds = null) {
   const base = { margin: { l: 40, r: 10, t: 10, b: 36 }, showlegend: false, hovermode: false,
                  font: { family: meta.theme.font, size: 11, color: meta.theme.ink }, paper_bgcolor: "white",
                  plot_bgcolor: "white", uirevision: "keep", autosize: true, height: 420 };
-  if (kind === "scene") {
-    const ax = (t) => ({ title: { text: t }, showspikes: false });
-    return { ...base, hovermode: "closest", margin: { l: 0, r: 0, t: 0, b: 0 },
-             scene: { xaxis: ax(meta.dims[0]), yaxis: ax(meta.dims[1]), zaxis: ax(meta.dims[2]) } };
-  }
   // the points are drawn by a PointLayer: plotly holds no data, so the axes get the data's ranges
   const titles = kind === "embedding" ? ["latent 0", "latent 1"] : meta.dims;
   return { ...base, dragmode: kind === "embedding" ? "select" : "zoom",
@@ -126,25 +110,11 @@ function layoutFor(meta, kind, bounds = null) {
            yaxis: { title: { text: titles[1] }, range: bounds.y, autorange: false, zeroline: false } };
 }
 
-function overlay(type, name, marker) {
-  const t = { type, name, mode: "markers", x: [], y: [], z: [], marker, hoverinfo: "none" };
-  return t;
-}
-
-// 2-D: one empty trace carrying the colour bar (the PointLayer draws the points).
-// 3-D plotly traces: 0 cloud, 1 selection, 2 trail, 3 neighbours, 4 current.
-function cloudTraces(meta, A, flat, dims, key, withBar) {
-  // (one off-axis point: plotly draws no colour bar for a trace without points)
-  if (dims === 2) return [{ type: "scatter", mode: "markers", x: [null], y: [null], name: "colour", hoverinfo: "none",
-                            marker: markerFor(meta, A, key, 4, withBar, true) }];
-  const type = "scatter3d";
-  const cloud = { type, mode: "markers", x: column(flat, dims, 0), y: column(flat, dims, 1), z: column(flat, dims, 2),
-                  marker: markerFor(meta, A, key, 2, withBar), hoverinfo: "none", name: "samples" };
-  const th = meta.theme;
-  return [cloud, overlay(type, "selection", { color: th.selection, size: 3 }),
-    { type, mode: "lines", x: [], y: [], z: [], line: { color: th.highlight, width: 3 }, hoverinfo: "none", name: "trail" },
-    overlay(type, "neighbours", { color: "white", size: 5, line: { color: th.ink, width: 1.5 } }),
-    overlay(type, "current", { color: th.highlight, size: 7, symbol: "diamond", line: { color: "white", width: 1.5 } })];
+// 2-D: one empty trace carrying the colour bar (the PointLayer draws the points; a 3-D state is a Scene3D,
+// flow_view_scene.js). One off-axis point: plotly draws no colour bar for a trace without points.
+function cloudTraces(meta, A, key, withBar) {
+  return [{ type: "scatter", mode: "markers", x: [null], y: [null], name: "colour", hoverinfo: "none",
+            marker: markerFor(meta, A, key, 4, withBar, true) }];
 }
 
 // RGBA bytes of colour key `key` for a PointLayer (cached: a recolour back is one buffer upload)

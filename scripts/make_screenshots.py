@@ -11,6 +11,7 @@ Playwright driving the system Chromium (never ``playwright install``):
     docs/dashboard_raster.png     rat: the spike raster following the flow view's sample
     docs/dashboard_training.png   rat: the training view
     docs/dashboard_alignment.png  MC_Maze_Small: distances, MDS map, aligned pair
+    docs/dashboard_state_3d.png   MC_Maze_Small: the flow view's 3-D state scene (dims=3), reach conditions
 
 Run: ``python scripts/make_screenshots.py [--epochs 20] [--out docs]``. Every PNG is kept under
 400 KB (palette-quantised, and scaled down if still too big).
@@ -37,12 +38,13 @@ def export_rat(work: Path, epochs: int) -> Path:
 
 
 def export_maze(work: Path, epochs: int) -> Path:
-    """MC_Maze_Small, 6 reach conditions: flow field -> MARBLE -> dashboard export."""
+    """MC_Maze_Small, 6 reach conditions: flow field -> MARBLE -> dashboard export (3-D state scene)."""
     import marble_widgets as mw
     rec = mw.datasets.mc_maze_small(bin_size=0.02)
     ff = mw.flow_field(rec, n_components=5, smooth=0.1, condition="condition")
     model = mw.MARBLE(order=2, k=30, delta=1.5, out_dim=3, epochs=epochs, verbose=False).fit(ff)
-    board = mw.dashboard(model, ff, title="MARBLE on MC_Maze_Small (NLB, monkey J, reaching)")
+    board = mw.dashboard(model, ff, dims=3, title="MARBLE on MC_Maze_Small (NLB, monkey J, reaching)")
+    board.flow_view.color_by = "condition"
     return board.to_html(work / "maze.html")
 
 
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
                               "dashboard_embedding": "#mw-root-flow .mw-fv-panel-embedding",
                               "dashboard_raster": "#mw-root-raster",
                               "dashboard_training": "#mw-root-training"}, out)
-        written += shoot(maze, {"dashboard_alignment": "#mw-root-alignment"}, out)
+        written += shoot(maze, {"dashboard_alignment": "#mw-root-alignment",
+                                "dashboard_state_3d": "#mw-root-flow .mw-fv-panel-state"}, out)
     for path in written:
         print(f"{path}  {path.stat().st_size / 1000:.0f} KB")
     return written

@@ -138,23 +138,55 @@ function sv(tag, attrs = {}) {
   return node;
 }
 
-class Marks2D {
-  constructor(gd, wrap, theme, onPick) {
-    this.gd = gd;
-    this.svg = sv("svg", { class: "mw-fv-marks" });
+// the point (a diamond), its neighbours (circles) and the trail as SVG elements in `svg`; `draw(at, ...)` places
+// them with `at(j) -> [x, y]` (CSS px in the svg), so the 2-D plots and the 3-D scene share them
+class MarksSvg {
+  constructor(svgClass, theme, onPick, { radius = 5, trailOpacity = 0.75 } = {}) {
+    this.svg = sv("svg", { class: svgClass });
     this.trail = sv("polyline", { class: "mw-fv-trail", fill: "none", stroke: theme.highlight, "stroke-width": "2.5",
-                                  "stroke-opacity": "0.75", "stroke-linejoin": "round" });
+                                  "stroke-opacity": String(trailOpacity), "stroke-linejoin": "round" });
     this.layer = sv("g", { class: "mw-fv-neighbours" });
     this.current = sv("path", { class: "mw-fv-current", d: "M0,-9L9,0L0,9L-9,0Z", fill: theme.highlight,
                                 stroke: "white", "stroke-width": "1.5" });
     this.theme = theme;
+    this.radius = String(radius);
     this.circles = [];
     this.svg.append(this.trail, this.layer, this.current);
-    wrap.appendChild(this.svg);
     this.svg.addEventListener("click", (ev) => {
       const s = ev.target.getAttribute && ev.target.getAttribute("data-sample");
       if (s !== null && s !== undefined) onPick(Number(s));
     });
+  }
+
+  draw(at, i, nbs, trail) {
+    const [x, y] = at(i);
+    this.current.setAttribute("transform", `translate(${x},${y})`);
+    this.current.setAttribute("data-sample", String(i));
+    this.trail.setAttribute("points", trail.map((j) => { const p = at(j); return `${p[0]},${p[1]}`; }).join(" "));
+    while (this.circles.length < nbs.length) {
+      const c = sv("circle", { r: this.radius, fill: "white", "fill-opacity": "0.9", stroke: this.theme.ink,
+                               "stroke-width": "1.5" });
+      this.circles.push(c);
+      this.layer.appendChild(c);
+    }
+    this.circles.forEach((c, k) => {
+      if (k >= nbs.length) { c.setAttribute("display", "none"); c.removeAttribute("data-sample"); return; }
+      const [cx, cy] = at(nbs[k]);
+      c.removeAttribute("display");
+      c.setAttribute("cx", cx);
+      c.setAttribute("cy", cy);
+      c.setAttribute("data-sample", String(nbs[k]));
+    });
+    return [x, y];
+  }
+}
+
+// the marks over a 2-D plot, in data coordinates (the axis ranges plotly reports and the plot area's box)
+class Marks2D extends MarksSvg {
+  constructor(gd, wrap, theme, onPick) {
+    super("mw-fv-marks", theme, onPick);
+    this.gd = gd;
+    wrap.appendChild(this.svg);
     const refresh = () => this.refresh();
     gd.on("plotly_relayout", refresh);
     gd.on("plotly_relayouting", refresh);
@@ -176,23 +208,7 @@ class Marks2D {
     this.shown = [flat, width, i, nbs, trail];
     const f = this.f;
     if (!f) return;
-    const px = (j) => (flat[j * width] - f.x0) * f.sx;
-    const py = (j) => (f.y1 - flat[j * width + 1]) * f.sy;
-    this.current.setAttribute("transform", `translate(${px(i)},${py(i)})`);
-    this.current.setAttribute("data-sample", String(i));
-    this.trail.setAttribute("points", trail.map((j) => `${px(j)},${py(j)}`).join(" "));
-    while (this.circles.length < nbs.length) {
-      const c = sv("circle", { r: "5", fill: "white", "fill-opacity": "0.9", stroke: this.theme.ink, "stroke-width": "1.5" });
-      this.circles.push(c);
-      this.layer.appendChild(c);
-    }
-    this.circles.forEach((c, k) => {
-      if (k >= nbs.length) { c.setAttribute("display", "none"); c.removeAttribute("data-sample"); return; }
-      c.removeAttribute("display");
-      c.setAttribute("cx", px(nbs[k]));
-      c.setAttribute("cy", py(nbs[k]));
-      c.setAttribute("data-sample", String(nbs[k]));
-    });
+    this.draw((j) => [(flat[j * width] - f.x0) * f.sx, (f.y1 - flat[j * width + 1]) * f.sy], i, nbs, trail);
   }
 }
 

@@ -54,7 +54,7 @@ class Scene3D {
     this.axes = h("canvas", { class: "mw-fv-scene-axes" });
     this.canvas = h("canvas", { class: "mw-fv-scene-cloud" });
     this.ctx = this.canvas.getContext("2d");
-    this.marks = new SceneMarks(box, this.theme, onPick);
+    this.marks = new SceneMarks(this.theme, onPick);
     box.append(this.axes, this.canvas, this.marks.svg);
     this.listen(onPick);
     this.resize();
@@ -250,45 +250,16 @@ class Scene3D {
   }
 }
 
-// the point, its neighbours and the trail over the scene: SVG elements moved on a step (no cloud redraw)
-class SceneMarks {
-  constructor(box, theme, onPick) {
-    this.svg = sv("svg", { class: "mw-fv-marks mw-fv-scene-marks" });
-    this.trail = sv("polyline", { class: "mw-fv-trail", fill: "none", stroke: theme.highlight, "stroke-width": "2.5",
-                                  "stroke-opacity": "0.8", "stroke-linejoin": "round" });
-    this.layer = sv("g", { class: "mw-fv-neighbours" });
-    this.current = sv("path", { class: "mw-fv-current", d: "M0,-9L9,0L0,9L-9,0Z", fill: theme.highlight,
-                                stroke: "white", "stroke-width": "1.5" });
-    this.theme = theme;
-    this.circles = [];
-    this.svg.append(this.trail, this.layer, this.current);
-    this.svg.addEventListener("click", (ev) => {
-      const s = ev.target.getAttribute && ev.target.getAttribute("data-sample");
-      if (s !== null && s !== undefined) onPick(Number(s));
-    });
+// the point, its neighbours and the trail over the scene: SVG marks moved on a step (no cloud redraw)
+class SceneMarks extends MarksSvg {
+  constructor(theme, onPick) {
+    super("mw-fv-marks mw-fv-scene-marks", theme, onPick, { radius: 4.5, trailOpacity: 0.8 });
   }
 
   place(scene, i, nbs, trail) {
     const P = scene.P;
-    const at = (j) => scene.project(j, P);
-    const [x, y] = at(i);
-    this.current.setAttribute("transform", `translate(${x},${y})`);
-    this.current.setAttribute("data-sample", String(i));
+    const [x, y] = this.draw((j) => scene.project(j, P), i, nbs, trail);
     this.current.setAttribute("data-px", `${x},${y}`);
-    this.trail.setAttribute("points", trail.map((j) => { const p = at(j); return `${p[0]},${p[1]}`; }).join(" "));
-    while (this.circles.length < nbs.length) {
-      const c = sv("circle", { r: "4.5", fill: "white", "fill-opacity": "0.9", stroke: this.theme.ink, "stroke-width": "1.5" });
-      this.circles.push(c);
-      this.layer.appendChild(c);
-    }
-    this.circles.forEach((c, k) => {
-      if (k >= nbs.length) { c.setAttribute("display", "none"); c.removeAttribute("data-sample"); return; }
-      const p = at(nbs[k]);
-      c.removeAttribute("display");
-      c.setAttribute("cx", p[0]);
-      c.setAttribute("cy", p[1]);
-      c.setAttribute("data-sample", String(nbs[k]));
-    });
   }
 }
 

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=list(CANDIDATES))
     parser.add_argument("--seeds", type=int, default=5, help="seeds, or ensemble seeds for an ensemble candidate")
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "marble_widgets_bench" / "rat_outer")
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "marble_widgets_bench" / "rat_outer")
     parser.add_argument("--fit-only", type=int, nargs="+", metavar="SEED", help="fit these member seeds and exit")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

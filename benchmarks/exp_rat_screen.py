@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--seeds", type=int, default=2, help="seeds (ensemble seeds for ensembles) 0..n-1")
     parser.add_argument("--out-dim", type=int, default=32)
     parser.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "marble_widgets_bench" / "rat_inner")
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "marble_widgets_bench" / "rat_inner")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     fields = {json.dumps({}): inner_fields()}

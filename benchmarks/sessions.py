@@ -152,6 +152,7 @@ def fits(n_sessions: int, epochs: int, repeat: int = 1) -> tuple[list[dict[str, 
     a change of load affects all three alike (the cluster's idle workers stay up meanwhile); the rows give
     the median seconds.
     """
+    import dask
     import distributed
 
     from marble_widgets.estimator import MARBLE
@@ -169,8 +170,11 @@ def fits(n_sessions: int, epochs: int, repeat: int = 1) -> tuple[list[dict[str, 
         return out
 
     t0 = time.perf_counter()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+    # dask's statistical profiler samples every worker's stack each 10 ms: CPU taken from the fits on a
+    # machine with one core per worker (README: how to turn it off for CPU-bound fits)
+    with dask.config.set({"distributed.worker.profile.enabled": False}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                     silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
         client.run(_warm_up, fields["s00"])  # every worker's first fit (part of start-up)
         startup_s = time.perf_counter() - t0
         for _ in range(repeat):
@@ -197,7 +201,8 @@ def fits(n_sessions: int, epochs: int, repeat: int = 1) -> tuple[list[dict[str, 
     facts = {"sessions": n_sessions, "epochs": epochs, "samples_per_session": serial["n_samples"].values.tolist(),
              "mean_fit_s_serial": float(serial["fit_seconds"].mean()), "cluster_startup_s": startup_s,
              "repeats": repeat, "seconds_per_repeat": times,
-             "order": "largest sessions first on the cluster (fit_sessions' priorities)"}
+             "order": "largest sessions first on the cluster (fit_sessions' priorities)",
+             "cluster_config": {"distributed.worker.profile.enabled": False}}
     return rows, facts
 
 

@@ -328,7 +328,8 @@ def fit_sessions(
     if not isinstance(flow_fields, Mapping) or not flow_fields:
         raise TypeError("flow_fields must be a non-empty mapping {session name: flow field (or delayed)}, or Sessions.")
     params = _estimator_params(estimator)
-    tasks = {str(name): dask.delayed(_fit_one, pure=True)(ff, params, session_seed(seed, str(name)), torch_threads)
+    # pure=False: fresh keys, so no hashing of every flow field's arrays before the first fit can start
+    tasks = {str(name): dask.delayed(_fit_one, pure=False)(ff, params, session_seed(seed, str(name)), torch_threads)
              for name, ff in flow_fields.items()}
     results = compute(tasks, client=client, scheduler=scheduler, progress=progress,
                       priorities=_sample_counts(flow_fields))

@@ -344,7 +344,7 @@ export default {
         else if (ev.lassoPoints && ev.lassoPoints.x) idx = layer.inLasso(ev.lassoPoints.x.map(Number), ev.lassoPoints.y.map(Number));
         if (idx && !sameSelection(idx)) select(idx);
       });
-      // plotly deselects on every click in select mode: with nothing selected that is no change (no re-splat)
+      // a deselect with nothing selected changes nothing: no re-splat of the clouds
       plots.embedding.on("plotly_deselect", () => { if (selection.length) select(new Int32Array(0)); });
     }
     const onSample = fromKernel("sample", () => goTo(model.get("sample"), true));

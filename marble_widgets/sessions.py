@@ -30,10 +30,10 @@ import xarray as xr
 from marble_widgets.data import remote
 from marble_widgets.data.errors import MarbleDataError
 from marble_widgets.data.nwb import resolve_spelling
+from marble_widgets.engine.runners import check_runner, on_finished
 
 __all__ = ["Sessions", "open_sessions", "fit_sessions", "joint_flow_field", "session_embeddings", "session_seed"]
 
-_SCHEDULERS = ("threads", "sync", "synchronous", "processes")
 #: ``progress(name, n_done, n_total)``, called as each session's task finishes
 Progress = Callable[[str, int, int], None]
 _TORCH_LOCK = threading.Lock()
@@ -374,14 +374,11 @@ def compute(tasks: Mapping[str, Any], *, client: Any = None, scheduler: str = "t
 
     names = list(tasks)
     report = progress_bar(len(names)) if progress is True else progress or None
+    check_runner(client, None if client is not None else scheduler)  # a client replaces the local scheduler
     if client is None:
-        if scheduler not in _SCHEDULERS:
-            raise ValueError(f"scheduler must be one of {_SCHEDULERS} (or pass client=); got {scheduler!r}.")
         with _local_progress(tasks, report):
             values = dask.compute(*tasks.values(), scheduler=scheduler)
         return dict(zip(names, values))
-    if not (hasattr(client, "compute") and hasattr(client, "gather")):
-        raise TypeError(f"client must be a dask.distributed.Client (or None); got {type(client).__name__}.")
     if priorities:  # submitted highest first (a worker starts the first one it gets), each with its priority
         first = sorted(names, key=lambda n: -int(priorities.get(n, 0)))
         submitted = {n: client.compute(tasks[n], priority=int(priorities.get(n, 0))) for n in first}
@@ -403,17 +400,14 @@ def _local_progress(tasks: Mapping[str, Any], report: Progress | None) -> Iterat
     if report is None:
         yield
         return
-    from dask.callbacks import Callback
-
     name_of = {task.key: name for name, task in tasks.items()}
     done: list[str] = []
 
-    def posttask(key, result, dsk, state, worker_id):
-        if key in name_of:
-            done.append(name_of[key])
-            report(name_of[key], len(done), len(name_of))
+    def finished(key: Any) -> None:
+        done.append(name_of[key])
+        report(name_of[key], len(done), len(name_of))
 
-    with Callback(posttask=posttask):
+    with on_finished(name_of, finished):
         yield
 
 

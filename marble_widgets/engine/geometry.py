@@ -11,7 +11,6 @@ per-condition stages run here one after the other, or as dask tasks (threads, pr
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,6 +22,7 @@ from marble_widgets.engine import gauges as _gauges
 from marble_widgets.engine.config import GraphConfig
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
+from marble_widgets.engine.runners import check_runner, on_finished
 from marble_widgets.engine.laplacian import connection_laplacian, normalized_laplacian, weight_matrix
 
 
@@ -274,10 +274,6 @@ def _serial_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, ver
     return pieces, d, curve
 
 
-#: dask's local schedulers accepted by ``build_geometry(scheduler=...)``
-SCHEDULERS = ("threads", "processes", "synchronous", "sync")
-
-
 def _run(fn, capture: bool, *args):
     """``fn(*args)`` and the warnings it raised (recorded when the task runs in another process).
 
@@ -315,7 +311,7 @@ def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, clien
         if client is not None:
             values = _gathered(client, graph, bar)
         else:
-            with _counting(bar, "_run"):
+            with on_finished({t.key for t in [*stage1, *graph]}, lambda key: bar.update(1)):
                 values = list(dask.compute(*graph, scheduler=scheduler))
     for _, records in values:
         for message, category in records:
@@ -333,29 +329,6 @@ def _gathered(client, graph: list, bar) -> list:
     for _ in as_completed(futures):
         bar.update(1)
     return client.gather(futures)
-
-
-@contextmanager
-def _counting(bar, prefix: str):
-    """Tick ``bar`` whenever dask's local scheduler finishes a task whose key starts with ``prefix``."""
-    from dask.callbacks import Callback
-
-    def posttask(key, result, dsk, state, worker_id):
-        if str(key[0] if isinstance(key, tuple) else key).startswith(prefix):
-            bar.update(1)
-
-    with Callback(posttask=posttask):
-        yield
-
-
-def _check_runner(client, scheduler) -> None:
-    """Raise a clear error for a bad ``client``/``scheduler`` pair."""
-    if client is not None and scheduler is not None:
-        raise ValueError("pass either client= (a dask.distributed.Client) or scheduler=, not both.")
-    if scheduler is not None and scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler must be one of {SCHEDULERS} or None (serial); got {scheduler!r}.")
-    if client is not None and not (hasattr(client, "compute") and hasattr(client, "scatter")):
-        raise TypeError(f"client must be a dask.distributed.Client or None; got {type(client).__name__}.")
 
 
 def build_geometry(
@@ -398,7 +371,7 @@ def build_geometry(
         ``client``: any ``dask.distributed.Client`` (LocalCluster, SLURM ...). Every runner
         gives the identical geometry; warnings raised in worker processes are re-raised here.
     """
-    _check_runner(client, scheduler)
+    check_runner(client, scheduler)
     c = replace(config or GraphConfig(), **settings)
     xs = _as_float_2d("x", x)
     vs = _as_float_2d("v", v)

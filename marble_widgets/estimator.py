@@ -376,11 +376,14 @@ class MARBLE(TransformerMixin, BaseEstimator):
         if not hasattr(self, "network_"):
             raise ValueError("this MARBLE instance is not fitted yet: call fit(flow_field) first.")
 
+    def _store_for(self, geometry: Geometry) -> str | None:
+        """The feature store written at fit, if ``geometry`` is the one fitted on (else None: RAM)."""
+        return getattr(self, "feature_store_", None) if geometry is getattr(self, "geometry_", None) else None
+
     @torch.no_grad()
     def _embed(self, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
         """Linear features and embeddings of every node of ``geometry`` (eval mode)."""
-        store = getattr(self, "feature_store_", None) if geometry is getattr(self, "geometry_", None) else None
-        source = feature_source(geometry, self._feature_config(), device=self.device, store=store)
+        source = feature_source(geometry, self._feature_config(), device=self.device, store=self._store_for(geometry))
         net = self.network_.eval()
         feats = source.full(net.diffusion)
         pos = source.pos(torch.arange(geometry.n_nodes, device=feats.device))
@@ -401,8 +404,8 @@ class MARBLE(TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         geometry = self._geometry(flow_field, _runner(client, scheduler))
-        stored = getattr(self, "feature_store_", None) and geometry is getattr(self, "geometry_", None)
-        z = embed_stored(self.network_, self.feature_store_, self.device) if stored else self._embed(geometry)[1]
+        store = self._store_for(geometry)
+        z = embed_stored(self.network_, store, self.device) if store else self._embed(geometry)[1]
         out = np.full((flow_field.sizes["sample"], z.shape[1]), np.nan)
         out[geometry.sample_index] = z
         coords = sample_labels(flow_field)

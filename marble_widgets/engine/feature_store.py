@@ -27,13 +27,7 @@ import numpy as np
 import torch
 
 from marble_widgets.engine.config import FeatureConfig
-from marble_widgets.engine.features import (
-    DEFAULT_MAX_BYTES,
-    DerivativeOperator,
-    derivative_stack,
-    feature_count,
-    signal_in_frames,
-)
+from marble_widgets.engine.features import DEFAULT_MAX_BYTES, feature_count, signal_in_frames, stacked_features
 from marble_widgets.engine.network import FeatureSource, build_feature_source
 
 #: bytes of one stored chunk of rows (about; at least 64 rows): small chunks keep a random row cheap
@@ -84,10 +78,8 @@ def _block_features(geometry, signal: np.ndarray, start: int, stop: int, config:
     b = geometry.kernels[0].shape[0] // geometry.n_nodes if geometry.kernels else 1
     rows = slice(start * b, stop * b)
     part = SimpleNamespace(n_nodes=stop - start, kernels=[k[rows, rows] for k in geometry.kernels])
-    with torch.no_grad():
-        out = derivative_stack(torch.as_tensor(signal[start:stop]), DerivativeOperator(part),
-                               order=config.order, include_self=config.include_self, vec_norm=config.vec_norm)
-    return out.to(torch.float32).numpy()
+    out = stacked_features(signal[start:stop], part, config.order, config.include_self, config.vec_norm)
+    return out.astype(np.float32, copy=False)
 
 
 def _chunk_rows(width: int) -> int:

@@ -209,6 +209,14 @@ def derivative_features(
     sig = signal_in_frames(geometry, signal)
     n_feat = feature_count(sig.shape[1], geometry.n_directions, order, include_self)
     check_feature_size(len(sig), n_feat, 1, max_bytes)
+    return stacked_features(sig, geometry, order, include_self, vec_norm)
+
+
+def stacked_features(sig: np.ndarray, geometry, order: int, include_self: bool, vec_norm: bool) -> np.ndarray:
+    """``derivative_stack`` of a signal already in the derivatives' frames, without autograd, as numpy.
+
+    ``geometry`` needs only ``n_nodes`` and ``kernels`` (a condition's diagonal blocks will do).
+    """
     with torch.no_grad():
         out = derivative_stack(torch.as_tensor(sig), DerivativeOperator(geometry), order=order,
                                include_self=include_self, vec_norm=vec_norm)

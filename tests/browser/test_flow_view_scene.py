@@ -187,7 +187,9 @@ def test_play_moves_the_scene_every_frame_and_stops_where_the_views_stop(sc: Any
     sc.locator(".mw-fv-play").click()
     after = sc.evaluate(stats)
     assert after["sceneFrames"] - before["sceneFrames"] == after["frames"] - before["frames"]
-    last = int(sc.evaluate("() => document.querySelector('.mw-fv').dataset.drawn"))
+    # the stop lands between frames: the sample shown last is the one the view moved to (its frame may be pending)
+    sc.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    last = int(sc.evaluate("() => document.querySelector('.mw-fv').dataset.sample"))
     _wait_drawn(sc, last, "sceneDrawn")
     _assert_marks_at(_scene(sc), built3, last)
     assert not sc.js_errors

@@ -13,7 +13,9 @@ Each (N, runner) point runs in a fresh process so that its peak RSS is its own: 
 (``build_geometry`` in-process), ``threads`` (dask's threaded scheduler, 2 threads) and
 ``cluster`` (``LocalCluster(n_workers=2, threads_per_worker=1)``; its start-up, including the
 workers' first import of the engine, is timed apart).
-Peak memory: ``ru_maxrss`` of the calling process ("parent") and of each worker process. CPU
+Peak memory: ``ru_maxrss`` of the calling process ("parent"; ``parent_before_mb``: its RSS just
+before the build, ``parent_build_over_geometry`` = (peak - before) / the returned geometry's MB, all its arrays
+and sparse matrices, listed array by array in ``geometry_arrays_mb``) and of each worker process. CPU
 seconds (``cpu_s`` of the caller, ``workers_cpu_s`` summed over the workers) do not depend on the
 machine's load the way wall seconds do (the 2 cores are shared with other jobs: see
 ``load_average``). Every runner's geometry is hashed (all arrays and sparse matrices) to show
@@ -80,6 +82,19 @@ def digest(geometry) -> str:
     return h.hexdigest()
 
 
+def geometry_mb(geometry) -> dict[str, float]:
+    """MB of each array of a geometry (sparse matrices: data + indices + indptr) and their total."""
+    out = {}
+    for name in ("pos", "signal", "condition", "sample_index", "edge_index", "edge_weight", "frames",
+                 "connections", "degree", "kernel_weights"):
+        arr = getattr(geometry, name)
+        out[name] = 0.0 if arr is None else arr.nbytes / 2**20
+    for name, m in [*((f"kernels[{i}]", k) for i, k in enumerate(geometry.kernels)), ("laplacian", geometry.laplacian)]:
+        out[name] = (m.data.nbytes + m.indices.nbytes + m.indptr.nbytes) / 2**20
+    out["total"] = sum(out.values())
+    return out
+
+
 def _import_engine() -> None:
     import marble_widgets.engine.geometry  # noqa: F401
 
@@ -118,12 +133,18 @@ def run_one(n_total: int, runner: str) -> dict:
         row["cluster_start_s"] = time.perf_counter() - t0
         kw = {"client": client}
     workers_cpu = sum(client.run(_cpu_s).values()) if client is not None else 0.0
+    import psutil
+
+    row["parent_before_mb"] = psutil.Process().memory_info().rss / 2**20  # imports, the input (, the client)
     t0, cpu0 = time.perf_counter(), _cpu_s()
     g = build_geometry(x, v, cond, local_gauges=True, **kw)
     row["seconds"] = time.perf_counter() - t0
     row["cpu_s"] = _cpu_s() - cpu0  # the caller's CPU time (all its threads)
     row.update(n_nodes=g.n_nodes, n_edges=int(g.edge_index.shape[1]), manifold_dim=g.manifold_dim,
                n_conditions=g.n_conditions, parent_peak_mb=_peak_rss_mb())
+    sizes = geometry_mb(g)
+    row.update(geometry_mb=sizes["total"], geometry_arrays_mb=sizes)
+    row["parent_build_over_geometry"] = (row["parent_peak_mb"] - row["parent_before_mb"]) / sizes["total"]
     if client is not None:
         row["worker_peak_mb"] = max(client.run(_peak_rss_mb).values())
         row["workers_cpu_s"] = sum(client.run(_cpu_s).values()) - workers_cpu
@@ -294,7 +315,8 @@ def main() -> None:
                 r["identical_to_serial"] = len(same) == 1
     print()
     print_table(rows, ["n_points", "runner", "seconds", "cpu_s", "workers_cpu_s", "cluster_start_s",
-                       "parent_peak_mb", "worker_peak_mb", "n_edges", "identical_to_serial"])
+                       "parent_before_mb", "parent_peak_mb", "geometry_mb", "parent_build_over_geometry",
+                       "worker_peak_mb", "n_edges", "identical_to_serial"])
     slope, slope_cpu = slopes(rows), slopes(rows, cpu=True)
     print("\nlog-log slope of wall seconds vs N:", {k: round(v, 2) for k, v in slope.items()})
     print("log-log slope of CPU seconds vs N:", {k: round(v, 2) for k, v in slope_cpu.items()})

@@ -4,9 +4,12 @@
 local PCA frames + connections), directional kernels and the symmetric normalised Laplacian,
 all sparse. The graph never joins two conditions, so each condition is built alone
 (:func:`_condition_graph`, then :func:`_condition_operators`); the one step that needs them all is
-the manifold dimension (:func:`_manifold_choice`), and :func:`_assemble` stacks the blocks. The
-per-condition stages run here one after the other, or as dask tasks (threads, processes, any
-``distributed.Client``) with the identical result. The torch side reads only :class:`Geometry`.
+the manifold dimension (:func:`_manifold_choice`). The joint arrays are allocated once from the
+stage-1 counts (:class:`~marble_widgets.engine.assembly.JointLayout`) and each condition's operators
+are copied into them as soon as they exist, then released, so the caller holds about the geometry
+plus one condition, not the pieces and their concatenation. The per-condition stages run here one
+after the other, or as dask tasks (threads, processes, any ``distributed.Client``) with the
+identical result. The torch side reads only :class:`Geometry`.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from tqdm.auto import tqdm
 
 from marble_widgets.data.containers import check_condition_sizes
 from marble_widgets.engine import gauges as _gauges
+from marble_widgets.engine.assembly import BlockDiagonal, JointLayout, piece_counts
 from marble_widgets.engine.config import GraphConfig
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
@@ -200,78 +204,50 @@ def _use_local_gauges(local_gauges: bool, n: int, s: int) -> bool:
 
 
 def _block_diag_csr(blocks: list) -> sp.csr_matrix:
-    """Block-diagonal CSR matrix of square CSR blocks, built from their arrays in one pass.
+    """Block-diagonal CSR matrix of square CSR blocks, exactly as a global build lays it out.
 
-    Why: the joint operators of 10^6 nodes are assembled once, without COO round trips, and
-    exactly as a global build lays them out (rows in block order, each row's entries kept).
+    Why: rows in block order, each row's entries (explicit zeros included) kept; the joint operators
+    are filled the same way block by block (:class:`~marble_widgets.engine.assembly.BlockDiagonal`).
     """
-    sizes = np.array([b.shape[0] for b in blocks], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    nnz = np.concatenate([[0], np.cumsum([b.nnz for b in blocks])])
-    n = int(offsets[-1])
-    itype = np.int32 if max(n, int(nnz[-1])) < 2**31 - 1 else np.int64  # as scipy would choose
-    indices = np.concatenate([(b.indices + off).astype(itype, copy=False) for b, off in zip(blocks, offsets)])
-    indptr = np.concatenate([np.zeros(1, itype)] + [(b.indptr[1:] + k).astype(itype, copy=False)
-                                                    for b, k in zip(blocks, nnz)])
-    data = np.concatenate([b.data for b in blocks])
-    return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+    out = BlockDiagonal([b.shape[0] for b in blocks], [b.nnz for b in blocks])
+    for c, block in enumerate(blocks):
+        out.put(c, block)
+    return out.matrix()
 
 
-def _block_diag_each(parts: list[list]) -> list[sp.csr_matrix]:
-    """``[block_diag(k-th matrix of every part) for each k]``, releasing each k's parts once it is built."""
-    out = []
-    for k in range(len(parts[0]) if parts else 0):
-        blocks = [p[k] for p in parts]
-        for p in parts:
-            p[k] = None
-        out.append(_block_diag_csr(blocks))
-        del blocks
-    return out
-
-
-def _take(pieces: list[dict], key: str):
-    """The per-condition values of ``key``, removed from the pieces (so each is held once)."""
-    return [p.pop(key) for p in pieces]
-
-
-def _assemble(pieces: list[dict], members: list[np.ndarray], local: bool, d: int | None, curve,
+def _geometry(layout: JointLayout, members: list[np.ndarray], local: bool, d: int | None, curve,
               labels: tuple) -> Geometry:
-    """One :class:`Geometry` from the per-condition pieces: nodes, edges and blocks in condition order."""
-    sizes = [len(p["keep"]) for p in pieces]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    keep = np.concatenate([m[k] for m, k in zip(members, _take(pieces, "keep"))]).astype(np.int64)
-    cond = np.repeat(np.arange(len(pieces), dtype=np.int64), sizes)
-    edge_index = np.concatenate([e + off for e, off in zip(_take(pieces, "edge_index"), offsets)], axis=1)
-    pos = np.concatenate(_take(pieces, "pos"))
-    kernels = _block_diag_each(_take(pieces, "kernels"))
-    dim = pos.shape[1]
-    frames = np.concatenate(_take(pieces, "frames")) if local else _gauges.global_frames(len(pos), dim)
-    conn = np.concatenate(_take(pieces, "connections")) if local else None
-    return Geometry(
-        pos=pos, signal=np.concatenate(_take(pieces, "signal")), condition=cond, sample_index=keep,
-        edge_index=edge_index, edge_weight=np.concatenate(_take(pieces, "edge_weight")), frames=frames,
-        local_gauges=local, n_directions=int(d if local else dim), connections=conn, kernels=kernels,
-        laplacian=_block_diag_csr(_take(pieces, "laplacian")), degree=np.concatenate(_take(pieces, "degree")),
-        manifold_dim=d, explained_variance=curve, condition_labels=labels,
-        kernel_weights=np.concatenate(_take(pieces, "kernel_weights")),
-    )
+    """The :class:`Geometry` whose arrays the filled ``layout`` holds (no copy; global frames added)."""
+    arrays = layout.arrays(members)
+    dim = arrays["pos"].shape[1]
+    if not local:
+        arrays["frames"] = _gauges.global_frames(len(arrays["pos"]), dim)
+    return Geometry(**arrays, local_gauges=local, n_directions=int(d if local else dim), manifold_dim=d,
+                    explained_variance=curve, condition_labels=labels)
 
 
-def _serial_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, verbose: bool):
-    """Per-condition stages in this process, one condition after the other."""
+def _serial_layout(parts, labels, c: GraphConfig, local: bool, manifold_dim, verbose: bool):
+    """Per-condition stages in this process, one condition after the other, each condition's
+    operators copied into the joint layout as soon as they exist."""
     bar = tqdm(total=2 * len(parts) + 1, disable=not verbose, desc="geometry")
     stage1 = []
     for part, label in zip(parts, labels):
         stage1.append(_condition_graph(part, label, c, local))
         bar.update(1)
     d, curve = _manifold_choice([p["sing"] for p in stage1], c.var_explained, manifold_dim) if local else (None, None)
+    layout = JointLayout([piece_counts(p) for p in stage1], d if local else 1)
     bar.update(1)
-    pieces = []
-    while stage1:
-        pieces.append(_condition_operators(stage1.pop(0), d))
+    for i in range(len(stage1)):
+        layout.put(i, _condition_operators(stage1[i], d))
+        stage1[i] = None  # this condition's stage-1 arrays: released
         bar.update(1)
     bar.close()
-    return pieces, d, curve
+    return layout, d, curve
+
+
+def _operators_into(piece: dict, d: int | None, layout: JointLayout, i: int) -> None:
+    """Stage 2 of condition ``i`` written straight into ``layout`` (threads share this process's memory)."""
+    layout.put(i, _condition_operators(piece, d))
 
 
 def _run(fn, capture: bool, *args):
@@ -288,9 +264,16 @@ def _run(fn, capture: bool, *args):
     return out, [(str(w.message), w.category) for w in caught]
 
 
-def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, client, scheduler, verbose: bool):
-    """The same stages as :func:`_serial_pieces`, as one dask graph: C graph tasks, the dimension
-    reduction over their spectra (local gauges), C operator tasks; gathered here (``verbose``: a bar)."""
+def _run_after(fn, capture: bool, previous: tuple, *args):
+    """:func:`_run` on ``previous``'s value, its recorded warnings kept first (stage 1's travel with stage 2)."""
+    out, records = _run(fn, capture, previous[0], *args)
+    return out, previous[1] + records
+
+
+def _dask_layout(parts, labels, c: GraphConfig, local: bool, manifold_dim, client, scheduler, verbose: bool):
+    """The same stages as :func:`_serial_layout` as one dask graph: C graph tasks, the dimension
+    reduction over their spectra (local gauges), C operator tasks, whose pieces fill the joint layout
+    (sized from the graph tasks' counts) one by one as they finish (``verbose``: a bar)."""
     import dask
 
     capture = client is not None or scheduler == "processes"
@@ -304,31 +287,79 @@ def _dask_pieces(parts, labels, c: GraphConfig, local: bool, manifold_dim, clien
     choice = (task(_manifold_choice, capture, [s[0]["sing"] for s in stage1], c.var_explained, manifold_dim)
               if local else None)
     d = choice[0][0] if local else None
-    stage2 = [task(_condition_operators, capture, s[0], d) for s in stage1]
-    graph = [*stage2, choice] if local else stage2
-    with tqdm(total=len(graph) if client is not None else len(stage1) + len(graph), disable=not verbose,
-              desc="geometry") as bar:
+    n_ticks = len(stage1) + local if client is not None else 2 * len(stage1) + local
+    with tqdm(total=n_ticks, disable=not verbose, desc="geometry") as bar:
         if client is not None:
-            values = _gathered(client, graph, bar)
+            layout, chosen, records = _from_client(client, stage1, choice, d, capture, bar)
+        elif scheduler == "processes":
+            layout, chosen, records = _from_processes(stage1, choice, d, bar)
         else:
-            with on_finished({t.key for t in [*stage1, *graph]}, lambda key: bar.update(1)):
-                values = list(dask.compute(*graph, scheduler=scheduler))
-    for _, records in values:
-        for message, category in records:
-            warnings.warn(message, category, stacklevel=4)
-    d, curve = values.pop()[0] if local else (None, None)
-    return [v[0] for v in values], d, curve
+            layout, chosen, records = _in_threads(stage1, choice, d, local, scheduler, bar)
+    for message, category in records:
+        warnings.warn(message, category, stacklevel=4)
+    return (layout, *chosen) if local else (layout, None, None)
 
 
-def _gathered(client, graph: list, bar) -> list:
-    """``graph``'s values from ``client``, in order, ticking ``bar`` as each finishes (the operator
-    tasks and the dimension choice: the graph tasks before them run on the workers unseen)."""
+def _in_threads(stage1: list, choice, d, local: bool, scheduler: str, bar):
+    """Local threads (or synchronous): the operator tasks copy their pieces into one shared layout."""
+    import dask
+
+    counts = [dask.delayed(piece_counts, pure=False)(s[0]) for s in stage1]
+    layout = dask.delayed(JointLayout, pure=False)(counts, d if local else 1)
+    stage2 = [dask.delayed(_run, pure=False)(_operators_into, False, s[0], d, layout, i)
+              for i, s in enumerate(stage1)]
+    keys = {t.key for t in [*stage1, *stage2, *([choice] if local else [])]}
+    with on_finished(keys, lambda key: bar.update(1)):
+        layout, chosen = dask.compute(layout, choice, *stage2, scheduler=scheduler)[:2]
+    return layout, chosen[0] if local else None, []
+
+
+def _from_processes(stage1: list, choice, d, bar):
+    """Local processes: every piece comes back here at once; each is copied in, then released."""
+    import dask
+
+    stage2 = [dask.delayed(_run_after, pure=False)(_condition_operators, True, s, d) for s in stage1]
+    graph = [*stage2, choice] if choice is not None else stage2
+    with on_finished({t.key for t in [*stage1, *graph]}, lambda key: bar.update(1)):
+        values = list(dask.compute(*graph, scheduler="processes"))
+    chosen, last = values.pop() if choice is not None else (None, [])
+    layout = JointLayout([piece_counts(v[0]) for v in values], chosen[0] if chosen else 1)
+    records = []
+    for i in range(len(values)):
+        piece, found = values[i]
+        values[i] = None
+        layout.put(i, piece)
+        records += found
+    return layout, chosen, records + last
+
+
+def _from_client(client, stage1: list, choice, d, capture: bool, bar):
+    """A ``distributed.Client``: the small counts and the dimension first, then each operator piece
+    fetched as it finishes, copied in and released (the caller never holds two pieces at once)."""
+    import dask
     from distributed import as_completed
 
-    futures = client.compute(graph)
-    for _ in as_completed(futures):
+    stage2 = [dask.delayed(_run_after, pure=False)(_condition_operators, capture, s, d) for s in stage1]
+    counts = [dask.delayed(piece_counts, pure=False)(s[0]) for s in stage1]
+    futures = client.compute([*stage2, *counts, *([choice] if choice is not None else [])])
+    pending, small = futures[:len(stage2)], client.gather(futures[len(stage2):])
+    del futures
+    records: list = [[] for _ in range(len(stage2) + 1)]
+    chosen = None
+    if choice is not None:
+        chosen, records[-1] = small.pop()
         bar.update(1)
-    return client.gather(futures)
+    layout = JointLayout(small, chosen[0] if chosen else 1)
+    index = {f.key: i for i, f in enumerate(pending)}
+    for future in as_completed(pending):
+        i = index[future.key]
+        piece, records[i] = future.result()
+        pending[i] = None
+        future.release()
+        layout.put(i, piece)
+        del piece
+        bar.update(1)
+    return layout, chosen, [r for found in records for r in found]
 
 
 def build_geometry(
@@ -370,6 +401,10 @@ def build_geometry(
         the other. ``scheduler="threads" | "processes" | "synchronous"``: dask's local scheduler;
         ``client``: any ``dask.distributed.Client`` (LocalCluster, SLURM ...). Every runner
         gives the identical geometry; warnings raised in worker processes are re-raised here.
+        Memory: serially, on threads and on a client each condition's operators are copied into
+        the joint arrays as they finish, so this process peaks near the geometry's own size
+        (about 1.2x: the stage-1 graphs are kept until their operators are built); with
+        ``scheduler="processes"`` dask hands every condition's operators back at once (about 2x).
     """
     check_runner(client, scheduler)
     c = replace(config or GraphConfig(), **settings)
@@ -389,7 +424,8 @@ def build_geometry(
     parts = [(xs[m], vs[m]) for m in members]
     del xs, vs
     if client is None and scheduler is None:
-        pieces, d, curve = _serial_pieces(parts, labels, c, local, manifold_dim, verbose)
+        layout, d, curve = _serial_layout(parts, labels, c, local, manifold_dim, verbose)
     else:
-        pieces, d, curve = _dask_pieces(parts, labels, c, local, manifold_dim, client, scheduler, verbose)
-    return _assemble(pieces, members, local, d, curve, labels)
+        layout, d, curve = _dask_layout(parts, labels, c, local, manifold_dim, client, scheduler, verbose)
+    del parts
+    return _geometry(layout, members, local, d, curve, labels)

@@ -9,7 +9,10 @@ import pytest
 import scipy.sparse as sp
 
 from marble_widgets.engine import gauges
-from marble_widgets.engine.geometry import Geometry, _block_diag_csr, build_geometry
+from marble_widgets.engine.assembly import BlockDiagonal, JointLayout, piece_counts
+from marble_widgets.engine.config import GraphConfig
+from marble_widgets.engine.geometry import (Geometry, _block_diag_csr, _condition_graph, _condition_operators,
+                                            _geometry, _manifold_choice, build_geometry)
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
 from marble_widgets.engine.laplacian import connection_laplacian, normalized_laplacian
@@ -164,3 +167,135 @@ def test_a_local_cluster_gives_the_serial_geometry(capsys):
     _assert_identical(on_cluster, serial)
     _assert_identical(global_gauge, build_geometry(x, v, labels, k=K))
     assert "| 4/4 [" in capsys.readouterr().err  # on a client: the 3 operator tasks and the dimension choice
+
+
+def _stage2_pieces(x, v, labels, local: bool):
+    """Each condition's stage-2 piece as ``build_geometry`` makes them, with its members and choice."""
+    config = GraphConfig(k=K, local_gauges=local, spacing=0.02)
+    uniq, codes = np.unique(labels, return_inverse=True)
+    members = [np.flatnonzero(codes == c) for c in range(len(uniq))]
+    stage1 = [_condition_graph((x[m], v[m]), lab, config, local) for m, lab in zip(members, uniq)]
+    d, curve = _manifold_choice([p["sing"] for p in stage1], config.var_explained, None) if local else (None, None)
+    return [_condition_operators(p, d) for p in stage1], members, d, curve, tuple(uniq.tolist())
+
+
+def _piece_bytes(piece: dict) -> int:
+    arrays = [a for a in piece.values() if isinstance(a, np.ndarray)]
+    for m in [*piece["kernels"], piece["laplacian"]]:
+        arrays += [m.data, m.indices, m.indptr]
+    return sum(a.nbytes for a in arrays)
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_pieces_filled_in_any_order_give_the_built_geometry_in_the_layouts_own_arrays(local):
+    x, v, labels = _field(seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pieces, members, d, curve, uniq = _stage2_pieces(x, v, labels, local)
+        want = build_geometry(x, v, labels, k=K, local_gauges=local, spacing=0.02)
+    layout = JointLayout([piece_counts(p) for p in pieces], d if local else 1)
+    for i in (2, 0, 1):  # a cluster hands pieces back in the order they finish
+        layout.put(i, pieces[i])
+    g = _geometry(layout, members, local, d, curve, uniq)
+    _assert_identical(g, want)
+    assert pieces == [{}, {}, {}]  # each piece handed over whole: nothing of it kept twice
+    assert g.edge_index is layout.edge_index.out and g.pos is layout.nodes["pos"].out  # no copy at the end
+    assert np.shares_memory(g.laplacian.data, layout.laplacian.data)
+    assert np.shares_memory(g.kernels[-1].indices, layout.kernels[-1].indices)
+
+
+def test_block_diagonal_squeezes_unused_capacity_and_keeps_explicit_zeros():
+    a = sp.csr_matrix((np.array([1.0, 0.0, 2.0]), np.array([0, 1, 1]), np.array([0, 2, 3])), shape=(2, 2))
+    b = sp.csr_matrix(np.array([[0.0, 3.0, 0.0], [4.0, 0.0, 5.0], [0.0, 0.0, 6.0]]))
+    c = sp.csr_matrix((1, 1))  # an isolated node of a normalised Laplacian: no entry at all
+    out = BlockDiagonal([2, 1, 3], [5, 1, 4])  # upper bounds, as the layout sizes them
+    for i, m in ((2, b), (0, a), (1, c)):
+        out.put(i, m)
+    got = out.matrix()
+    np.testing.assert_array_equal(got.indptr, [0, 2, 3, 3, 4, 6, 7])
+    np.testing.assert_array_equal(got.indices, [0, 1, 1, 4, 3, 5, 5])
+    np.testing.assert_array_equal(got.data, [1.0, 0.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert got.indices.dtype == np.int32 and got.shape == (6, 6)
+    np.testing.assert_array_equal(out.matrix().indptr, got.indptr)  # asking again moves nothing
+    with pytest.raises(RuntimeError, match="block 0 of shape \\(2, 2\\) with 3 entries does not fit"):
+        BlockDiagonal([2], [2]).put(0, a)
+
+
+def test_assembly_holds_the_geometry_and_one_piece_never_every_piece_twice():
+    """The caller's memory (issue 15): pieces arriving one by one are copied into arrays allocated once,
+    so the traced peak stays below geometry + two pieces; concatenating them at the end needs about
+    twice the geometry (checked below, so the bound can fail)."""
+    import copy
+    import tracemalloc
+
+    x, v, labels = _field(seed=6, sizes=(400, 400, 400))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pieces, members, d, curve, uniq = _stage2_pieces(x, v, labels, True)
+    slots = [i % 3 for i in range(9)]  # 9 conditions: copies of the 3 pieces
+    piece_max = max(_piece_bytes(p) for p in pieces)
+    total = sum(_piece_bytes(pieces[s]) for s in slots)
+    counts = [piece_counts(pieces[s]) for s in slots]
+
+    def arriving():
+        for s in slots:
+            yield copy.deepcopy(pieces[s])  # freshly allocated, like a piece off the wire
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        layout = JointLayout(counts, d)
+        for i, piece in enumerate(arriving()):
+            layout.put(i, piece)
+            del piece
+        g = _geometry(layout, [members[s] for s in slots], True, d, curve, tuple(range(9)))
+        streamed = tracemalloc.get_traced_memory()[1] - base
+        del layout, g
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        held = list(arriving())
+        stacked = [np.concatenate([p[key] for p in held]) for key in ("pos", "connections", "kernel_weights")]
+        stacked += [_block_diag_csr([p["laplacian"] for p in held])]
+        stacked += [_block_diag_csr([p["kernels"][c] for p in held]) for c in range(d)]
+        concatenated = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert streamed < total + 2 * piece_max + 2**20, (streamed, total, piece_max)
+    assert concatenated > total + 2 * piece_max + 2**20  # the bound tells the two apart
+
+
+def test_pieces_put_from_threads_at_once_are_all_kept(monkeypatch):
+    """dask threads copy their pieces into one layout at the same time: the first-part allocation
+    must happen once (made slow here so that every thread reaches it together), or parts are lost."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from marble_widgets.engine import assembly
+
+    x, v, labels = _field(seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pieces, members, d, curve, uniq = _stage2_pieces(x, v, labels, True)
+        want = build_geometry(x, v, labels, k=K, local_gauges=True, spacing=0.02)
+    slow = assembly.StackedArray._allocate
+    monkeypatch.setattr(assembly.StackedArray, "_allocate", lambda self, part: time.sleep(0.05) or slow(self, part))
+    layout = JointLayout([piece_counts(p) for p in pieces], d)
+    start = threading.Barrier(len(pieces))
+
+    def put(i: int) -> None:
+        start.wait()
+        layout.put(i, pieces[i])
+
+    with ThreadPoolExecutor(len(pieces)) as pool:
+        list(pool.map(put, range(len(pieces))))
+    _assert_identical(_geometry(layout, members, True, d, curve, uniq), want)
+
+
+@pytest.mark.parametrize("scheduler", [None, "processes"])
+def test_graph_warnings_of_worker_processes_reach_the_caller(scheduler):
+    rng = np.random.default_rng(8)
+    x = np.r_[rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + 50.0, rng.normal(size=(60, 2))]
+    labels = np.array(["a"] * 60 + ["b"] * 60)  # "a": two far clusters, so its graph falls apart
+    with pytest.warns(UserWarning, match="graph of condition 'a' has [0-9]+ connected components"):
+        build_geometry(x, x, labels, k=5, scheduler=scheduler)

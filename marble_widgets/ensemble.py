@@ -9,7 +9,9 @@ any single one. Every choice (reference member, rotations) uses the training dat
 ``combine="concat"`` puts the rotated members side by side instead (a cosine kNN on it votes with
 every member); ``n_components`` keeps the combined embedding's leading principal axes (fitted on
 the training embedding): 32-D members projected to 3 axes are far more consistent across seeds
-than 3-D models (benchmarks/seed_stability.py, part "recipes").
+than 3-D models (benchmarks/seed_stability.py, part "recipes"). ``members`` makes members differ on
+purpose (per-member MARBLE overrides, optionally one flow field per member): diverse members side by
+side decode the macaque better than seeds of one setting (``recipes.get("macaque_ensemble_diverse")``).
 
 >>> import marble_widgets as mw
 >>> ens = mw.ensemble.MARBLEEnsemble(mw.recipes.get("rat_recommended").model(), n_members=5)  # doctest: +SKIP
@@ -18,19 +20,21 @@ than 3-D models (benchmarks/seed_stability.py, part "recipes").
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from marble_widgets.estimator import MARBLE
+from marble_widgets.estimator import MARBLE, json_params
 
 #: file that lists an ensemble's members and alignment next to the members' model files
 MANIFEST = "ensemble.json"
 #: how the aligned members make one embedding: their mean, or side by side (see MARBLEEnsemble)
 COMBINE = ("mean", "concat")
+#: members of an ensemble given neither ``n_members`` nor ``members``
+DEFAULT_MEMBERS = 5
 _FORMAT = "marble_widgets.ensemble"
 
 
@@ -138,16 +142,62 @@ def _base_params(base: MARBLE | Mapping[str, Any] | None) -> dict[str, Any]:
                     f"recipes.get('rat_recommended').marble); got {type(base).__name__}.")
 
 
+def _check_members(members: Any) -> None:
+    """Per-member overrides: a sequence of >= 2 dicts of MARBLE parameters other than ``seed``."""
+    if isinstance(members, (str, bytes, Mapping)) or not isinstance(members, Sequence) or len(members) < 2:
+        raise ValueError(f"members must be None or a list of >= 2 dicts of MARBLE parameter overrides, one per "
+                         f"member (e.g. [{{}}, {{'k': 15}}, {{'order': 1}}]); got {members!r}.")
+    valid = set(MARBLE().get_params())
+    for i, override in enumerate(members):
+        if not isinstance(override, Mapping):
+            raise ValueError(f"members[{i}] must be a dict of MARBLE parameters (e.g. {{'k': 15}}); got {override!r}.")
+        unknown = sorted(set(override) - valid)
+        if unknown:
+            raise ValueError(f"members[{i}] sets {unknown}, which MARBLE does not have; valid: {sorted(valid)}.")
+        if "seed" in override:
+            raise ValueError(f"members[{i}] sets 'seed': members take their seeds from the ensemble's seed "
+                             f"(member_seeds); drop it, or repeat a member's dict to get it with another seed.")
+
+
+def same_samples(fields: Sequence[xr.Dataset], what: str = "flow_field") -> None:
+    """Raise unless every flow field has the first one's samples in the same order.
+
+    Compared: the sample count and every coordinate on ``sample`` the fields share (``trial``,
+    ``time``, ``condition`` ...): members' inputs built with other smoothing or graph settings
+    from the same trials pass, flow fields of other trials or shuffled rows do not.
+    """
+    first = fields[0]
+    for i, other in enumerate(fields[1:], start=1):
+        if other is first:
+            continue
+        if other.sizes.get("sample") != first.sizes.get("sample"):
+            raise ValueError(f"{what}[{i}] has {other.sizes.get('sample')} samples and {what}[0] "
+                             f"{first.sizes.get('sample')}: every member's flow field must hold the same samples in "
+                             f"the same order (build them from one recording, e.g. with Recipe.flow_fields).")
+        for name, coord in first.coords.items():
+            if coord.dims != ("sample",) or name not in other.coords or other[name].dims != ("sample",):
+                continue
+            a, b = np.asarray(coord.values), np.asarray(other[name].values)
+            if not np.array_equal(a, b):
+                j = int(np.flatnonzero(a != b)[0])
+                raise ValueError(f"{what}[{i}] has other samples than {what}[0]: coordinate {name!r} differs at "
+                                 f"sample {j} ({b[j]!r} vs {a[j]!r}); every member's flow field must hold the same "
+                                 f"samples in the same order.")
+
+
 class MARBLEEnsemble:
-    """``n_members`` MARBLE models (seeds ``seed * n_members + i``) aligned on the training data and averaged.
+    """MARBLE models (seeds ``seed * n_members + i``) aligned on the training data and combined.
 
     Why: a single model's layout depends on its seed; the aligned average of several does much
     less, so ensembles with disjoint seeds agree with each other (``benchmarks/seed_stability.py``).
+    Members may also differ on purpose (``members``: graph size, order, ... and one flow field per
+    member, e.g. other smoothing): on the macaque such a diverse ensemble decodes better than copies
+    of the best single setting (``recipes.get("macaque_ensemble_diverse")``).
 
     Parameters
     ----------
     base : MARBLE (its parameters are used, it is never fitted) or dict of MARBLE parameters.
-    n_members : models per ensemble (>= 2).
+    n_members : models per ensemble (>= 2; default 5, or ``len(members)``).
     seed : ensemble seed; members get seeds ``seed * n_members + i``, so different ensemble seeds
         never share a member.
     align_on : None (match the members' training embeddings sample by sample) or the name of a
@@ -162,11 +212,21 @@ class MARBLEEnsemble:
         products are the members' own). With unit-norm members (``emb_norm``) the cosine similarity
         of concatenations is the members' mean cosine similarity, so a cosine kNN decoder votes with
         every member instead of with their blurred mean (benchmarks/seed_stability.py, part "recipes").
+    members : None (every member is ``base``) or one dict of MARBLE parameter overrides per member
+        (``[{}, {"k": 15}, {"order": 1}]``: ``base`` with these changes; not ``seed``). Repeat a dict
+        to have that member with two seeds.
+
+    ``fit``/``transform`` take one flow field shared by every member, or a sequence with one flow
+    field per member (same samples in the same order, checked on the sample coordinates; e.g.
+    ``Recipe.flow_fields``). An ensemble fitted on per-member flow fields must transform per-member
+    flow fields too. ``transform(..., support=...)`` embeds on one graph with the support, per member
+    (see :meth:`MARBLE.transform`).
     """
 
-    def __init__(self, base: MARBLE | Mapping[str, Any] | None = None, n_members: int = 5, seed: int = 0,
+    def __init__(self, base: MARBLE | Mapping[str, Any] | None = None, n_members: int | None = None, seed: int = 0,
                  align_on: str | None = None, by: str | None = None, bins: int = 100, n_iter: int = 3,
-                 n_components: int | None = None, combine: str = "mean") -> None:
+                 n_components: int | None = None, combine: str = "mean",
+                 members: Sequence[Mapping[str, Any]] | None = None) -> None:
         self.base = base
         self.n_members = n_members
         self.seed = seed
@@ -176,12 +236,13 @@ class MARBLEEnsemble:
         self.n_iter = n_iter
         self.n_components = n_components
         self.combine = combine
+        self.members = members
 
     # sklearn-style parameters -----------------------------------------------------------
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         """The constructor's parameters (sklearn contract)."""
         return {k: getattr(self, k) for k in ("base", "n_members", "seed", "align_on", "by", "bins", "n_iter",
-                                                 "n_components", "combine")}
+                                                 "n_components", "combine", "members")}
 
     def set_params(self, **params: Any) -> MARBLEEnsemble:
         """Set constructor parameters; unknown names raise ``ValueError``."""
@@ -192,10 +253,23 @@ class MARBLEEnsemble:
             setattr(self, key, value)
         return self
 
+    @property
+    def size(self) -> int:
+        """The number of members: ``n_members``, else ``len(members)``, else :data:`DEFAULT_MEMBERS`."""
+        if self.n_members is not None:
+            return self.n_members
+        return len(self.members) if self.members is not None else DEFAULT_MEMBERS
+
     def _check_params(self) -> None:
-        n = self.n_members
+        if self.members is not None:
+            _check_members(self.members)
+        n = self.size
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
             raise ValueError(f"n_members must be an integer >= 2 (an ensemble of one is a MARBLE model); got {n!r}.")
+        if self.members is not None:
+            if len(self.members) != n:
+                raise ValueError(f"n_members={n} but members lists {len(self.members)} members: drop n_members "
+                                 f"(it defaults to len(members)) or make them agree.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}.")
         if not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 0:
@@ -213,7 +287,34 @@ class MARBLEEnsemble:
     @property
     def member_seeds(self) -> list[int]:
         """Training seeds of the members: disjoint between ensemble seeds."""
-        return [int(self.seed) * int(self.n_members) + i for i in range(int(self.n_members))]
+        return [int(self.seed) * int(self.size) + i for i in range(int(self.size))]
+
+    def member_params(self) -> list[dict[str, Any]]:
+        """Each member's MARBLE parameters: ``base``, the member's overrides, its seed."""
+        self._check_params()
+        base = _base_params(self.base)
+        overrides = self.members if self.members is not None else [{}] * self.size
+        return [{**base, **dict(o), "seed": s} for o, s in zip(overrides, self.member_seeds)]
+
+    # inputs -----------------------------------------------------------------------------
+    def _inputs(self, flow_field: xr.Dataset | Sequence[xr.Dataset], what: str = "flow_field") -> list[xr.Dataset]:
+        """One flow field per member: a shared Dataset repeated, or the given sequence (1 or n_members, checked)."""
+        if isinstance(flow_field, xr.Dataset):
+            return [flow_field] * self.size
+        if isinstance(flow_field, (str, bytes)) or not isinstance(flow_field, Sequence):
+            raise TypeError(f"{what} must be a flow-field xarray.Dataset or a list of them, one per member; "
+                            f"got {type(flow_field).__name__}.")
+        fields = list(flow_field)
+        if len(fields) not in (1, self.size) or not all(isinstance(f, xr.Dataset) for f in fields):
+            raise ValueError(f"{what} must be one flow-field Dataset or a list of {self.size} (one per member); got "
+                             f"a list of {len(fields)} ({sorted({type(f).__name__ for f in fields})}).")
+        same_samples(fields, what)
+        return fields * self.size if len(fields) == 1 else fields
+
+    @staticmethod
+    def _n_distinct(flow_field: xr.Dataset | Sequence[xr.Dataset]) -> int:
+        """1 when every member reads one flow field, else the number of per-member flow fields given."""
+        return 1 if isinstance(flow_field, xr.Dataset) else max(1, len({id(f) for f in flow_field}))
 
     # fitting ----------------------------------------------------------------------------
     def _labels(self, flow_field: xr.Dataset) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -235,16 +336,23 @@ class MARBLEEnsemble:
         lo_hi = None if labels is None else (float(np.nanmin(labels)), float(np.nanmax(labels)))
         return _matched_points(z, labels, by, int(self.bins), lo_hi)
 
-    def fit(self, flow_field: xr.Dataset, y: Any = None) -> MARBLEEnsemble:
-        """Fit every member on ``flow_field``, choose the reference and the rotations on its embeddings."""
-        self._check_params()
-        params = _base_params(self.base)
-        labels, by = self._labels(flow_field)
-        self.members_ = [MARBLE(**{**params, "seed": s}).fit(flow_field) for s in self.member_seeds]
-        train = [m.transform(flow_field).values for m in self.members_]
+    def fit(self, flow_field: xr.Dataset | Sequence[xr.Dataset], y: Any = None) -> MARBLEEnsemble:
+        """Fit every member on its flow field, choose the reference and the rotations on their embeddings.
+
+        ``flow_field``: one Dataset for every member, or one per member (same samples, same order).
+        """
+        params = self.member_params()
+        if len({p["out_dim"] for p in params}) > 1:
+            raise ValueError(f"members embed in {[p['out_dim'] for p in params]} dimensions: Procrustes rotates them "
+                             f"onto one frame, so every member needs the same out_dim.")
+        fields = self._inputs(flow_field)
+        labels, by = self._labels(fields[0])
+        self.members_ = [MARBLE(**p).fit(f) for p, f in zip(params, fields)]
+        train = [m.transform(f).values for m, f in zip(self.members_, fields)]
         self.reference_, fits = align_members([self._points(z, labels, by) for z in train], int(self.n_iter))
         self.rotations_ = [r for r, _ in fits]
         self.translations_ = [t for _, t in fits]
+        self.n_inputs_ = self._n_distinct(flow_field)
         self.projection_ = None
         if self.n_components is not None:
             self.projection_ = principal_axes(self._combined(train), int(self.n_components))
@@ -258,14 +366,22 @@ class MARBLEEnsemble:
         if not hasattr(self, "members_"):
             raise ValueError("this MARBLEEnsemble is not fitted yet: call fit(flow_field) first.")
 
-    def transform(self, flow_field: xr.Dataset) -> xr.DataArray:
+    def transform(self, flow_field: xr.Dataset | Sequence[xr.Dataset], *,
+                  support: xr.Dataset | Sequence[xr.Dataset] | None = None) -> xr.DataArray:
         """The members' embeddings of ``flow_field`` aligned and combined (sample, latent), sample labels kept.
 
         Their mean (or side by side, ``combine="concat"``), projected on the fitted principal axes
-        with ``n_components``; ``latent`` = 0..n-1.
+        with ``n_components``; ``latent`` = 0..n-1. ``flow_field`` and ``support`` as in :meth:`fit`
+        (one shared or one per member); with ``support`` each member embeds its flow field on one
+        graph with its support flow field (:meth:`MARBLE.transform`; condition labels ignored).
         """
         self._check_fitted()
-        parts = [m.transform(flow_field) for m in self.members_]
+        fields = self._inputs(flow_field)
+        if self.n_inputs_ > 1 and self._n_distinct(flow_field) == 1:
+            raise ValueError(f"this ensemble was fitted on {self.n_inputs_} per-member flow fields (other "
+                             f"preprocessing per member): pass a list of {self.size} flow fields built the same way.")
+        supports = [None] * self.size if support is None else self._inputs(support, "support")
+        parts = [m.transform(f, support=s) for m, f, s in zip(self.members_, fields, supports)]
         z = self._combined([p.values for p in parts])
         if self.projection_ is not None:
             centre, axes = self.projection_
@@ -275,8 +391,8 @@ class MARBLEEnsemble:
                                                                    "latent": np.arange(z.shape[1])},
                             name=parts[0].name, attrs=parts[0].attrs)
 
-    def fit_transform(self, flow_field: xr.Dataset, y: Any = None) -> xr.DataArray:
-        """Fit, then embed the same flow field."""
+    def fit_transform(self, flow_field: xr.Dataset | Sequence[xr.Dataset], y: Any = None) -> xr.DataArray:
+        """Fit, then embed the same flow field(s)."""
         return self.fit(flow_field).transform(flow_field)
 
     # persistence ------------------------------------------------------------------------
@@ -288,8 +404,11 @@ class MARBLEEnsemble:
             raise ValueError(f"save() takes a directory for the member files; {directory} is a file.")
         directory.mkdir(parents=True, exist_ok=True)
         files = [m.save(directory / f"member_{i}.pt").name for i, m in enumerate(self.members_)]
-        params = {k: v for k, v in self.get_params().items() if k != "base"}
+        params = {k: v for k, v in self.get_params().items() if k not in ("base", "members")}
+        overrides = None if self.members is None else [json_params(dict(o)) for o in self.members]
         manifest = {"format": _FORMAT, "params": params, "members": files, "reference": self.reference_,
+                    "base": json_params(_base_params(self.base)), "member_overrides": overrides,
+                    "n_inputs": self.n_inputs_,
                     "rotations": [r.tolist() for r in self.rotations_],
                     "translations": [t.tolist() for t in self.translations_],
                     "projection": None if self.projection_ is None else [a.tolist() for a in self.projection_]}
@@ -312,10 +431,24 @@ class MARBLEEnsemble:
             reference = int(manifest["reference"])
             projection = manifest.get("projection")  # absent in manifests written before n_components
             projection = None if projection is None else tuple(np.asarray(a, dtype=float) for a in projection)
+            # absent before per-member settings: base = member 0's parameters, one shared flow field
+            base, overrides = manifest.get("base"), manifest.get("member_overrides")
+            overrides = None if overrides is None else [_tuple_hidden(dict(o)) for o in overrides]
+            n_inputs = int(manifest.get("n_inputs", 1))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path} is not a readable MARBLEEnsemble manifest: {err}") from None
         members = [MARBLE.load(Path(directory) / name, device=device) for name in names]  # ModelFileError if bad
-        out = cls(base=members[0].get_params(), **params)
+        base = members[0].get_params() if base is None else _tuple_hidden(base)
+        if device is not None:
+            base["device"] = device
+        out = cls(base=base, members=overrides, **params)
         out.members_, out.reference_, out.rotations_, out.translations_ = members, reference, rotations, translations
-        out.projection_ = projection
+        out.projection_, out.n_inputs_ = projection, n_inputs
         return out
+
+
+def _tuple_hidden(params: dict[str, Any]) -> dict[str, Any]:
+    """MARBLE parameters read from JSON: ``hidden_channels`` back to a tuple."""
+    if isinstance(params.get("hidden_channels"), list):
+        params["hidden_channels"] = tuple(params["hidden_channels"])
+    return params

@@ -392,7 +392,8 @@ class MARBLE(TransformerMixin, BaseEstimator):
             feats = torch.cat([pos, feats], dim=1)
         return feats.cpu().numpy(), z.cpu().numpy()
 
-    def transform(self, flow_field: xr.Dataset, *, client: Any = None, scheduler: str | None = None) -> xr.DataArray:
+    def transform(self, flow_field: xr.Dataset, *, support: xr.Dataset | None = None, client: Any = None,
+                  scheduler: str | None = None) -> xr.DataArray:
         """Embed a flow field: its own graph with the fitted settings, trained network, eval mode.
 
         Graphs are built per ``condition`` of ``flow_field`` (as in ``fit``), so held-out data
@@ -401,13 +402,37 @@ class MARBLE(TransformerMixin, BaseEstimator):
         field the model was fitted on, the geometry is built at most once (see :meth:`results`).
         Returns an ``embedding`` DataArray (sample, latent) carrying the input's sample labels.
         ``client``/``scheduler``: where a geometry that must be built runs (as in :meth:`fit`).
+
+        ``support`` (another flow field on the same dims, e.g. the training trials): ``flow_field``
+        is embedded on ONE graph built over the support's samples and its own, so few held-out
+        samples get the neighbourhoods of a well-sampled manifold (benchmarks/exp_macaque_recipes.py
+        compares both ways per macaque recipe). Both are relabelled to a single condition for that
+        graph: held-out data embedded with support ignore condition labels, and the support's labels
+        are never read. Only ``flow_field``'s samples are returned; neither input is modified.
         """
         self._check_fitted()
+        if support is not None:
+            return self._transform_with_support(flow_field, support, _runner(client, scheduler))
         geometry = self._geometry(flow_field, _runner(client, scheduler))
+        return self._embedding(flow_field, *self._embed_geometry(geometry))
+
+    def _embed_geometry(self, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of ``geometry``'s nodes (from the fitted feature store when it is the fit's) and their samples."""
         store = self._store_for(geometry)
         z = embed_stored(self.network_, store, self.device) if store else self._embed(geometry)[1]
+        return z, np.asarray(geometry.sample_index)
+
+    def _transform_with_support(self, flow_field: xr.Dataset, support: xr.Dataset, runner: dict) -> xr.DataArray:
+        """``flow_field``'s rows of the embedding of one single-condition graph over ``support`` then ``flow_field``."""
+        joint, n_support = joint_with_support(flow_field, support)
+        z, index = self._embed_geometry(self._geometry(joint, runner))
+        keep = index >= n_support
+        return self._embedding(flow_field, z[keep], index[keep] - n_support)
+
+    def _embedding(self, flow_field: xr.Dataset, z: np.ndarray, index: np.ndarray) -> xr.DataArray:
+        """Rows ``z`` placed at sample positions ``index`` (NaN elsewhere), with ``flow_field``'s sample labels."""
         out = np.full((flow_field.sizes["sample"], z.shape[1]), np.nan)
-        out[geometry.sample_index] = z
+        out[index] = z
         coords = sample_labels(flow_field)
         return xr.DataArray(
             out, dims=("sample", "latent"), name="embedding",
@@ -472,7 +497,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
             "history": {k: [float(x) for x in self.loss_history_[k].values] for k in self.loss_history_},
         }
         return write_model_file(
-            path, params=_json_params(self.get_params()), spec=self.network_.spec.to_dict(), meta=meta,
+            path, params=json_params(self.get_params()), spec=self.network_.spec.to_dict(), meta=meta,
             state_dict=self.network_.state_dict(), package_version=__version__,
         )
 
@@ -505,6 +530,46 @@ class MARBLE(TransformerMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
+#: the one condition label of the graph that embeds a flow field together with its support
+SUPPORT_CONDITION = "joint"
+
+
+def joint_with_support(flow_field: xr.Dataset, support: xr.Dataset) -> tuple[xr.Dataset, int]:
+    """``support``'s samples then ``flow_field``'s as a new flow field (x, v, one condition), and the support's size.
+
+    Why: :meth:`MARBLE.transform`'s ``support`` graph; condition labels are dropped so that no
+    label (the held-out data's or the support's) shapes it. Raises if the two do not share dims.
+    """
+    x, v, _ = check_flow_field(flow_field)
+    if not isinstance(support, xr.Dataset):
+        raise TypeError(f"support must be a flow-field xarray.Dataset (e.g. the training flow field) or None; "
+                        f"got {type(support).__name__}.")
+    for name in ("x", "v"):
+        if name not in support or support[name].dims != ("sample", "dim"):
+            raise ValueError(f"support needs a variable {name!r} with dims ('sample', 'dim') like flow_field; got "
+                             f"{support[name].dims if name in support else 'none'}.")
+    dims, support_dims = _dim_labels(flow_field), _dim_labels(support)
+    if dims != support_dims:
+        raise ValueError(f"support's dims {support_dims} differ from flow_field's {dims}: embed a flow field with "
+                         f"support from the same preprocessing (e.g. one FlowFieldBuilder fitted on the training "
+                         f"part).")
+    xs, vs = (np.asarray(support[name].values, dtype=float) for name in ("x", "v"))
+    for name, arr in (("x", xs), ("v", vs)):
+        if not np.isfinite(arr).all():
+            raise ValueError(f"support[{name!r}] contains NaN/inf values: drop those samples from the support first.")
+    n = len(xs) + len(x)
+    joint = xr.Dataset({"x": (("sample", "dim"), np.vstack([xs, x])), "v": (("sample", "dim"), np.vstack([vs, v]))},
+                       coords={"dim": list(dims), "condition": ("sample", np.full(n, SUPPORT_CONDITION))})
+    return joint, len(xs)
+
+
+def _dim_labels(flow_field: xr.Dataset) -> list[str]:
+    """The ``dim`` labels of a flow field (their positions when it has no ``dim`` coordinate)."""
+    if "dim" in flow_field.coords:
+        return [str(d) for d in flow_field["dim"].values]
+    return [str(i) for i in range(flow_field.sizes["dim"])]
+
+
 def _runner(client: Any, scheduler: str | None) -> dict:
     """``build_geometry``'s runner keywords (checked there)."""
     return {"client": client, "scheduler": scheduler}
@@ -518,7 +583,7 @@ def _hidden(value) -> tuple[int, ...]:
     return tuple(int(h) for h in seq)
 
 
-def _json_params(params: dict) -> dict:
+def json_params(params: dict) -> dict:
     """get_params() made JSON-safe (tuples -> lists, numpy scalars -> Python)."""
     out = {}
     for key, val in params.items():

@@ -8,6 +8,16 @@ re-derived in a notebook with the same settings. Each recipe says how to build t
 >>> recipe = mw.recipes.get("rat_tuned")
 >>> ff = mw.flow_field(mw.datasets.rat_hippocampus(), **recipe.flow_field)   # doctest: +SKIP
 >>> model = recipe.model(epochs=10).fit(ff)                                  # doctest: +SKIP
+
+Ensembles whose members read differently preprocessed flow fields (``extra["member_flow_fields"]``)
+build them with :meth:`Recipe.flow_fields` (one recording) or :meth:`Recipe.builders` (preprocessing
+fitted on training trials, reused on held-out ones):
+
+>>> recipe = mw.recipes.get("macaque_ensemble_diverse")
+>>> builders = recipe.builders(condition="condition")                        # doctest: +SKIP
+>>> train = [b.fit_transform(train_trials) for b in builders]                 # doctest: +SKIP
+>>> test = [b.transform(test_trials) for b in builders]                       # doctest: +SKIP
+>>> z = recipe.ensemble().fit(train).transform(test, support=train)           # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -18,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import xarray as xr
 
 if TYPE_CHECKING:
+    from marble_widgets.data.flow import FlowFieldBuilder
     from marble_widgets.ensemble import MARBLEEnsemble
     from marble_widgets.estimator import MARBLE
 
@@ -42,14 +53,47 @@ class Recipe:
     def ensemble(self, **overrides: Any) -> MARBLEEnsemble:
         """A fresh :class:`~marble_widgets.ensemble.MARBLEEnsemble` of this recipe's models.
 
-        Its settings (``n_members``, alignment) come from ``extra["ensemble"]``; ``overrides`` win.
+        Its settings (``n_members`` or ``members``, alignment) come from ``extra["ensemble"]``;
+        ``overrides`` win (``base=`` replaces the recipe's MARBLE parameters, e.g. to silence ``verbose``).
         """
         from marble_widgets.ensemble import MARBLEEnsemble
 
         if "ensemble" not in self.extra:
             with_ens = sorted(name for name, r in RECIPES.items() if "ensemble" in r.extra)
             raise ValueError(f"recipe {self.name!r} has no ensemble settings; use .model() or one of {with_ens}.")
-        return MARBLEEnsemble(dict(self.marble), **{**self.extra["ensemble"], **overrides})
+        return MARBLEEnsemble(**{"base": dict(self.marble), **self.extra["ensemble"], **overrides})
+
+    def member_flow_fields(self) -> list[dict[str, Any]]:
+        """Flow-field settings per distinct input: one per member if the recipe sets them, else ``[flow_field]``."""
+        per_member = self.extra.get("member_flow_fields")
+        if per_member is None:
+            return [dict(self.flow_field)]
+        return [{**self.flow_field, **change} for change in per_member]
+
+    def builders(self, **builder_kw: Any) -> list[FlowFieldBuilder]:
+        """Unfitted :class:`~marble_widgets.FlowFieldBuilder`s, one per :meth:`member_flow_fields` entry.
+
+        Why: fit each on the training part and transform held-out parts with it (PCA and z-score from
+        the training part only). ``builder_kw`` (e.g. ``condition="condition"``) go to every builder.
+        """
+        from marble_widgets.data.flow import FlowFieldBuilder
+
+        return [FlowFieldBuilder(**{**settings, **builder_kw}) for settings in self.member_flow_fields()]
+
+    def flow_fields(self, recording: xr.Dataset, **builder_kw: Any) -> list[xr.Dataset]:
+        """The recording's flow field per :meth:`member_flow_fields` entry (equal settings share one Dataset).
+
+        Pass the list to ``self.ensemble().fit``: one flow field for recipes with shared inputs, one
+        per member otherwise. For a train/test split use :meth:`builders`.
+        """
+        done: dict[str, xr.Dataset] = {}
+        out = []
+        for builder in self.builders(**builder_kw):
+            key = repr(sorted(builder.get_params().items()))
+            if key not in done:
+                done[key] = builder.fit_transform(recording)
+            out.append(done[key])
+        return out
 
     def with_changes(self, name: str, source: str, **marble: Any) -> Recipe:
         """A new recipe: these MARBLE settings changed, everything else kept."""
@@ -152,11 +196,48 @@ _MACAQUE_ENSEMBLE_CONCAT = Recipe(
     "hidden 256 0.339, hidden 256x256 + out_dim 40 0.336",
     extra={"bin_size": 0.02, "ensemble": {"n_members": 3, "combine": "concat"}},
 )
+_MACAQUE_DIVERSE_MEMBERS = ({}, {"k": 15}, {"k": 50}, {}, {"order": 1})
+_MACAQUE_DIVERSE_INPUTS = ({}, {}, {}, {"smooth": 0.05}, {})
+_MACAQUE_ENSEMBLE_DIVERSE = Recipe(
+    name="macaque_ensemble_diverse", flow_field=_MACAQUE_TUNED.flow_field, marble=_MACAQUE_TUNED.marble,
+    source="5 macaque_tuned variants side by side: as tuned, graph k 15, k 50, 50-ms smoothing, order 1; held-out "
+    "trials embedded on one graph with the training trials (transform(test, support=train)); measured through the "
+    "package (benchmarks/exp_macaque_recipes.py, exp_macaque_outer.json row 'package: macaque_ensemble_diverse "
+    "(support)'): velocity R^2 0.452 ± 0.000 over 5 outer folds (seeds 0, 1) vs 0.445 ± 0.008 with held-out "
+    "trials on their own graph, macaque_ensemble_concat 0.418 ± 0.015, macaque_tuned 0.391 ± 0.002 and the PCA-5 "
+    "input 0.245, same run; assembled by hand the same members gave 0.441 ± 0.003 (exp_macaque_outer.py)",
+    notes="members differ on purpose (MARBLEEnsemble(members=...), one flow field per member: recipe.builders / "
+    "recipe.flow_fields); fit on a flow field with one condition label (one graph over all trials); chosen on "
+    "training trials only (outer fold 0's training trials, inner stratified fifth held out; "
+    "benchmarks/exp_macaque_members.py, inner rows, mean ± SD over 3 seed groups, held-out trials on the joint "
+    "graph / on their own graph): these 5 side by side 0.440 ± 0.017 / 0.423 ± 0.016, tuned + order 1 + 50 ms "
+    "0.426 / 0.405, tuned + 50 ms 0.412 / 0.405, 5 tuned seeds side by side 0.371 / 0.372, single tuned models "
+    "0.349 / 0.343. macaque_ensemble_diverse6 (a sixth member at 150 ms) decodes better",
+    extra={"bin_size": 0.02, "member_flow_fields": _MACAQUE_DIVERSE_INPUTS,
+           "ensemble": {"members": _MACAQUE_DIVERSE_MEMBERS, "combine": "concat"}},
+)
+_MACAQUE_ENSEMBLE_DIVERSE6 = Recipe(
+    name="macaque_ensemble_diverse6", flow_field=_MACAQUE_TUNED.flow_field, marble=_MACAQUE_TUNED.marble,
+    source="macaque_ensemble_diverse with a sixth member on 150-ms smoothing, held-out trials embedded with the "
+    "training trials as support; measured through the package (benchmarks/exp_macaque_recipes.py, "
+    "exp_macaque_outer.json row 'package: diverse + 150 ms (support)'): velocity R^2 0.473 ± 0.000 over 5 outer "
+    "folds (seeds 0, 1; own graph 0.473 ± 0.000) vs 0.452 ± 0.000 for macaque_ensemble_diverse and 0.245 for the "
+    "PCA-5 input",
+    notes="chosen on the inner splits of all 5 outer folds' training trials (a stratified fifth of each held out; "
+    "exp_macaque_recipes_inner.json, velocity R^2 pooled over the 5 inner splits, held-out trials with support / on "
+    "their own graph): this 0.456 / 0.418, macaque_ensemble_diverse 0.447 / 0.396, macaque_tuned 0.373 / 0.360, "
+    "PCA-5 input 0.248; the diverse ensemble cut to its 10/20/40/60 leading axes 0.341/0.387/0.445/0.419 (support); "
+    "8 members (+ order 1 and k 15 at 50 ms) screened on inner fold 0 only: 0.422 vs 0.448 for the 5, not pursued. "
+    "Fit, like the others, on flow fields with one condition label",
+    extra={"bin_size": 0.02, "member_flow_fields": (*_MACAQUE_DIVERSE_INPUTS, {"smooth": 0.15}),
+           "ensemble": {"members": (*_MACAQUE_DIVERSE_MEMBERS, {}), "combine": "concat"}},
+)
 
 #: every named recipe; read with :func:`get`
 RECIPES: Mapping[str, Recipe] = MappingProxyType(
     {r.name: r for r in (_RAT_PAPER, _RAT_TUNED, _RAT_RECOMMENDED, _RAT_ENSEMBLE, _RAT_CONSISTENT, _RAT_ENSEMBLE_CONCAT,
-                          _MACAQUE_PAPER, _MACAQUE_TUNED, _MACAQUE_ENSEMBLE_CONCAT)})
+                          _MACAQUE_PAPER, _MACAQUE_TUNED, _MACAQUE_ENSEMBLE_CONCAT, _MACAQUE_ENSEMBLE_DIVERSE,
+                          _MACAQUE_ENSEMBLE_DIVERSE6)})
 
 
 def get(name: str) -> Recipe:

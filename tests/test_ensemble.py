@@ -209,8 +209,8 @@ def test_bad_parameters_are_named(flow, kwargs, message):
 def test_bad_base_and_unknown_parameters():
     with pytest.raises(TypeError, match="base must be a MARBLE instance or a dict of MARBLE parameters"):
         MARBLEEnsemble("rat_recommended").fit(xr.Dataset())
-    with pytest.raises(ValueError, match="has no parameter 'members'"):
-        MARBLEEnsemble().set_params(members=3)
+    with pytest.raises(ValueError, match="has no parameter 'n_models'"):
+        MARBLEEnsemble().set_params(n_models=3)
 
 
 def test_transform_before_fit_and_loading_a_wrong_directory(tmp_path, flow):

@@ -46,7 +46,8 @@ def test_model_builds_a_fresh_estimator_with_overrides_and_the_table_is_read_onl
 
 def test_unknown_recipe_names_the_choices():
     with pytest.raises(KeyError, match=r"no recipe named 'rat'; choose one of "
-                                      r"\['macaque_ensemble_concat', 'macaque_paper', "):
+                                      r"\['macaque_ensemble_concat', 'macaque_ensemble_diverse', "
+                                      r"'macaque_ensemble_diverse6', 'macaque_paper', "):
         recipes.get("rat")
 
 
@@ -97,7 +98,9 @@ def test_rat_ensemble_is_the_recommended_model_five_times_aligned_on_position_bi
 
 def test_recipes_without_ensemble_settings_say_which_have_them():
     with pytest.raises(ValueError, match=r"recipe 'rat_paper' has no ensemble settings; "
-                                         r"use .model\(\) or one of \['macaque_ensemble_concat', 'rat_consistent', "
+                                         r"use .model\(\) or one of \['macaque_ensemble_concat', "
+                                         r"'macaque_ensemble_diverse', 'macaque_ensemble_diverse6', "
+                                         r"'rat_consistent', "
                                          r"'rat_ensemble', 'rat_ensemble_concat'\]"):
         recipes.get("rat_paper").ensemble()
 

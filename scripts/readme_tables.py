@@ -204,8 +204,10 @@ def sessions(d: dict) -> str:
     """Streaming fractions and per-session fits serially vs on dask."""
     rows = [["stream", s["file"], f"{s['size_MB']:.2f} MB", f"summary fetches {s['summary_fetched_pct']:.1f} %",
              f"read {s['read_http_over_local']:.2f}x local time"] for s in d["streaming"]]
-    rows += [["fit", f["run"], f"{f['seconds']:.1f} s", f"speed-up {f['speedup']:.2f}x",
-              "identical" if f["identical_to_serial"] else "DIFFERENT"] for f in d["fits"]]
+    runs = d.get("fit_runs") or {str(d["fit_facts"]["epochs"]): d}
+    rows += [["fit", f"{f['run']}, {epochs} epochs", f"{f['seconds']:.1f} s", f"speed-up {f['speedup']:.2f}x",
+              "identical" if f["identical_to_serial"] else "DIFFERENT"]
+             for epochs, run in runs.items() for f in run["fits"]]
     lazy = d["lazy_open"]
     rows.append(["open", f"{lazy['sessions']} sessions lazily", f"{lazy['open_and_graph_s']:.2f} s",
                  f"peak RSS {lazy['process_peak_rss_MB']:.0f} MB", ""])
@@ -216,12 +218,15 @@ def sessions(d: dict) -> str:
 def joint_geometry(d: dict) -> str:
     """Joint multi-session geometry built condition by condition: serial, dask threads, LocalCluster."""
     rows = [[f"{r['n_points']:,}", r["runner"], f"{r['seconds']:.1f}", f"{r['cpu_s']:.1f}", f"{r['n_edges']:,}",
-             f"{r['parent_peak_mb']:.0f}", f"{r['worker_peak_mb']:.0f}" if r.get("worker_peak_mb") else ""]
+             f"{r['parent_peak_mb']:.0f}", f"{r['geometry_mb']:.0f}" if r.get("geometry_mb") else "",
+             f"{r['parent_build_over_geometry']:.2f}" if r.get("parent_build_over_geometry") else "",
+             f"{r['worker_peak_mb']:.0f}" if r.get("worker_peak_mb") else ""]
             for r in d["geometry"]]
     slopes = ", ".join(f"{k} {v:.2f}" for k, v in d["loglog_slope"].items())
     text = (f"**Joint geometry of many sessions** (`benchmarks/joint_geometry.py`, {d['data']}; identical geometry "
             f"from every runner; log-log slope of time vs points: {slopes}; {_when(d)}):\n\n"
-            + _table(["points", "runner", "seconds", "CPU s (caller)", "edges", "caller peak MB", "worker peak MB"], rows))
+            + _table(["points", "runner", "seconds", "CPU s (caller)", "edges", "caller peak MB", "geometry MB",
+                       "caller build / geometry", "worker peak MB"], rows))
     train = d.get("training")
     if train:
         rows = [[f"{r['n_points']:,}", r["source"], _fmt(r.get("features_s")), _fmt(r.get("seconds_per_epoch")),

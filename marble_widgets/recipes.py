@@ -166,7 +166,10 @@ _RAT_ENSEMBLE_CONCAT = Recipe(
     notes="5 x 32 latents, each member unit-norm: cosine kNN on it = the members' mean cosine similarity; "
     "chosen over the aligned mean (rat_ensemble) on the inner split (fit on the first 60 %, validate on the next "
     "20 %; benchmarks/exp_rat_screen.py cache): concatenations of 2 decoded 6.42 / 6.22 cm (k by median / R^2) vs "
-    "6.65 / 6.35 for their means and 6.63 / 6.65 for single models (input 7.01 / 7.09)",
+    "6.65 / 6.35 for their means and 6.63 / 6.65 for single models (input 7.01 / 7.09). Embedding the test part "
+    "on one graph with the training part (transform(ff, support=train_ff)) does not help here: concatenations of 2 "
+    "6.49 / 6.37 on the inner split (benchmarks/exp_rat_transductive.py); the network reads the positions almost "
+    "alone (permuting the flow features costs 0.1-0.2 cm: benchmarks/exp_rat_feature_ablation.py)",
     extra={"ensemble": {"n_members": 5, "combine": "concat"}},
 )
 _MACAQUE_PAPER = Recipe(

@@ -65,3 +65,13 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.0f}"
     return str(value)
+
+
+def merge_rows(rows: list[dict[str, Any]], path: Path) -> None:
+    """Merge ``rows`` into ``path``'s ``rows`` by (method, folds), every other row kept (experiment tables)."""
+    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    merged = {(r["method"], tuple(r["folds"])): r for r in old["rows"]}
+    merged.update({(r["method"], tuple(r["folds"])): r for r in rows})
+    path.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
+                                "rows": list(merged.values())}, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -17,11 +17,9 @@ benchmarks/results/exp_macaque_outer.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, print_table  # noqa: E402
+from _common import RESULTS, merge_rows, print_table  # noqa: E402
 
 
 #: row name -> (how held-out trials are embedded ["+rates": the neuron-space flow field beside], one member spec
@@ -128,12 +126,7 @@ def summarise(truths: list[np.ndarray], preds: list[dict[str, list[np.ndarray]]]
 
 def merge(rows: list[dict[str, Any]], path: Path = RESULTS / "exp_macaque_outer.json") -> None:
     """Merge rows by (method, folds) into the JSON; other rows kept."""
-    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    merged = {(r["method"], tuple(r["folds"])): r for r in old["rows"]}
-    merged.update({(r["method"], tuple(r["folds"])): r for r in rows})
-    path.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                                "rows": list(merged.values())}, indent=2) + "\n")
-    print(f"wrote {path}")
+    merge_rows(rows, path)
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

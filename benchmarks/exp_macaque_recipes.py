@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shlex
 import sys
@@ -39,7 +38,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, print_table  # noqa: E402
+from _common import RESULTS, merge_rows, print_table  # noqa: E402
 
 from marble_widgets import recipes  # noqa: E402
 from marble_widgets.recipes import Recipe  # noqa: E402
@@ -177,16 +176,6 @@ def pooled_rows(truths: list[np.ndarray], preds: list[dict[str, list[np.ndarray]
     return rows
 
 
-def merge(rows: list[dict[str, Any]], path: Path) -> None:
-    """Merge rows by (method, folds) into ``path``; every other row kept."""
-    old = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    merged = {(r["method"], tuple(r["folds"])): r for r in old["rows"]}
-    merged.update({(r["method"], tuple(r["folds"])): r for r in rows})
-    path.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"),
-                                "rows": list(merged.values())}, indent=2) + "\n")
-    print(f"wrote {path}")
-
-
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Embed (or read cached) every candidate on every fold, print the pooled rows and merge them."""
     import torch
@@ -220,7 +209,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         r["split"] = args.split
     print_table(rows, ["method", "r2_mean", "r2_sd", "per_fold"])
     out = RESULTS / ("exp_macaque_outer.json" if args.split == "outer" else "exp_macaque_recipes_inner.json")
-    merge(rows, out)
+    merge_rows(rows, out)
     return rows
 
 

@@ -223,8 +223,8 @@ _MACAQUE_ENSEMBLE_DIVERSE6 = Recipe(
     name="macaque_ensemble_diverse6", flow_field=_MACAQUE_TUNED.flow_field, marble=_MACAQUE_TUNED.marble,
     source="macaque_ensemble_diverse with a sixth member on 150-ms smoothing, held-out trials embedded with the "
     "training trials as support; measured through the package (benchmarks/exp_macaque_recipes.py, "
-    "exp_macaque_outer.json row 'package: diverse + 150 ms (support)'): velocity R^2 0.473 ± 0.000 over 5 outer "
-    "folds (seeds 0, 1; own graph 0.473 ± 0.000) vs 0.452 ± 0.000 for macaque_ensemble_diverse and 0.245 for the "
+    "exp_macaque_outer.json row 'package: diverse + 150 ms (support)'): velocity R^2 0.471 ± 0.003 over 5 outer "
+    "folds (seeds 0-4; own graph 0.468 ± 0.007) vs 0.452 ± 0.000 for macaque_ensemble_diverse (seeds 0, 1) and 0.245 for the "
     "PCA-5 input",
     notes="chosen on the inner splits of all 5 outer folds' training trials (a stratified fifth of each held out; "
     "exp_macaque_recipes_inner.json, velocity R^2 pooled over the 5 inner splits, held-out trials with support / on "

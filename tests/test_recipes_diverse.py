@@ -87,11 +87,13 @@ def _cite(row: dict) -> str:
     return f"{row['r2_mean']:.3f} ± {row['r2_sd']:.3f}"
 
 
-def test_diverse_sources_cite_their_package_rows_measured_with_two_seeds():
+def test_diverse_sources_cite_their_package_rows_measured_with_two_and_five_seeds():
     rows = _outer_rows()
     diverse, six = rows["package: macaque_ensemble_diverse (support)"], rows["package: diverse + 150 ms (support)"]
-    for row in (diverse, six, rows["package: macaque_ensemble_concat (support)"]):
+    for row in (diverse, rows["package: macaque_ensemble_concat (support)"]):
         assert row["groups"] == ["seed 0", "seed 1"] and "exp_macaque_recipes.py" in row["command"]
+    assert six["groups"] == [f"seed {s}" for s in range(5)] and "--seeds 0 1 2 3 4" in six["command"]
+    assert _cite(rows["package: diverse + 150 ms (own)"]) in recipes.get("macaque_ensemble_diverse6").source
     assert _cite(diverse) in DIVERSE.source and _cite(rows["package: macaque_ensemble_diverse (own)"]) in DIVERSE.source
     assert _cite(rows["package: macaque_ensemble_concat (support)"]) in DIVERSE.source
     assert _cite(rows["package: macaque_tuned (support)"]) in DIVERSE.source

@@ -15,9 +15,12 @@ Found (results/exp_rat_flowuse.json; input 7.01 / 7.09 cm, k by median / R^2): d
 12.7-14.0 cm (order 1 or 2, with or without vec_norm); ``v`` x3 (flow blocks ~0.34 of the input norm instead of
 0.11) 6.15 ± 0.19 / 6.34 ± 0.37 over 8 seeds vs rat_recommended 6.63 ± 0.26 / 6.51 ± 0.37 (better on every seed
 with k by median, not clearly with k by R^2); pairs side by side 6.15 ± 0.22 / 5.94 ± 0.29 vs 6.47 ± 0.08 /
-6.25 ± 0.11 (4 pairs). Equal norm (x8.3) and order 2 are worse or noisier.
+6.25 ± 0.11 (4 pairs). Equal norm (x8.3) and order 2 are worse or noisier. On the protocol split
+(``--split protocol``; input 7.18 / 8.06) the lead does not hold for single models: x3 6.80 ± 0.36 / 7.16 ± 0.52
+vs rat_recommended 6.67 ± 0.36 / 6.89 ± 0.29 (5 seeds); 5 side by side 6.54 ± 0.10 / 6.75 ± 0.08 (3 ensembles)
+vs rat_ensemble_concat's 6.69 ± 0.06 / 6.66 ± 0.15 (seed_stability.py) - 9 % below the input with k by median.
 
-Run: ``python benchmarks/exp_rat_flowuse.py [--seeds 3] [--only NAME ...]`` (~10 s a fit at one thread); writes
+Run: ``python benchmarks/exp_rat_flowuse.py [--split inner|protocol] [--seeds 3] [--only NAME ...]`` (~10 s a fit at one thread); writes
 benchmarks/results/exp_rat_flowuse.json (rows merged by name).
 """
 from __future__ import annotations
@@ -59,7 +62,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "concat of 2": {"concat": 2},
     "flow scaled x3, concat of 2": {"flow_scale": 3.0, "concat": 2},
     "flow scaled to equal norm, concat of 2": {"flow_scale": "equal", "concat": 2},
+    "concat of 5": {"concat": 5},
+    "flow scaled x3, concat of 5": {"flow_scale": 3.0, "concat": 5},
 }
+#: where each split fits and decodes: the inner screen, or the benchmark's protocol (first 80 % / last 20 %)
+SPLITS = {"inner": "fit 0-60 %, validate 60-80 %", "protocol": "fit the first 80 %, test the last 20 %"}
 #: block names of the MLP input by feature order (-1 positions, 0 the signal, 1.. derivatives)
 BLOCK_NAMES = {-1: "positions", 0: "signal v", 1: "order 1", 2: "order 2"}
 
@@ -154,14 +161,14 @@ def run(name: str, seeds: tuple[int, ...], ff_fit: xr.Dataset, ff_val: xr.Datase
     return row
 
 
-def merge(rows: list[dict[str, Any]], x: dict[str, Any]) -> None:
-    """Merge ``rows`` into benchmarks/results/exp_rat_flowuse.json by method name."""
+def merge(rows: list[dict[str, Any]], x: dict[str, Any], split: str = "inner") -> None:
+    """Merge ``rows`` into benchmarks/results/exp_rat_flowuse.json by (split, method); the input per split."""
     path = RESULTS / "exp_rat_flowuse.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
-    keep = {r["method"]: r for r in old.get("rows", [])}
-    keep.update({r["method"]: r for r in rows})
-    write_json("exp_rat_flowuse", {"split": "fit 0-60 %, validate 60-80 %", "input": x,
-                                   "rows": list(keep.values())})
+    keep = {(r.get("split", "inner"), r["method"]): {"split": "inner", **r} for r in old.get("rows", [])}
+    keep.update({(split, r["method"]): {**r, "split": split} for r in rows})
+    inputs = {**old.get("inputs", {"inner": old["input"]} if "input" in old else {}), split: x}
+    write_json("exp_rat_flowuse", {"splits": SPLITS, "inputs": inputs, "rows": list(keep.values())})
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -169,21 +176,23 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import torch
 
     from exp_rat_screen import inner_fields
-    from seed_stability import decode_position
+    from seed_stability import decode_position, rat_flow_fields
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..n-1")
     parser.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES)[:5])
+    parser.add_argument("--split", choices=list(SPLITS), default="inner",
+                        help="inner: the screen (choices); protocol: the benchmark's split, once, for the chosen one")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    ff_fit, ff_val = inner_fields()
+    ff_fit, ff_val = inner_fields() if args.split == "inner" else rat_flow_fields()
     x = decode_position(ff_fit["x"].values, ff_val["x"].values, ff_fit, ff_val)
     print(f"  input PCA-10: {x}", flush=True)
     command = "python benchmarks/exp_rat_flowuse.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     rows = []
     for name in args.only:
         rows.append(run(name, tuple(range(args.seeds)), ff_fit, ff_val, command))
-        merge(rows, x)  # after every candidate, so an interrupted screen keeps what it measured
+        merge(rows, x, args.split)  # after every candidate, so an interrupted screen keeps what it measured
     print_table(rows, ["method", "v_scale", "cm_k_by_median", "cm_k_by_r2", "consistency", "seconds"])
     return rows
 

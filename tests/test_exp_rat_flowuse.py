@@ -80,3 +80,19 @@ def test_concat_candidates_put_disjoint_member_seeds_side_by_side(monkeypatch):
             block = z[:, 3 * i:3 * i + 3]
             np.testing.assert_allclose(block @ block.T, want @ want.T, atol=1e-9)
     assert flowuse.fit_members(ff, ff, {}, seed=5, members=1)[0].shape == (8, 3) and calls[-1] == 5
+
+
+def test_rows_of_each_split_are_kept_apart_and_old_rows_count_as_inner(tmp_path, monkeypatch):
+    import json
+
+    import _common
+
+    monkeypatch.setattr(flowuse, "RESULTS", tmp_path)
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)  # where write_json writes
+    (tmp_path / "exp_rat_flowuse.json").write_text(json.dumps({"input": {"cm": 7.0}, "rows": [{"method": "a", "v": 1}]}))
+    flowuse.merge([{"method": "a", "v": 2}], {"cm": 7.2}, "protocol")
+    flowuse.merge([{"method": "b", "v": 3}], {"cm": 7.0}, "inner")
+    out = json.loads((tmp_path / "exp_rat_flowuse.json").read_text())
+    assert [(r["split"], r["method"], r["v"]) for r in out["rows"]] == [
+        ("inner", "a", 1), ("protocol", "a", 2), ("inner", "b", 3)]
+    assert out["inputs"] == {"inner": {"cm": 7.0}, "protocol": {"cm": 7.2}}

@@ -541,26 +541,30 @@ def joint_with_support(flow_field: xr.Dataset, support: xr.Dataset) -> tuple[xr.
     label (the held-out data's or the support's) shapes it. Raises if the two do not share dims.
     """
     x, v, _ = check_flow_field(flow_field)
-    if not isinstance(support, xr.Dataset):
-        raise TypeError(f"support must be a flow-field xarray.Dataset (e.g. the training flow field) or None; "
-                        f"got {type(support).__name__}.")
-    for name in ("x", "v"):
-        if name not in support or support[name].dims != ("sample", "dim"):
-            raise ValueError(f"support needs a variable {name!r} with dims ('sample', 'dim') like flow_field; got "
-                             f"{support[name].dims if name in support else 'none'}.")
+    xs, vs = _checked_support(support)
     dims, support_dims = _dim_labels(flow_field), _dim_labels(support)
     if dims != support_dims:
         raise ValueError(f"support's dims {support_dims} differ from flow_field's {dims}: embed a flow field with "
                          f"support from the same preprocessing (e.g. one FlowFieldBuilder fitted on the training "
                          f"part).")
-    xs, vs = (np.asarray(support[name].values, dtype=float) for name in ("x", "v"))
-    for name, arr in (("x", xs), ("v", vs)):
-        if not np.isfinite(arr).all():
-            raise ValueError(f"support[{name!r}] contains NaN/inf values: drop those samples from the support first.")
     n = len(xs) + len(x)
     joint = xr.Dataset({"x": (("sample", "dim"), np.vstack([xs, x])), "v": (("sample", "dim"), np.vstack([vs, v]))},
                        coords={"dim": list(dims), "condition": ("sample", np.full(n, SUPPORT_CONDITION))})
     return joint, len(xs)
+
+
+def _checked_support(support: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The support's positions and vectors, checked by :func:`check_flow_field` (its labels are not needed)."""
+    if not isinstance(support, xr.Dataset):
+        raise TypeError(f"support must be a flow-field xarray.Dataset (e.g. the training flow field) or None; "
+                        f"got {type(support).__name__}.")
+    if "sample" in support.dims:  # condition labels are not read: any one will do for the check
+        support = support.assign_coords(condition=("sample", np.full(support.sizes["sample"], SUPPORT_CONDITION)))
+    try:
+        xs, vs, _ = check_flow_field(support)
+    except ValueError as err:
+        raise ValueError(str(err).replace("flow_field", "support", 1)) from None
+    return xs, vs
 
 
 def _dim_labels(flow_field: xr.Dataset) -> list[str]:

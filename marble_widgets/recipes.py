@@ -201,39 +201,44 @@ _MACAQUE_ENSEMBLE_CONCAT = Recipe(
 )
 _MACAQUE_DIVERSE_MEMBERS = ({}, {"k": 15}, {"k": 50}, {}, {"order": 1})
 _MACAQUE_DIVERSE_INPUTS = ({}, {}, {}, {"smooth": 0.05}, {})
-_MACAQUE_ENSEMBLE_DIVERSE = Recipe(
-    name="macaque_ensemble_diverse", flow_field=_MACAQUE_TUNED.flow_field, marble=_MACAQUE_TUNED.marble,
-    source="5 macaque_tuned variants side by side: as tuned, graph k 15, k 50, 50-ms smoothing, order 1; held-out "
+
+
+def _macaque_diverse(name: str, members: tuple, inputs: tuple, source: str, notes: str) -> Recipe:
+    """macaque_tuned variants side by side: MARBLE overrides and flow-field changes per member."""
+    return Recipe(name, _MACAQUE_TUNED.flow_field, _MACAQUE_TUNED.marble, source, notes,
+                  extra={"bin_size": 0.02, "member_flow_fields": inputs,
+                         "ensemble": {"members": members, "combine": "concat"}})
+
+
+_MACAQUE_ENSEMBLE_DIVERSE = _macaque_diverse(
+    "macaque_ensemble_diverse", _MACAQUE_DIVERSE_MEMBERS, _MACAQUE_DIVERSE_INPUTS,
+    "5 macaque_tuned variants side by side: as tuned, graph k 15, k 50, 50-ms smoothing, order 1; held-out "
     "trials embedded on one graph with the training trials (transform(test, support=train)); measured through the "
     "package (benchmarks/exp_macaque_recipes.py, exp_macaque_outer.json row 'package: macaque_ensemble_diverse "
     "(support)'): velocity R^2 0.452 ± 0.000 over 5 outer folds (seeds 0, 1) vs 0.445 ± 0.008 with held-out "
     "trials on their own graph, macaque_ensemble_concat 0.418 ± 0.015, macaque_tuned 0.391 ± 0.002 and the PCA-5 "
     "input 0.245, same run; assembled by hand the same members gave 0.441 ± 0.003 (exp_macaque_outer.py)",
-    notes="members differ on purpose (MARBLEEnsemble(members=...), one flow field per member: recipe.builders / "
+    "members differ on purpose (MARBLEEnsemble(members=...), one flow field per member: recipe.builders / "
     "recipe.flow_fields); fit on a flow field with one condition label (one graph over all trials); chosen on "
     "training trials only (outer fold 0's training trials, inner stratified fifth held out; "
     "benchmarks/exp_macaque_members.py, inner rows, mean ± SD over 3 seed groups, held-out trials on the joint "
     "graph / on their own graph): these 5 side by side 0.440 ± 0.017 / 0.423 ± 0.016, tuned + order 1 + 50 ms "
     "0.426 / 0.405, tuned + 50 ms 0.412 / 0.405, 5 tuned seeds side by side 0.371 / 0.372, single tuned models "
     "0.349 / 0.343. macaque_ensemble_diverse6 (a sixth member at 150 ms) decodes better",
-    extra={"bin_size": 0.02, "member_flow_fields": _MACAQUE_DIVERSE_INPUTS,
-           "ensemble": {"members": _MACAQUE_DIVERSE_MEMBERS, "combine": "concat"}},
 )
-_MACAQUE_ENSEMBLE_DIVERSE6 = Recipe(
-    name="macaque_ensemble_diverse6", flow_field=_MACAQUE_TUNED.flow_field, marble=_MACAQUE_TUNED.marble,
-    source="macaque_ensemble_diverse with a sixth member on 150-ms smoothing, held-out trials embedded with the "
+_MACAQUE_ENSEMBLE_DIVERSE6 = _macaque_diverse(
+    "macaque_ensemble_diverse6", (*_MACAQUE_DIVERSE_MEMBERS, {}), (*_MACAQUE_DIVERSE_INPUTS, {"smooth": 0.15}),
+    "macaque_ensemble_diverse with a sixth member on 150-ms smoothing, held-out trials embedded with the "
     "training trials as support; measured through the package (benchmarks/exp_macaque_recipes.py, "
     "exp_macaque_outer.json row 'package: diverse + 150 ms (support)'): velocity R^2 0.471 ± 0.003 over 5 outer "
     "folds (seeds 0-4; own graph 0.468 ± 0.007) vs 0.452 ± 0.000 for macaque_ensemble_diverse (seeds 0, 1) and 0.245 for the "
     "PCA-5 input",
-    notes="chosen on the inner splits of all 5 outer folds' training trials (a stratified fifth of each held out; "
+    "chosen on the inner splits of all 5 outer folds' training trials (a stratified fifth of each held out; "
     "exp_macaque_recipes_inner.json, velocity R^2 pooled over the 5 inner splits, held-out trials with support / on "
     "their own graph): this 0.456 / 0.418, macaque_ensemble_diverse 0.447 / 0.396, macaque_tuned 0.373 / 0.360, "
     "PCA-5 input 0.248; the diverse ensemble cut to its 10/20/40/60 leading axes 0.341/0.387/0.445/0.419 (support); "
     "8 members (+ order 1 and k 15 at 50 ms) screened on inner fold 0 only: 0.422 vs 0.448 for the 5, not pursued. "
     "Fit, like the others, on flow fields with one condition label",
-    extra={"bin_size": 0.02, "member_flow_fields": (*_MACAQUE_DIVERSE_INPUTS, {"smooth": 0.15}),
-           "ensemble": {"members": (*_MACAQUE_DIVERSE_MEMBERS, {}), "combine": "concat"}},
 )
 
 #: every named recipe; read with :func:`get`

@@ -86,5 +86,5 @@ def test_support_with_other_dims_or_variables_is_refused(model, train, test):
         model.transform(test, support=train["x"].values)
     bad = train.copy(deep=True)
     bad["x"][3, 0] = np.nan
-    with pytest.raises(ValueError, match=r"support\['x'\] contains NaN/inf"):
+    with pytest.raises(ValueError, match=r"support\['x'\] contains 1 NaN/inf value\(s\) \(first at sample 3\)"):
         model.transform(test, support=bad)

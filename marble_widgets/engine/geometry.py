@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from marble_widgets.data.containers import check_condition_sizes
 from marble_widgets.engine import gauges as _gauges
-from marble_widgets.engine.assembly import BlockDiagonal, JointLayout, piece_counts
+from marble_widgets.engine.assembly import JointLayout, piece_counts
 from marble_widgets.engine.config import GraphConfig
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
@@ -201,18 +201,6 @@ def _use_local_gauges(local_gauges: bool, n: int, s: int) -> bool:
             f"x), got s={s}: use local_gauges=False for this signal."
         )
     return True
-
-
-def _block_diag_csr(blocks: list) -> sp.csr_matrix:
-    """Block-diagonal CSR matrix of square CSR blocks, exactly as a global build lays it out.
-
-    Why: rows in block order, each row's entries (explicit zeros included) kept; the joint operators
-    are filled the same way block by block (:class:`~marble_widgets.engine.assembly.BlockDiagonal`).
-    """
-    out = BlockDiagonal([b.shape[0] for b in blocks], [b.nnz for b in blocks])
-    for c, block in enumerate(blocks):
-        out.put(c, block)
-    return out.matrix()
 
 
 def _geometry(layout: JointLayout, members: list[np.ndarray], local: bool, d: int | None, curve,

@@ -11,13 +11,21 @@ import scipy.sparse as sp
 from marble_widgets.engine import gauges
 from marble_widgets.engine.assembly import BlockDiagonal, JointLayout, piece_counts
 from marble_widgets.engine.config import GraphConfig
-from marble_widgets.engine.geometry import (Geometry, _block_diag_csr, _condition_graph, _condition_operators,
+from marble_widgets.engine.geometry import (Geometry, _condition_graph, _condition_operators,
                                             _geometry, _manifold_choice, build_geometry)
 from marble_widgets.engine.graph import cknn_graph, furthest_point_sampling
 from marble_widgets.engine.kernels import block_kernels, directional_kernels, kernel_values
 from marble_widgets.engine.laplacian import connection_laplacian, normalized_laplacian
 
 K = 8
+
+
+def _block_diag_csr(blocks: list) -> sp.csr_matrix:
+    """Block-diagonal CSR of square CSR blocks filled with the engine's BlockDiagonal, block by block."""
+    out = BlockDiagonal([b.shape[0] for b in blocks], [b.nnz for b in blocks])
+    for c, block in enumerate(blocks):
+        out.put(c, block)
+    return out.matrix()
 
 
 def _field(seed: int = 0, sizes=(90, 140, 110)):

@@ -25,8 +25,8 @@ without ``--fit-on-both``, so a gain then comes from training on the held-out pa
 Result (results/exp_rat_transductive.json, every row with its command): no help. Inner split, input 7.01 / 7.09 cm
 (k by median / R^2): single models 6.63 / 6.65 own graph vs 6.67 / 6.67 joint test, 6.74 / 6.63 joint both;
 concat of 2 6.42 / 6.22 vs 6.49 / 6.37 and 6.49 / 6.29. The joint graph changes the held-out derivative features
-by 54 % of their norm but the embedding hardly (median cosine 0.9996): the trained network barely reads them
-(benchmarks/exp_rat_feature_ablation.py). Fitting on both parts helped on the inner split (6.16 / 6.33), half of
+by 54 % of their norm (the JSON's ``input_norm_share``) but the decoding hardly: the trained network barely reads
+them (benchmarks/exp_rat_feature_ablation.py). Fitting on both parts helped on the inner split (6.16 / 6.33), half of
 it from the extra rows (control of equal size 6.38 / 6.53), and hurt on the protocol split (6.96 / 7.09 vs 6.67 /
 6.89).
 

@@ -205,14 +205,15 @@ def sessions(d: dict) -> str:
     rows = [["stream", s["file"], f"{s['size_MB']:.2f} MB", f"summary fetches {s['summary_fetched_pct']:.1f} %",
              f"read {s['read_http_over_local']:.2f}x local time"] for s in d["streaming"]]
     runs = d.get("fit_runs") or {str(d["fit_facts"]["epochs"]): d}
-    rows += [["fit", f"{f['run']}, {epochs} epochs", f"{f['seconds']:.1f} s", f"speed-up {f['speedup']:.2f}x",
-              "identical" if f["identical_to_serial"] else "DIFFERENT"]
+    rows += [["fit", f"{f['run']}, {epochs} epochs (load {run['load_average_start'][0]:.1f})", f"{f['seconds']:.1f} s",
+              f"speed-up {f['speedup']:.2f}x", "identical" if f["identical_to_serial"] else "DIFFERENT"]
              for epochs, run in runs.items() for f in run["fits"]]
     lazy = d["lazy_open"]
     rows.append(["open", f"{lazy['sessions']} sessions lazily", f"{lazy['open_and_graph_s']:.2f} s",
                  f"peak RSS {lazy['process_peak_rss_MB']:.0f} MB", ""])
-    return (f"**Sessions and streaming** (`benchmarks/sessions.py`, 127.0.0.1 server; 1-min load "
-            f"{d['load_average_start'][0]:.1f} at start on 2 cores, {_when(d)}):\n\n" + _table(["what", "case", "size/time", "figure", ""], rows))
+    return (f"**Sessions and streaming** (`benchmarks/sessions.py`, 127.0.0.1 server; 2 cores; 1-min load at the "
+            f"start of each fit run in its row, {d['load_average_start'][0]:.1f} for the streaming and lazy-open rows; "
+            f"{_when(d)}):\n\n" + _table(["what", "case", "size/time", "figure", ""], rows))
 
 
 def joint_geometry(d: dict) -> str:

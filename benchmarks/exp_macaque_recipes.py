@@ -17,6 +17,20 @@ in ``--cache-dir`` (run folds in separate processes, then once more to pool them
 over the folds per seed, mean ± SD over seeds; per-fold means) are printed and merged into
 benchmarks/results/exp_macaque_outer.json (outer) or exp_macaque_recipes_inner.json (inner), each row carrying
 its command.
+
+``--consistency``: each row also carries the seed-to-seed consistency of its held-out embeddings (needs >= 2
+seeds) and the rows go to exp_macaque_recipes_consistency.json (``_inner`` for inner splits) instead, so the
+2-seed rows the recipe sources cite stay as they are. Consistency = CEBRA's measure as ``mw.analysis.consistency``
+computes it for the rat: the SAME held-out trials embedded by two seeds, each embedding averaged in bins of the
+behaviour and scaled to unit norm per bin, R^2 of a least-squares affine map between the two binned embeddings,
+for every ordered pair of seeds. The bins: reach condition (the 6 sectors the folds stratify on) x time from
+movement onset (one bin per 20-ms step, 34 steps: 204 bins), i.e. the behaviour every trial repeats, as the rat's
+position x running direction; hand velocity is what the rows decode, so binning on it would only score what the
+decoder already scores. Also per row: the same on the embedding's 3 leading principal axes (fitted on the
+training rows, as the rat's rows), CEBRA's label-free ``between="runs"`` score (the same affine R^2 sample by
+sample, no bins), the chance level of each (10 random Gaussian embeddings of the same shape) and, for ensembles
+side by side, every member's own columns scored the same way. Per fold the mean over the ordered seed pairs;
+rows give mean ± SD over folds and the lowest pair.
 """
 from __future__ import annotations
 
@@ -72,7 +86,7 @@ CANDIDATES: dict[str, Recipe] = {
 #: ``ensemble.principal_axes`` of the same combined training embedding, applied to the held-out rows)
 PROJECTED: dict[str, tuple[str, int]] = {f"diverse, {n} leading axes": ("macaque_ensemble_diverse", n)
                                          for n in (10, 20, 40, 60)}
-SHIPPED = ("macaque_tuned", "macaque_ensemble_concat", "macaque_ensemble_diverse")
+SHIPPED = ("macaque_tuned", "macaque_ensemble_concat", "macaque_ensemble_diverse", "macaque_ensemble_diverse6")
 
 
 def candidate(name: str) -> Recipe:
@@ -160,6 +174,108 @@ def split_predictions(split: str, names: list[str], seeds: list[int], cache: Pat
     return ff_val["hand_velocity"].values, preds
 
 
+#: the embedding views scored for consistency: all latents, or the leading principal axes of the training rows
+VIEWS: dict[str, int | None] = {"full": None, "3 axes": 3}
+#: random Gaussian embeddings per chance level
+N_CHANCE = 10
+
+
+def behaviour_labelled(z: np.ndarray, ff: xr.Dataset, trials: xr.Dataset) -> xr.DataArray:
+    """Embedding rows labelled with their time from movement onset and their trial's reach condition."""
+    condition = trials["condition"].sel(trial=ff["trial"].values).values
+    return xr.DataArray(np.asarray(z, dtype=float), dims=("sample", "latent"),
+                        coords={"time": ("sample", ff["time"].values), "condition": ("sample", condition)})
+
+
+def time_bins(times: np.ndarray, step: float) -> tuple[int, tuple[float, float]]:
+    """One bin per time step: the number of bins and a range centred on the steps (robust to rounding)."""
+    lo, hi = float(np.min(times)), float(np.max(times))
+    return int(round((hi - lo) / step)) + 1, (lo - step / 2, hi + step / 2)
+
+
+def _off_diagonal(scores: np.ndarray) -> dict[str, float]:
+    off = scores[~np.eye(len(scores), dtype=bool)]
+    return {"mean": float(np.mean(off)), "min": float(np.min(off)), "max": float(np.max(off))}
+
+
+def seed_consistency(embeddings: list[np.ndarray], ff: xr.Dataset, trials: xr.Dataset) -> dict[str, float]:
+    """Consistency over every ordered pair of embeddings of the same samples, binned by condition x time."""
+    from marble_widgets.analysis import consistency
+
+    bins, lo_hi = time_bins(ff["time"].values, trials.attrs["bin_size"])
+    named = {str(i): behaviour_labelled(z, ff, trials) for i, z in enumerate(embeddings)}
+    return _off_diagonal(consistency(named, "time", by="condition", bins=bins, range=lo_hi).values)
+
+
+def runs_consistency(embeddings: list[np.ndarray]) -> dict[str, float]:
+    """CEBRA's ``consistency_score(between="runs")``: affine R^2 sample by sample, every ordered pair, no labels."""
+    from sklearn.linear_model import LinearRegression
+
+    scores = np.array([[LinearRegression().fit(a, b).score(a, b) if i != j else np.nan
+                        for j, b in enumerate(embeddings)] for i, a in enumerate(embeddings)])
+    return _off_diagonal(scores)
+
+
+def view_scores(embs: list[dict[str, np.ndarray]], part: str, ff: xr.Dataset, trials: xr.Dataset,
+                ) -> dict[str, dict[str, float]]:
+    """Binned and label-free consistency of ``part`` in every view of :data:`VIEWS`."""
+    out = {}
+    for view, n in VIEWS.items():
+        zs = [e[part] if n is None else projected(e, n)[part] for e in embs]
+        out[view] = seed_consistency(zs, ff, trials)
+        out[f"{view}, samples"] = runs_consistency(zs)
+    return out
+
+
+def chance_scores(shape: tuple[int, int], ff: xr.Dataset, trials: xr.Dataset, n: int = N_CHANCE,
+                  ) -> dict[str, dict[str, float]]:
+    """The chance level of :func:`view_scores`: ``n`` random Gaussian embeddings of ``shape`` (fixed seed)."""
+    rng = np.random.default_rng(0)
+    embs = [{"fit": rng.standard_normal(shape), "held": rng.standard_normal(shape)} for _ in range(n)]
+    return view_scores(embs, "held", ff, trials)
+
+
+def member_columns(recipe: Recipe, width: int) -> list[slice]:
+    """Each member's columns of an ensemble side by side (none for single models or averaged members)."""
+    ens = recipe.extra.get("ensemble", {})
+    if ens.get("combine") != "concat":
+        return []
+    n = len(ens.get("members", ())) or ens["n_members"]
+    return [slice(i * width // n, (i + 1) * width // n) for i in range(n)]
+
+
+def split_consistency(split: str, names: list[str], seeds: list[int], cache: Path) -> dict[str, dict[str, Any]]:
+    """Per row (candidate x own/support): seed-to-seed consistency of the held-out embeddings, chance, members."""
+    parts = split_parts(split)
+    ff = recipe_flow_fields(recipes.get("macaque_tuned"), *parts)[1][0]
+    chance: dict[tuple[int, int], dict] = {}
+    out = {}
+    for name in names:
+        embs = [cached_embedding(split, name, s, parts, cache) for s in seeds]
+        members = [] if name in PROJECTED else member_columns(candidate(name), embs[0]["fit"].shape[1])
+        for mode in ("own", "support"):
+            shape = embs[0][mode].shape
+            if shape not in chance:
+                chance[shape] = chance_scores(shape, ff, parts[1])
+            out[f"package: {name} ({mode})"] = {
+                **view_scores(embs, mode, ff, parts[1]), "chance": chance[shape],
+                "members": [view_scores([{k: v[:, c] for k, v in e.items()} for e in embs], mode, ff, parts[1])
+                            for c in members]}
+    return out
+
+
+def consistency_summary(per_fold: list[Any]) -> Any:
+    """Mean ± SD over folds of each fold's mean over seed pairs, and the lowest pair, for every score."""
+    first = per_fold[0]
+    if "mean" in first:
+        means = [f["mean"] for f in per_fold]
+        return {"mean": float(np.mean(means)), "sd": float(np.std(means)), "per_fold": means,
+                "min": float(min(f["min"] for f in per_fold)), "max": float(max(f["max"] for f in per_fold))}
+    if isinstance(first, list):
+        return [consistency_summary([f[i] for f in per_fold]) for i in range(len(first))]
+    return {k: consistency_summary([f[k] for f in per_fold]) for k in first}
+
+
 def pooled_rows(truths: list[np.ndarray], preds: list[dict[str, list[np.ndarray]]], folds: list[int], seeds: list[int],
                 command: str) -> list[dict[str, Any]]:
     """Velocity R^2 pooled over the folds per seed, mean ± SD over seeds; per-fold means (sklearn's r2_score)."""
@@ -176,6 +292,23 @@ def pooled_rows(truths: list[np.ndarray], preds: list[dict[str, list[np.ndarray]
     return rows
 
 
+def print_consistency(rows: list[dict[str, Any]]) -> None:
+    """One line per row and view: consistency mean ± SD over folds (lowest pair), chance, members' means."""
+    lines = []
+    for r in rows:
+        cons = r.get("consistency")
+        for view in ([*cons["chance"]] if cons else []):
+            lines.append({"method": r["method"], "view": view, "consistency": _pm(cons[view]),
+                          "lowest pair": cons[view]["min"], "chance (max)": f"{cons['chance'][view]['mean']:.3f} "
+                          f"({cons['chance'][view]['max']:.3f})",
+                          "members": " ".join(f"{m[view]['mean']:.3f}" for m in cons["members"])})
+    print_table(lines, ["method", "view", "consistency", "lowest pair", "chance (max)", "members"])
+
+
+def _pm(score: dict[str, Any]) -> str:
+    return f"{score['mean']:.3f} ± {score['sd']:.3f}"
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Embed (or read cached) every candidate on every fold, print the pooled rows and merge them."""
     import torch
@@ -186,11 +319,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--only", nargs="+", default=list(SHIPPED), choices=[*SHIPPED, *CANDIDATES, *PROJECTED])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--embed-only", action="store_true", help="fill the cache, no rows (one process per fold)")
+    parser.add_argument("--consistency", action="store_true",
+                        help="rows also carry the seed-to-seed consistency (exp_macaque_recipes_consistency*.json)")
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "marble_widgets_bench" / "macaque_recipes")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    truths, preds = [], []
+    if args.consistency and len(args.seeds) < 2:
+        parser.error("--consistency compares seeds: give at least 2 (--seeds 0 1 2 3 4)")
+    truths, preds, consistencies = [], [], []
     for fold in args.folds:
         if args.embed_only:
             parts = split_parts(f"{args.split}{fold}")
@@ -201,6 +338,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         t, p = split_predictions(f"{args.split}{fold}", args.only, args.seeds, args.cache_dir)
         truths.append(t)
         preds.append(p)
+        if args.consistency:
+            consistencies.append(split_consistency(f"{args.split}{fold}", args.only, args.seeds, args.cache_dir))
     if args.embed_only:
         return []
     command = shlex.join(["python", "benchmarks/exp_macaque_recipes.py", *(argv if argv is not None else sys.argv[1:])])
@@ -209,6 +348,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         r["split"] = args.split
     print_table(rows, ["method", "r2_mean", "r2_sd", "per_fold"])
     out = RESULTS / ("exp_macaque_outer.json" if args.split == "outer" else "exp_macaque_recipes_inner.json")
+    if args.consistency:
+        for r in rows:
+            if r["method"] in consistencies[0]:
+                r["consistency"] = consistency_summary([c[r["method"]] for c in consistencies])
+        print_consistency(rows)
+        out = RESULTS / f"exp_macaque_recipes_consistency{'' if args.split == 'outer' else '_inner'}.json"
     merge_rows(rows, out)
     return rows
 

@@ -1,0 +1,203 @@
+"""benchmarks/exp_macaque_recipes.py's seed-to-seed consistency (issue 16): the macaque analogue of the rat's.
+
+Seeds' embeddings of the same held-out trials are compared after averaging in reach condition x time-step bins
+(``mw.analysis.consistency``), and sample by sample (CEBRA's ``between="runs"``); both against values computed
+here independently, with random embeddings as the chance level.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.stats import special_ortho_group
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import exp_macaque_recipes as mr  # noqa: E402
+
+SECTORS = ("0deg", "45deg", "135deg", "180deg", "225deg", "315deg")
+TIMES = np.round(np.arange(-0.24, 0.43, 0.02), 2)  # the 34 steps of a held-out flow field
+
+
+def _trials(per_sector: tuple[int, ...] = (1, 2, 3, 1, 2, 3)) -> xr.Dataset:
+    """Held-out trials (ids not 0..n-1, as a fold's are) with their reach condition and 20-ms bins."""
+    conditions = np.repeat(SECTORS, per_sector)
+    ids = 3 * np.arange(len(conditions)) + 5
+    return xr.Dataset({"condition": ("trial", conditions)}, coords={"trial": ids}, attrs={"bin_size": 0.02})
+
+
+def _flow_field(trials: xr.Dataset) -> xr.Dataset:
+    """One sample per (trial, time step), trial-major, as the recipe's flow fields are."""
+    trial = np.repeat(trials["trial"].values, len(TIMES))
+    return xr.Dataset(coords={"trial": ("sample", trial), "time": ("sample", np.tile(TIMES, trials.sizes["trial"]))})
+
+
+def _behaviour_embedding(ff: xr.Dataset, trials: xr.Dataset, dim: int, seed: int) -> np.ndarray:
+    """A smooth function of reach angle and time, plus a little trial noise."""
+    rng = np.random.default_rng(seed)
+    angle = np.deg2rad([int(c[:-3]) for c in trials["condition"].sel(trial=ff["trial"].values).values])
+    t = ff["time"].values
+    freq = np.arange(1, dim + 1)
+    z = np.cos(freq * angle[:, None] + 3 * t[:, None] * freq) + t[:, None] * np.sin(freq * angle[:, None])
+    return z + 0.05 * rng.standard_normal(z.shape)
+
+
+def _binned_by_hand(z: np.ndarray, ff: xr.Dataset, trials: xr.Dataset) -> np.ndarray:
+    """Unit-norm mean per (condition, time step), a plain loop (no empty bins here)."""
+    condition = trials["condition"].sel(trial=ff["trial"].values).values
+    step = np.round((ff["time"].values - TIMES[0]) / 0.02).astype(int)
+    means = np.array([z[(condition == c) & (step == s)].mean(axis=0) for c in sorted(set(condition))
+                      for s in range(len(TIMES))])
+    return means / np.linalg.norm(means, axis=1, keepdims=True)
+
+
+def _r2(a: np.ndarray, b: np.ndarray) -> float:
+    """R^2 of the least-squares affine map a -> b (uniform average over outputs), by lstsq."""
+    design = np.c_[a, np.ones(len(a))]
+    resid = b - design @ np.linalg.lstsq(design, b, rcond=None)[0]
+    return float(np.mean(1 - (resid**2).sum(axis=0) / ((b - b.mean(axis=0)) ** 2).sum(axis=0)))
+
+
+def test_time_bins_put_every_step_in_its_own_bin():
+    bins, (lo, hi) = mr.time_bins(TIMES, 0.02)
+    assert bins == 34 and lo == pytest.approx(-0.25) and hi == pytest.approx(0.43)
+    index = np.floor((TIMES - lo) / (hi - lo) * bins).astype(int)
+    np.testing.assert_array_equal(index, np.arange(34))
+
+
+def test_binning_is_reach_condition_by_time_step_with_exact_counts(monkeypatch):
+    import marble_widgets.analysis as analysis
+
+    trials = _trials()
+    ff = _flow_field(trials)
+    seen, real = {}, analysis.consistency
+
+    def spy(embeddings, label, **kw):
+        seen.update(embeddings=embeddings, label=label, **kw)
+        return real(embeddings, label, **kw)
+
+    monkeypatch.setattr(analysis, "consistency", spy)
+    mr.seed_consistency([_behaviour_embedding(ff, trials, 4, s) for s in (0, 1)], ff, trials)
+    assert (seen["label"], seen["by"], seen["bins"]) == ("time", "condition", 34)
+    binned = analysis.binned_means(seen["embeddings"]["0"], "time", seen["bins"], seen["range"], by="condition")
+    assert binned.shape == (6, 34, 4)
+    counts = dict(zip(SECTORS, (1, 2, 3, 1, 2, 3)))
+    for sector in binned["condition"].values:
+        np.testing.assert_array_equal(binned["count"].sel(condition=sector).values, np.full(34, counts[sector]))
+    assert (binned["fill_width"].values == 0).all()
+
+
+def test_consistency_is_one_for_maps_of_an_embedding_and_matches_a_hand_computation():
+    trials = _trials()
+    ff = _flow_field(trials)
+    z = _behaviour_embedding(ff, trials, 5, 0)
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((5, 5)) + 3 * np.eye(5)  # invertible, not orthogonal
+    assert abs(np.linalg.det(a)) > 1
+    similarity = 2.5 * special_ortho_group.rvs(5, random_state=3)
+    # sample by sample (CEBRA's runs): any invertible affine map gives exactly 1
+    runs = mr.runs_consistency([z, z @ a + 4.0])
+    assert runs["mean"] == pytest.approx(1.0, abs=1e-12) and runs["min"] == pytest.approx(1.0, abs=1e-12)
+    # binned: bins are unit-norm means (CEBRA's definition), so a rotation and scale gives exactly 1 ...
+    assert mr.seed_consistency([z, z @ similarity], ff, trials)["min"] == pytest.approx(1.0, abs=1e-10)
+    # ... and a general invertible map the R^2 of the normalised bin means, computed here by hand
+    b = z @ a + 4.0
+    expected = [_r2(_binned_by_hand(z, ff, trials), _binned_by_hand(b, ff, trials)),
+                _r2(_binned_by_hand(b, ff, trials), _binned_by_hand(z, ff, trials))]
+    got = mr.seed_consistency([z, b], ff, trials)
+    assert got["min"] == pytest.approx(min(expected), abs=1e-10)
+    assert got["max"] == pytest.approx(max(expected), abs=1e-10)
+
+
+def test_runs_consistency_is_cebras_between_runs_score():
+    metrics = pytest.importorskip("cebra.integrations.sklearn.metrics")
+    rng = np.random.default_rng(2)
+    embs = [rng.standard_normal((300, d)) @ rng.standard_normal((d, d)) for d in (3, 3, 5)]
+    embs[1] = embs[0] @ rng.standard_normal((3, 3)) + 0.5 * rng.standard_normal((300, 3))
+    scores, _, _ = metrics.consistency_score([e.copy() for e in embs], between="runs")
+    ours = mr.runs_consistency(embs)
+    assert ours["mean"] == pytest.approx(float(np.mean(scores)), abs=1e-12)
+    assert ours["min"] == pytest.approx(float(np.min(scores)), abs=1e-12)
+
+
+def test_independent_random_embeddings_score_at_the_chance_level():
+    trials = _trials((2, 2, 2, 2, 2, 2))
+    ff = _flow_field(trials)
+    n = ff.sizes["sample"]
+    chance = mr.chance_scores((n, 6), ff, trials)
+    # expected in-sample R^2 of a 6-regressor affine fit to unrelated data: about 6 / (rows - 1)
+    assert chance["full"]["mean"] == pytest.approx(6 / (6 * 34 - 1), abs=0.02)
+    assert chance["full, samples"]["mean"] == pytest.approx(6 / (n - 1), abs=0.01)
+    rng = np.random.default_rng(7)
+    other = [{"fit": rng.standard_normal((n, 6)), "held": rng.standard_normal((n, 6))} for _ in range(5)]
+    scores = mr.view_scores(other, "held", ff, trials)
+    for view in ("full", "full, samples", "3 axes", "3 axes, samples"):
+        assert scores[view]["mean"] == pytest.approx(chance[view]["mean"], abs=0.02), view
+    assert chance["3 axes"]["mean"] < 0.05 and scores["full"]["max"] < 0.15
+
+
+def test_three_axes_view_uses_the_training_rows_principal_axes():
+    trials = _trials()
+    ff = _flow_field(trials)
+    base = _behaviour_embedding(ff, trials, 3, 0)
+    n, rng, embs = len(base), np.random.default_rng(3), []
+    for seed in (4, 5):  # each seed: its own rotation of 3 shared latents, 3 noise latents absent from its fit rows
+        r = special_ortho_group.rvs(3, random_state=seed)
+        noise = 5 * rng.standard_normal((n, 3))
+        embs.append({"fit": np.c_[10 * base @ r, np.zeros((n, 3))], "held": np.c_[base @ r, noise]})
+    scores = mr.view_scores(embs, "held", ff, trials)
+    assert scores["3 axes"]["min"] == pytest.approx(1.0, abs=1e-10)
+    assert scores["3 axes, samples"]["min"] == pytest.approx(1.0, abs=1e-10)
+    assert scores["full"]["max"] < 0.9
+
+
+def test_member_columns_split_side_by_side_ensembles_only():
+    from marble_widgets import recipes
+
+    six = mr.member_columns(recipes.get("macaque_ensemble_diverse6"), 120)
+    assert [(c.start, c.stop) for c in six] == [(20 * i, 20 * i + 20) for i in range(6)]
+    assert [(c.start, c.stop) for c in mr.member_columns(recipes.get("macaque_ensemble_concat"), 60)] == [
+        (0, 20), (20, 40), (40, 60)]
+    assert mr.member_columns(recipes.get("macaque_tuned"), 20) == []
+
+
+def test_summary_is_mean_and_sd_over_folds_with_the_lowest_pair():
+    fold = [{"full": {"mean": 0.9, "min": 0.8, "max": 0.95}, "members": [{"full": {"mean": 0.5, "min": 0.4,
+                                                                                    "max": 0.6}}]},
+            {"full": {"mean": 0.7, "min": 0.6, "max": 0.75}, "members": [{"full": {"mean": 0.3, "min": 0.1,
+                                                                                    "max": 0.5}}]}]
+    out = mr.consistency_summary(fold)
+    assert out["full"].pop("per_fold") == [0.9, 0.7]
+    assert out["full"] == pytest.approx({"mean": 0.8, "sd": 0.1, "min": 0.6, "max": 0.95})
+    assert out["members"][0]["full"]["min"] == 0.1 and out["members"][0]["full"]["mean"] == pytest.approx(0.4)
+
+
+def test_split_consistency_reads_the_real_fold_with_fitted_embeddings_replaced(monkeypatch, tmp_path):
+    """Wiring on outer fold 0 (no fits): seeds that differ by a rotation score 1, noise scores near chance."""
+    def fake(split, name, seed, parts, cache):
+        ff = mr.recipe_flow_fields(mr.recipes.get("macaque_tuned"), *parts)[1][0]
+        angle = parts[1]["reach_angle"].sel(trial=ff["trial"].values).values
+        base = np.c_[np.cos(angle), np.sin(angle), ff["time"].values, ff["time"].values ** 2,
+                     np.cos(angle) * ff["time"].values, np.sin(2 * angle)]
+        width = 120 if "diverse6" in name else 6
+        base = np.tile(base, (1, width // 6))
+        rot = special_ortho_group.rvs(width, random_state=seed)
+        held = base @ rot if seed < 2 else np.random.default_rng(seed).standard_normal(base.shape)
+        return {"fit": held, "own": held, "support": held}
+
+    monkeypatch.setattr(mr, "cached_embedding", fake)
+    same = mr.split_consistency("outer0", ["macaque_tuned"], [0, 1], tmp_path)["package: macaque_tuned (support)"]
+    assert same["full"]["min"] == pytest.approx(1.0, abs=1e-9)
+    assert same["full, samples"]["min"] == pytest.approx(1.0, abs=1e-9) and same["members"] == []
+    noise = mr.split_consistency("outer0", ["macaque_tuned"], [2, 3], tmp_path)["package: macaque_tuned (own)"]
+    assert noise["full"]["mean"] == pytest.approx(noise["chance"]["full"]["mean"], abs=0.03)
+    six = mr.split_consistency("outer0", ["macaque_ensemble_diverse6"], [0, 1], tmp_path)
+    assert len(six["package: macaque_ensemble_diverse6 (support)"]["members"]) == 6
+
+
+def test_consistency_needs_two_seeds():
+    with pytest.raises(SystemExit):
+        mr.main(["--folds", "0", "--only", "macaque_tuned", "--seeds", "0", "--consistency"])

@@ -27,10 +27,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from marble_widgets import __version__
 from marble_widgets.data.containers import FEATURE_COORDS, check_flow_field, sample_labels
 
-from marble_widgets.engine.config import FeatureConfig, GraphConfig, TrainingConfig
+from marble_widgets.engine.config import FeatureConfig, GraphConfig, TrainingConfig, check_inner_product_features
 from marble_widgets.engine.feature_store import check_store_option, embed_stored, feature_source, resolve_store
 from marble_widgets.engine.features import feature_coords, feature_names
 from marble_widgets.engine.geometry import Geometry, build_geometry
+from marble_widgets.engine.layers import check_invariant_dims, invariant_names
 from marble_widgets.engine.network import MarbleNetwork, NetworkSpec, upgrade_state_dict
 from marble_widgets.engine.results import result_variables
 from marble_widgets.engine.loss import check_loss, check_temperature
@@ -47,7 +48,8 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "var_explained": ("construct_dataset var_explained", "manifold-dimension threshold"),
     "frac_geodesic_nb": ("construct_dataset frac_geodesic_nb", "local PCA size K = k * frac"),
     "diffusion": ("yaml diffusion", "learnable heat diffusion of the signal (t0 = 0)"),
-    "inner_product_features": ("yaml inner_product_features", "inner-product features (§8)"),
+    "inner_product_features": ("yaml inner_product_features",
+                               "inner-product features (§8); 'invariant' [ours]: exact rotation invariants"),
     "include_self": ("yaml include_self", "signal itself among the features"),
     "include_positions": ("yaml include_positions", "positions in front of the features"),
     "hidden_channels": ("yaml hidden_channels", "MLP hidden widths"),
@@ -131,6 +133,13 @@ class MARBLE(TransformerMixin, BaseEstimator):
     embedding as from RAM); ``"auto"`` uses a temporary store (deleted with the model) only when
     the features as float64 would exceed 2 GiB, the in-memory cap, and RAM otherwise.
     ``feature_store_`` is the store used (None: RAM). A path needs ``diffusion=False``.
+
+    ``inner_product_features``: False (the linear features), True (the reference's inner products,
+    which are not rotation-invariant for vector fields, docs/spec.md §8) or ``"invariant"`` ([ours]):
+    least-squares derivatives of the field and their exact invariants under any rotation or
+    reflection of the ambient axes (or, with ``local_gauges=True``, of the tangent frames), no
+    parameters (:class:`~marble_widgets.engine.layers.InvariantFeatures`, which says how they scale);
+    it needs a vector field in the ambient space and ``order`` <= 2.
     """
 
     def __init__(
@@ -143,7 +152,7 @@ class MARBLE(TransformerMixin, BaseEstimator):
         var_explained: float = 0.9,
         frac_geodesic_nb: float = 1.5,
         diffusion: bool = True,
-        inner_product_features: bool = False,
+        inner_product_features: bool | str = False,
         include_self: bool = True,
         include_positions: bool = False,
         hidden_channels: tuple[int, ...] | list[int] | int = (32,),
@@ -225,6 +234,8 @@ class MARBLE(TransformerMixin, BaseEstimator):
         if self.order == 0 and not self.include_self:
             raise ValueError("order=0 with include_self=False leaves no features: raise order or include_self.")
         check_store_option(self.feature_store, self.diffusion)
+        if check_inner_product_features(self.inner_product_features) == "invariant":
+            invariant_names(self.order, bool(self.include_self))  # raises beyond order 2
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(
                 f"device={self.device!r} but torch sees no CUDA GPU (torch.cuda.is_available() is "
@@ -248,7 +259,8 @@ class MARBLE(TransformerMixin, BaseEstimator):
         return FeatureConfig(
             order=int(self.order), include_self=bool(self.include_self),
             include_positions=bool(self.include_positions), vec_norm=bool(self.vec_norm),
-            diffusion=bool(self.diffusion), inner_product_features=bool(self.inner_product_features),
+            diffusion=bool(self.diffusion),
+            inner_product_features=check_inner_product_features(self.inner_product_features),
         )
 
     def _training_config(self) -> TrainingConfig:
@@ -293,6 +305,8 @@ class MARBLE(TransformerMixin, BaseEstimator):
             bias=bool(self.bias), emb_norm=bool(self.emb_norm),
         )
         self._check_vec_norm(spec.n_signal)
+        if spec.invariant:
+            check_invariant_dims(spec.n_signal, spec.n_directions)
         if spec.n_linear > MAX_FEATURES:
             raise ValueError(
                 f"order={self.order} on {geometry.signal.shape[1]}-D vectors gives {spec.n_linear} features "

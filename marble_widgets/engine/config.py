@@ -35,7 +35,9 @@ class FeatureConfig:
     ``order``: derivative order p; ``include_self``: the signal among the features;
     ``include_positions``: positions in front of them; ``vec_norm``: L2-normalise each order per
     node; ``diffusion``: learnable heat diffusion of the signal; ``inner_product_features``:
-    rotation-invariant inner products (§8).
+    False (linear features), True (the reference's inner products, §8) or ``"invariant"``
+    (least-squares derivatives and their exact rotation invariants, [ours]; see
+    :class:`~marble_widgets.engine.layers.InvariantFeatures`).
     """
 
     order: int = 2
@@ -43,7 +45,24 @@ class FeatureConfig:
     include_positions: bool = False
     vec_norm: bool = False
     diffusion: bool = True
-    inner_product_features: bool = False
+    inner_product_features: bool | str = False
+
+
+#: the values ``inner_product_features`` accepts: off, the reference's inner products, exact invariants
+INNER_PRODUCT_MODES = (False, True, "invariant")
+
+
+def check_inner_product_features(value) -> bool | str:
+    """``value`` as False, True or ``"invariant"``; a ValueError naming the allowed values otherwise.
+
+    Why: True/False keep the reference's meaning; the string selects the invariant extension.
+    """
+    if isinstance(value, str):
+        if value == "invariant":
+            return value
+    elif value in (True, False):
+        return bool(value)
+    raise ValueError(f"inner_product_features must be False, True or 'invariant'; got {value!r}.")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,13 @@ import numpy as np
 import torch
 
 from marble_widgets.engine.config import FeatureConfig
-from marble_widgets.engine.features import DEFAULT_MAX_BYTES, feature_count, signal_in_frames, stacked_features
+from marble_widgets.engine.features import (
+    DEFAULT_MAX_BYTES,
+    feature_count,
+    order_kernels,
+    signal_in_frames,
+    stacked_features,
+)
 from marble_widgets.engine.network import FeatureSource, build_feature_source
 
 #: bytes of one stored chunk of rows (about; at least 64 rows): small chunks keep a random row cheap
@@ -57,6 +63,8 @@ def fingerprint(geometry, config: FeatureConfig) -> str:
     """Digest of what the stored features depend on: nodes, signal, graph, frames, kernels, settings."""
     h = hashlib.blake2b(digest_size=16)
     settings = {k: v for k, v in asdict(config).items() if k != "inner_product_features"}
+    if config.inner_product_features == "invariant":  # other kernels; the parity modes keep their digest
+        settings["kernels"] = "least_squares"
     h.update(repr(sorted(settings.items())).encode())
     for arr in (geometry.pos, geometry.signal, geometry.edge_index, geometry.frames):
         h.update(str(arr.shape).encode())
@@ -73,13 +81,26 @@ def _blocks(geometry) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def _block_features(geometry, signal: np.ndarray, start: int, stop: int, config: FeatureConfig) -> np.ndarray:
-    """Features of the nodes ``start:stop`` of one condition from its diagonal kernel blocks (float32)."""
-    b = geometry.kernels[0].shape[0] // geometry.n_nodes if geometry.kernels else 1
-    rows = slice(start * b, stop * b)
-    part = SimpleNamespace(n_nodes=stop - start, kernels=[k[rows, rows] for k in geometry.kernels])
-    out = stacked_features(signal[start:stop], part, config.order, config.include_self, config.vec_norm)
+def _block_features(operators, signal: np.ndarray, start: int, stop: int, config: FeatureConfig) -> np.ndarray:
+    """Features of the nodes ``start:stop`` of one condition from the diagonal blocks of each order's kernels (float32).
+
+    ``operators``: ``n_nodes`` and ``kernels``, one list per order (:func:`_order_kernels`).
+    """
+    def block(ks: list) -> list:
+        b = ks[0].shape[0] // operators.n_nodes if ks else 1
+        rows = slice(start * b, stop * b)
+        return [k[rows, rows] for k in ks]
+
+    sliced: dict[int, list] = {}
+    part = [sliced.setdefault(id(ks), block(ks)) for ks in operators.kernels]
+    out = stacked_features(signal[start:stop], stop - start, part, config.include_self, config.vec_norm)
     return out.astype(np.float32, copy=False)
+
+
+def _order_kernels(geometry, config: FeatureConfig) -> SimpleNamespace:
+    """The kernels of every order (:func:`~marble_widgets.engine.features.order_kernels`) and the node count."""
+    invariant = config.inner_product_features == "invariant"
+    return SimpleNamespace(n_nodes=geometry.n_nodes, kernels=order_kernels(geometry, config.order, invariant))
 
 
 def _chunk_rows(width: int) -> int:
@@ -138,8 +159,9 @@ def write_feature_store(path: str | Path, geometry, config: FeatureConfig, *, fi
                                      dtype="float32", compressors=None, fill_value=0.0)
             pos[:] = geometry.pos.astype(np.float32)
         signal = signal_in_frames(geometry)
+        operators = _order_kernels(geometry, config)
         for start, stop in _blocks(geometry):
-            feats[start:stop] = _block_features(geometry, signal, start, stop, config)
+            feats[start:stop] = _block_features(operators, signal, start, stop, config)
         group.attrs.update(format=FORMAT, fingerprint=fingerprint_ or fingerprint(geometry, config),
                            n_nodes=int(geometry.n_nodes), width=int(width), chunk_rows=int(rows))
     except BaseException:

@@ -22,16 +22,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from marble_widgets.engine.config import FeatureConfig
+from marble_widgets.engine.config import FeatureConfig, check_inner_product_features
 from marble_widgets.engine.features import (
     DerivativeOperator,
     derivative_features,
     derivative_stack,
     feature_count,
+    order_kernels,
+    order_operators,
     signal_in_frames,
 )
 from marble_widgets.engine.laplacian import chebyshev_heat_basis, normalized_laplacian
-from marble_widgets.engine.layers import Diffusion, InnerProductFeatures
+from marble_widgets.engine.layers import Diffusion, InnerProductFeatures, InvariantFeatures, invariant_names
 
 #: Chebyshev degree of the heat kernel; truncation error < 2e-4 for every t <= MAX_TIME
 DIFFUSION_DEGREE = 16
@@ -48,7 +50,7 @@ class NetworkSpec:
     order: int
     include_self: bool = True
     n_positions: int = 0
-    inner_product_features: bool = False
+    inner_product_features: bool | str = False
     hidden_channels: tuple[int, ...] = (32,)
     out_dim: int = 3
     batch_norm: bool = True
@@ -69,9 +71,17 @@ class NetworkSpec:
         return self.n_linear // self.n_signal
 
     @property
+    def invariant(self) -> bool:
+        """Whether the MLP reads exact invariants (``inner_product_features="invariant"``)."""
+        return self.inner_product_features == "invariant"
+
+    @property
     def n_in(self) -> int:
-        """Width of the MLP input (positions in front of the (inner-product) features)."""
-        core = self.n_channels if self.inner_product_features else self.n_linear
+        """Width of the MLP input (positions in front of the (inner-product or invariant) features)."""
+        if self.invariant:
+            core = len(invariant_names(self.order, self.include_self))
+        else:
+            core = self.n_channels if self.inner_product_features else self.n_linear
         return core + self.n_positions
 
     @classmethod
@@ -83,7 +93,7 @@ class NetworkSpec:
             n_signal=int(n_signal), n_directions=int(geometry.n_directions),
             order=int(features.order), include_self=bool(features.include_self),
             n_positions=int(geometry.pos.shape[1]) if features.include_positions else 0,
-            inner_product_features=bool(features.inner_product_features),
+            inner_product_features=check_inner_product_features(features.inner_product_features),
             diffusion=bool(features.diffusion), **architecture,
         )
 
@@ -140,7 +150,7 @@ def upgrade_state_dict(state_dict: dict[str, torch.Tensor], spec: NetworkSpec) -
 
 
 class MarbleNetwork(nn.Module):
-    """MARBLE's encoder: linear features (+ positions) -> [inner products] -> MLP -> [L2 norm].
+    """MARBLE's encoder: linear features (+ positions) -> [inner products or invariants] -> MLP -> [L2 norm].
 
     Learnable: the diffusion time (``self.diffusion.t``, used by the feature source), the
     inner-product matrices ``O_j`` and the MLP. ``forward(features (B, E_lin), positions (B, n))``
@@ -151,9 +161,12 @@ class MarbleNetwork(nn.Module):
         super().__init__()
         self.spec = spec
         self.diffusion = Diffusion(spec.diffusion_degree) if spec.diffusion else None
-        self.inner = (
-            InnerProductFeatures(spec.n_channels, spec.n_signal) if spec.inner_product_features else None
-        )
+        if spec.invariant:
+            self.inner = InvariantFeatures(spec.n_signal, spec.n_directions, spec.order, spec.include_self)
+        else:
+            self.inner = (
+                InnerProductFeatures(spec.n_channels, spec.n_signal) if spec.inner_product_features else None
+            )
         self.mlp = make_mlp(
             [spec.n_in, *spec.hidden_channels, spec.out_dim],
             batch_norm=spec.batch_norm, dropout=spec.dropout, bias=spec.bias,
@@ -243,7 +256,7 @@ class DiffusedFeatures(FeatureSource):
     def __init__(
         self,
         signal_basis: torch.Tensor,
-        operator: DerivativeOperator,
+        operator: DerivativeOperator | list[DerivativeOperator],
         *,
         order: int,
         include_self: bool,
@@ -297,6 +310,7 @@ def build_feature_source(
 
     Why: without diffusion the features have no parameters and are computed once (float64, then
     float32); with diffusion they are evaluated at the learnable time (float32 on ``device``).
+    ``inner_product_features="invariant"`` uses least-squares gradient kernels (:func:`order_kernels`).
     Features read from an on-disk store: :func:`marble_widgets.engine.feature_store.feature_source`.
     """
     config = replace(config or FeatureConfig(), **settings)
@@ -304,14 +318,20 @@ def build_feature_source(
     positions = (
         torch.as_tensor(geometry.pos, dtype=torch.float32, device=device) if config.include_positions else None
     )
+    invariant = check_inner_product_features(config.inner_product_features) == "invariant"
     if not config.diffusion:
-        feats = derivative_features(geometry, None, config.order, config.include_self, vec_norm=config.vec_norm)
+        feats = derivative_features(geometry, None, config.order, config.include_self, vec_norm=config.vec_norm,
+                                    invariant=invariant)
         return StaticFeatures(torch.as_tensor(feats, dtype=torch.float32, device=device), positions)
     basis, norm_basis = _heat_bases(geometry, signal_in_frames(geometry), deg)
 
     def tensor(a):
         return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=device)
 
-    operator = DerivativeOperator(geometry, dtype=torch.float32, device=device, differentiable=True)
+    if invariant:
+        operator = order_operators(geometry.n_nodes, order_kernels(geometry, config.order, True),
+                                   dtype=torch.float32, device=device, differentiable=True)
+    else:
+        operator = DerivativeOperator(geometry, dtype=torch.float32, device=device, differentiable=True)
     return DiffusedFeatures(tensor(basis), operator, order=config.order, include_self=config.include_self,
                             vec_norm=config.vec_norm, norm_basis=tensor(norm_basis), positions=positions)

@@ -26,11 +26,14 @@ behaviour and scaled to unit norm per bin, R^2 of a least-squares affine map bet
 for every ordered pair of seeds. The bins: reach condition (the 6 sectors the folds stratify on) x time from
 movement onset (one bin per 20-ms step, 34 steps: 204 bins), i.e. the behaviour every trial repeats, as the rat's
 position x running direction; hand velocity is what the rows decode, so binning on it would only score what the
-decoder already scores. Also per row: the same on the embedding's 3 leading principal axes (fitted on the
-training rows, as the rat's rows), CEBRA's label-free ``between="runs"`` score (the same affine R^2 sample by
-sample, no bins), the chance level of each (10 random Gaussian embeddings of the same shape) and, for ensembles
-side by side, every member's own columns scored the same way. Per fold the mean over the ordered seed pairs;
-rows give mean ± SD over folds and the lowest pair.
+decoder already scores. Also per row: the same on the embedding's N leading principal axes (``--axes``, default
+3; fitted on each seed's training rows, as the rat's rows), CEBRA's label-free ``between="runs"`` score (the same
+affine R^2 sample by sample, no bins; ``<view>, samples``), the chance level of each (10 random Gaussian
+embeddings of the held-out shape), the same scores on the training rows (what the rat's rows score), the
+training rows' variance spectrum and, for ensembles side by side, every member's own columns scored on the
+held-out rows. Per fold the mean over the ordered seed pairs; rows give mean ± SD over folds and the lowest pair.
+Binned full-dimension scores of wide embeddings sit on a high chance level (an affine map with d + 1 parameters
+per output fitted to 204 bins: about d / 203, 0.59 for 120 latents); the sample-by-sample score's is d / (n - 1).
 """
 from __future__ import annotations
 
@@ -174,10 +177,10 @@ def split_predictions(split: str, names: list[str], seeds: list[int], cache: Pat
     return ff_val["hand_velocity"].values, preds
 
 
-#: the embedding views scored for consistency: all latents, or the leading principal axes of the training rows
-VIEWS: dict[str, int | None] = {"full": None, "3 axes": 3}
 #: random Gaussian embeddings per chance level
 N_CHANCE = 10
+#: leading eigenvalues of the training rows' covariance kept per row (is there a gap after the Nth axis?)
+N_SPECTRUM = 10
 
 
 def behaviour_labelled(z: np.ndarray, ff: xr.Dataset, trials: xr.Dataset) -> xr.DataArray:
@@ -217,22 +220,31 @@ def runs_consistency(embeddings: list[np.ndarray]) -> dict[str, float]:
 
 
 def view_scores(embs: list[dict[str, np.ndarray]], part: str, ff: xr.Dataset, trials: xr.Dataset,
-                ) -> dict[str, dict[str, float]]:
-    """Binned and label-free consistency of ``part`` in every view of :data:`VIEWS`."""
+                axes: tuple[int, ...] = (3,)) -> dict[str, dict[str, float]]:
+    """Binned and label-free consistency of ``part``: all latents (``full``), and on each number of ``axes``.
+
+    ``N axes``: each embedding on the N leading principal axes of its own training rows (``fit``), as the rat's.
+    """
     out = {}
-    for view, n in VIEWS.items():
+    for view, n in {"full": None, **{f"{n} axes": n for n in axes}}.items():
         zs = [e[part] if n is None else projected(e, n)[part] for e in embs]
         out[view] = seed_consistency(zs, ff, trials)
         out[f"{view}, samples"] = runs_consistency(zs)
     return out
 
 
-def chance_scores(shape: tuple[int, int], ff: xr.Dataset, trials: xr.Dataset, n: int = N_CHANCE,
-                  ) -> dict[str, dict[str, float]]:
+def chance_scores(shape: tuple[int, int], ff: xr.Dataset, trials: xr.Dataset, axes: tuple[int, ...] = (3,),
+                  n: int = N_CHANCE) -> dict[str, dict[str, float]]:
     """The chance level of :func:`view_scores`: ``n`` random Gaussian embeddings of ``shape`` (fixed seed)."""
     rng = np.random.default_rng(0)
     embs = [{"fit": rng.standard_normal(shape), "held": rng.standard_normal(shape)} for _ in range(n)]
-    return view_scores(embs, "held", ff, trials)
+    return view_scores(embs, "held", ff, trials, axes)
+
+
+def spectrum(z: np.ndarray, n: int = N_SPECTRUM) -> list[float]:
+    """Fraction of the variance on each of the ``n`` leading principal axes."""
+    ev = np.linalg.svd(z - z.mean(axis=0), compute_uv=False) ** 2
+    return (ev[:n] / ev.sum()).tolist()
 
 
 def member_columns(recipe: Recipe, width: int) -> list[slice]:
@@ -244,9 +256,14 @@ def member_columns(recipe: Recipe, width: int) -> list[slice]:
     return [slice(i * width // n, (i + 1) * width // n) for i in range(n)]
 
 
-def split_consistency(split: str, names: list[str], seeds: list[int], cache: Path) -> dict[str, dict[str, Any]]:
-    """Per row (candidate x own/support): seed-to-seed consistency of the held-out embeddings, chance, members."""
+def split_consistency(split: str, names: list[str], seeds: list[int], cache: Path, axes: tuple[int, ...] = (3,),
+                      ) -> dict[str, dict[str, Any]]:
+    """Per row (candidate x own/support): seed-to-seed consistency of the held-out embeddings, chance, members.
+
+    Also the training rows' consistency (what the rat's rows score) and their variance spectrum (mean over seeds).
+    """
     parts = split_parts(split)
+    fit_ff = recipe_flow_fields(recipes.get("macaque_tuned"), *parts)[0][0]
     ff = recipe_flow_fields(recipes.get("macaque_tuned"), *parts)[1][0]
     chance: dict[tuple[int, int], dict] = {}
     out = {}
@@ -256,10 +273,12 @@ def split_consistency(split: str, names: list[str], seeds: list[int], cache: Pat
         for mode in ("own", "support"):
             shape = embs[0][mode].shape
             if shape not in chance:
-                chance[shape] = chance_scores(shape, ff, parts[1])
+                chance[shape] = chance_scores(shape, ff, parts[1], axes)
             out[f"package: {name} ({mode})"] = {
-                **view_scores(embs, mode, ff, parts[1]), "chance": chance[shape],
-                "members": [view_scores([{k: v[:, c] for k, v in e.items()} for e in embs], mode, ff, parts[1])
+                **view_scores(embs, mode, ff, parts[1], axes), "chance": chance[shape],
+                "training rows": view_scores(embs, "fit", fit_ff, parts[0], axes),
+                "spectrum": np.mean([spectrum(e["fit"]) for e in embs], axis=0).tolist(),
+                "members": [view_scores([{k: v[:, c] for k, v in e.items()} for e in embs], mode, ff, parts[1], axes)
                             for c in members]}
     return out
 
@@ -267,6 +286,8 @@ def split_consistency(split: str, names: list[str], seeds: list[int], cache: Pat
 def consistency_summary(per_fold: list[Any]) -> Any:
     """Mean ± SD over folds of each fold's mean over seed pairs, and the lowest pair, for every score."""
     first = per_fold[0]
+    if isinstance(first, list) and not isinstance(first[0], dict):  # a spectrum
+        return np.mean(per_fold, axis=0).tolist()
     if "mean" in first:
         means = [f["mean"] for f in per_fold]
         return {"mean": float(np.mean(means)), "sd": float(np.std(means)), "per_fold": means,
@@ -293,16 +314,17 @@ def pooled_rows(truths: list[np.ndarray], preds: list[dict[str, list[np.ndarray]
 
 
 def print_consistency(rows: list[dict[str, Any]]) -> None:
-    """One line per row and view: consistency mean ± SD over folds (lowest pair), chance, members' means."""
+    """One line per row and view: held-out consistency mean ± SD over folds (lowest pair), chance, training rows,
+    members' means."""
     lines = []
     for r in rows:
         cons = r.get("consistency")
         for view in ([*cons["chance"]] if cons else []):
             lines.append({"method": r["method"], "view": view, "consistency": _pm(cons[view]),
                           "lowest pair": cons[view]["min"], "chance (max)": f"{cons['chance'][view]['mean']:.3f} "
-                          f"({cons['chance'][view]['max']:.3f})",
+                          f"({cons['chance'][view]['max']:.3f})", "training rows": _pm(cons["training rows"][view]),
                           "members": " ".join(f"{m[view]['mean']:.3f}" for m in cons["members"])})
-    print_table(lines, ["method", "view", "consistency", "lowest pair", "chance (max)", "members"])
+    print_table(lines, ["method", "view", "consistency", "lowest pair", "chance (max)", "training rows", "members"])
 
 
 def _pm(score: dict[str, Any]) -> str:
@@ -321,6 +343,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--embed-only", action="store_true", help="fill the cache, no rows (one process per fold)")
     parser.add_argument("--consistency", action="store_true",
                         help="rows also carry the seed-to-seed consistency (exp_macaque_recipes_consistency*.json)")
+    parser.add_argument("--axes", type=int, nargs="+", default=[3],
+                        help="with --consistency: also score each embedding on this many leading principal axes")
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "marble_widgets_bench" / "macaque_recipes")
     args = parser.parse_args(argv)
@@ -339,7 +363,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         truths.append(t)
         preds.append(p)
         if args.consistency:
-            consistencies.append(split_consistency(f"{args.split}{fold}", args.only, args.seeds, args.cache_dir))
+            consistencies.append(split_consistency(f"{args.split}{fold}", args.only, args.seeds, args.cache_dir,
+                                                   tuple(args.axes)))
     if args.embed_only:
         return []
     command = shlex.join(["python", "benchmarks/exp_macaque_recipes.py", *(argv if argv is not None else sys.argv[1:])])

@@ -173,20 +173,29 @@ def test_summary_is_mean_and_sd_over_folds_with_the_lowest_pair():
     assert out["full"].pop("per_fold") == [0.9, 0.7]
     assert out["full"] == pytest.approx({"mean": 0.8, "sd": 0.1, "min": 0.6, "max": 0.95})
     assert out["members"][0]["full"]["min"] == 0.1 and out["members"][0]["full"]["mean"] == pytest.approx(0.4)
+    assert mr.consistency_summary([[0.5, 0.3], [0.3, 0.1]]) == pytest.approx([0.4, 0.2])  # a spectrum
+
+
+def test_spectrum_is_the_variance_fraction_per_principal_axis():
+    q = np.linalg.qr(np.random.default_rng(0).standard_normal((200, 3)) - 1.0)[0]
+    q = np.linalg.qr(q - q.mean(axis=0))[0]  # orthonormal, zero-mean columns
+    z = q * np.array([1.0, 3.0, 2.0]) + 7.0
+    assert mr.spectrum(z, 2) == pytest.approx([9 / 14, 4 / 14])
 
 
 def test_split_consistency_reads_the_real_fold_with_fitted_embeddings_replaced(monkeypatch, tmp_path):
     """Wiring on outer fold 0 (no fits): seeds that differ by a rotation score 1, noise scores near chance."""
     def fake(split, name, seed, parts, cache):
-        ff = mr.recipe_flow_fields(mr.recipes.get("macaque_tuned"), *parts)[1][0]
-        angle = parts[1]["reach_angle"].sel(trial=ff["trial"].values).values
-        base = np.c_[np.cos(angle), np.sin(angle), ff["time"].values, ff["time"].values ** 2,
-                     np.cos(angle) * ff["time"].values, np.sin(2 * angle)]
         width = 120 if "diverse6" in name else 6
-        base = np.tile(base, (1, width // 6))
         rot = special_ortho_group.rvs(width, random_state=seed)
-        held = base @ rot if seed < 2 else np.random.default_rng(seed).standard_normal(base.shape)
-        return {"fit": held, "own": held, "support": held}
+        (fit_ff,), (held_ff,) = mr.recipe_flow_fields(mr.recipes.get("macaque_tuned"), *parts)
+        out = {}
+        for part, ff, trials in (("fit", fit_ff, parts[0]), ("held", held_ff, parts[1])):
+            angle, t = trials["reach_angle"].sel(trial=ff["trial"].values).values, ff["time"].values
+            base = np.tile(np.c_[np.cos(angle), np.sin(angle), t, t**2, np.cos(angle) * t, np.sin(2 * angle)],
+                           (1, width // 6))
+            out[part] = base @ rot if seed < 2 else np.random.default_rng(seed).standard_normal(base.shape)
+        return {"fit": out["fit"], "own": out["held"], "support": out["held"]}
 
     monkeypatch.setattr(mr, "cached_embedding", fake)
     same = mr.split_consistency("outer0", ["macaque_tuned"], [0, 1], tmp_path)["package: macaque_tuned (support)"]
@@ -194,8 +203,12 @@ def test_split_consistency_reads_the_real_fold_with_fitted_embeddings_replaced(m
     assert same["full, samples"]["min"] == pytest.approx(1.0, abs=1e-9) and same["members"] == []
     noise = mr.split_consistency("outer0", ["macaque_tuned"], [2, 3], tmp_path)["package: macaque_tuned (own)"]
     assert noise["full"]["mean"] == pytest.approx(noise["chance"]["full"]["mean"], abs=0.03)
-    six = mr.split_consistency("outer0", ["macaque_ensemble_diverse6"], [0, 1], tmp_path)
-    assert len(six["package: macaque_ensemble_diverse6 (support)"]["members"]) == 6
+    six = mr.split_consistency("outer0", ["macaque_ensemble_diverse6"], [0, 1], tmp_path, axes=(2, 5))
+    six = six["package: macaque_ensemble_diverse6 (support)"]
+    assert len(six["members"]) == 6 and set(six["members"][0]) == set(six["chance"])
+    assert set(six["chance"]) == {"full", "full, samples", "2 axes", "2 axes, samples", "5 axes", "5 axes, samples"}
+    assert six["training rows"]["full"]["min"] == pytest.approx(1.0, abs=1e-9)  # the fit rows: fold 0's 60 trials
+    assert len(six["spectrum"]) == mr.N_SPECTRUM and sum(six["spectrum"][:6]) == pytest.approx(1.0)  # rank 6
 
 
 def test_consistency_needs_two_seeds():

@@ -9,9 +9,10 @@ Measured, every figure in this run:
 - MARBLE embedding-aware, one model per network, on its 20 stimulated fields; exact OT distances
   between the fields' embeddings; |Spearman| of metric-MDS axis 1 with gain. Consistency across
   networks: mean pairwise Spearman correlation of the networks' distance matrices.
-- MARBLE embedding-agnostic, one model for all networks' fields, in two modes: ``inner_product_features=True``
-  (the paper's RNN recipe) and the same with ``local_gauges=True``: |Spearman| of the joint MDS axis 1
-  with gain over all conditions (jointly) and per network; the joint OT distances are the paper's
+- MARBLE embedding-agnostic, one model for all networks' fields, in four modes: ``inner_product_features=True``
+  (the paper's RNN recipe), the same with ``local_gauges=True``, and [ours] ``inner_product_features="invariant"``
+  (exact rotation invariants, docs/spec.md §8) without and with local gauges: |Spearman| of the joint MDS
+  axis 1 with gain over all conditions (jointly) and per network; the joint OT distances are the paper's
   clustered ones (k-means, 60 clusters).
 - Control: the same two analyses on the unstimulated fields.
 - Baselines on the same fields: OT distances between the raw vectors, between the PCA positions
@@ -23,11 +24,14 @@ per gain for the stimulated fields, and as many unstimulated samples per conditi
 trajectories), so that the run stays near 10 minutes on 2 cores.
 
 Run: ``python benchmarks/rnn_study.py [--quick] [--n-trajectories N]``; writes
-benchmarks/results/rnn_study.json (``--quick`` leaves it unchanged).
+benchmarks/results/rnn_study.json (``--quick`` leaves it unchanged). Settings closer to the paper's, for the
+joint analysis only: ``--variant NAME [--spacing S] [--n-trajectories N] [--modes ...]`` adds
+``variants[NAME]`` (with its command) to the same JSON and leaves the main figures unchanged.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -60,9 +64,17 @@ MAX_POINTS = 300  # exact OT on a seeded subsample of each condition (within a n
 #: samples, EMD between the conditions' cluster histograms (docs/spec.md §13.2); exact OT took > 6 min per method
 JOINT_OT = {"method": "kmeans", "n_clusters": 60}
 #: embedding-agnostic modes across networks (docs/spec.md §5.1): inner products of ambient derivatives (the paper's
-#: RNN recipe), and inner products in local tangent frames
+#: RNN recipe), inner products in local tangent frames, and [ours] exact rotation invariants of least-squares
+#: derivatives (``inner_product_features="invariant"``, ambient axes or tangent frames)
 AGNOSTIC_MODES = {"marble_agnostic": {"inner_product_features": True},
-                  "marble_agnostic_local": {"inner_product_features": True, "local_gauges": True}}
+                  "marble_agnostic_local": {"inner_product_features": True, "local_gauges": True},
+                  "marble_invariant": {"inner_product_features": "invariant"},
+                  "marble_invariant_local": {"inner_product_features": "invariant", "local_gauges": True}}
+#: the table's name of each agnostic mode
+MODE_LABELS = {"marble_agnostic": "MARBLE agnostic (inner products)",
+               "marble_agnostic_local": "MARBLE agnostic (+ local gauges)",
+               "marble_invariant": "MARBLE invariant [ours]",
+               "marble_invariant_local": "MARBLE invariant [ours] (+ local gauges)"}
 REFERENCE = "trained0"
 
 
@@ -181,13 +193,17 @@ def within_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any],
     return out
 
 
-def across_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any], n_control: int) -> dict[str, Any]:
-    """All networks in one model per agnostic mode, its control, and the joint baselines (raw, PCA, CCA)."""
+def across_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any], n_control: int,
+                    modes: list[str] | None = None) -> dict[str, Any]:
+    """All networks in one model per agnostic mode (``modes``: a subset of :data:`AGNOSTIC_MODES`), its control,
+    and the joint baselines (raw, PCA, CCA)."""
+    modes = list(AGNOSTIC_MODES) if modes is None else modes
     stim = select(ds, True, networks)
     ctrl = select(ds, False, networks, n_control)
     embeddings: dict[str, xr.DataArray] = {}
     seconds: dict[str, float] = {}
-    for mode, extra in AGNOSTIC_MODES.items():
+    for mode in modes:
+        extra = AGNOSTIC_MODES[mode]
         embeddings[mode], seconds[mode] = fit_embed(stim, {**params, **extra})
         embeddings[f"{mode}_control"], seconds[f"{mode}_control"] = fit_embed(ctrl, {**params, **extra})
     x_cca, v_cca, corrs = cca_align(stim, networks)
@@ -200,51 +216,65 @@ def across_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any],
         rows[key] = ordering(values, JOINT_OT)
         print(f"  joint {key}: {rows[key]['spearman']:.3f}", flush=True)
     out: dict[str, Any] = {k: {"spearman": r["spearman"], "per_network": r["per_network"]} for k, r in rows.items()}
-    for mode in AGNOSTIC_MODES:
+    for mode in modes:
         out[mode]["mds_axis"] = [float(a) for a in rows[mode]["axis"]]
     out["cca_canonical_correlations"] = corrs
     out["seconds"] = seconds
     return out
 
 
+def _per(values: dict[str, float]) -> dict[str, Any]:
+    """Min and mean of the per-network |Spearman|."""
+    v = np.array(list(values.values()))
+    return {"per-network min": float(v.min()), "per-network mean": float(v.mean())}
+
+
 def table(within: dict[str, Any], joint: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per method: per-network |Spearman| (min and mean) and the joint figure."""
     rows = []
-
-    def per(values: dict[str, float]) -> dict[str, Any]:
-        v = np.array(list(values.values()))
-        return {"per-network min": float(v.min()), "per-network mean": float(v.mean())}
-
     labels = {"marble": "MARBLE aware, per network", "marble_control": "MARBLE aware, per network (control)",
               "raw_vectors": "raw-vector OT, per network", "raw_vectors_control": "raw-vector OT (control)",
               "pca_positions": "PCA-position OT, per network"}
     for key, label in labels.items():
         rows.append({"method": label, "fields": "unstimulated" if "control" in key else "stimulated",
-                     **per(within[key])})
-    jl = {"marble_agnostic": "MARBLE agnostic (inner products), joint",
-          "marble_agnostic_control": "MARBLE agnostic (inner products), joint (control)",
-          "marble_agnostic_local": "MARBLE agnostic (+ local gauges), joint",
-          "marble_agnostic_local_control": "MARBLE agnostic (+ local gauges), joint (control)",
-          "raw_vectors": "raw-vector OT, joint", "pca_positions": "PCA-position OT, joint (unaligned)",
-          "cca_positions": "CCA-aligned positions OT, joint", "cca_vectors": "CCA-aligned vectors OT, joint"}
-    for key, label in jl.items():
+                     **_per(within[key])})
+    return rows + joint_table(joint)
+
+
+def joint_table(joint: dict[str, Any]) -> list[dict[str, Any]]:
+    """The joint rows of :func:`table`: every agnostic mode in ``joint`` (and its control), then the baselines."""
+    rows = []
+    jl = {}
+    for mode in AGNOSTIC_MODES:
+        jl.update({mode: f"{MODE_LABELS[mode]}, joint", f"{mode}_control": f"{MODE_LABELS[mode]}, joint (control)"})
+    jl.update({"raw_vectors": "raw-vector OT, joint", "pca_positions": "PCA-position OT, joint (unaligned)",
+               "cca_positions": "CCA-aligned positions OT, joint", "cca_vectors": "CCA-aligned vectors OT, joint"})
+    for key, label in {k: v for k, v in jl.items() if k in joint}.items():
         rows.append({"method": label, "fields": "unstimulated" if "control" in key else "stimulated",
-                     **per(joint[key]["per_network"]), "joint": joint[key]["spearman"]})
+                     **_per(joint[key]["per_network"]), "joint": joint[key]["spearman"]})
     return rows
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Simulate, run every method, print the table and write benchmarks/results/rnn_study.json."""
+    """Simulate, run every method, print the table and write benchmarks/results/rnn_study.json.
+
+    ``--variant NAME`` runs only the joint analysis (``--modes``, default all) at other settings
+    (``--spacing``, ``--n-trajectories``) and records it, with its command, under ``variants[NAME]``
+    of the same JSON, leaving the main figures as they are.
+    """
     import marble_widgets as mw
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 gains, 6 trajectories, 10 epochs (smoke run)")
     parser.add_argument("--n-trajectories", type=int, default=N_TRAJ)
+    parser.add_argument("--variant", help="joint analysis only, recorded under variants[VARIANT]")
+    parser.add_argument("--spacing", type=float, default=MARBLE_RNN["spacing"], help="furthest-point spacing")
+    parser.add_argument("--modes", nargs="+", choices=list(AGNOSTIC_MODES), default=list(AGNOSTIC_MODES))
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     n_traj = 6 if args.quick else args.n_trajectories
     gains = np.linspace(1.0, 0.0, 8 if args.quick else 20)
-    params = dict(MARBLE_RNN, epochs=10 if args.quick else MARBLE_RNN["epochs"])
+    params = dict(MARBLE_RNN, epochs=10 if args.quick else MARBLE_RNN["epochs"], spacing=args.spacing)
     n_control = max(1, round(n_traj * STIM_STEPS / UNSTIM_STEPS))
     ds = mw.datasets.rnn_gain_modulation("all", gains=gains, n_trajectories=n_traj, seed=SEED)
     networks = list(ds["rnn"].values)
@@ -252,8 +282,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{len(networks)} networks, {gains.size} gains, {n_traj} trajectories per gain "
           f"({n_control} for the control); accuracy at g = 1 / 0 (from these {n_traj} trajectories): "
           + ", ".join(f"{n} {a[0]:.2f}/{a[-1]:.2f}" for n, a in accuracy.items()), flush=True)
+    if args.variant:
+        command = " ".join(["python benchmarks/rnn_study.py", *(sys.argv[1:] if argv is None else argv)])
+        return run_variant(args, command, ds, networks, params, n_control, t0)
     within = within_networks(ds, networks, params, n_control)
-    joint = across_networks(ds, networks, params, n_control)
+    joint = across_networks(ds, networks, params, n_control, args.modes)
     rows = table(within, joint)
     print()
     print_table(rows, ["method", "fields", "per-network min", "per-network mean", "joint"])
@@ -264,7 +297,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "gains": [float(g) for g in gains], "networks": networks, "accuracy_vs_gain": accuracy,
         "explained_variance_ratio": {n: [float(e) for e in ds["explained_variance_ratio"].sel(rnn=n).values]
                                      for n in networks},
-        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
+        "state_scale": state_scale(ds, networks),
+        "params": _json_params(params),
         "max_points": MAX_POINTS, "joint_ot": JOINT_OT, "within": within, "joint": joint, "table": rows,
         "total_seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
     }
@@ -272,8 +306,54 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.quick:
         print("quick run: benchmarks/results/rnn_study.json left unchanged")
     else:
-        write_json("rnn_study", results)
+        write_json("rnn_study", {**results, "variants": _committed().get("variants", {})})
     return results
+
+
+def state_scale(ds: xr.Dataset, networks: list[str]) -> dict[str, dict[str, float]]:
+    """Per network, RMS distance of the stimulated states from their mean and RMS speed, in its own PC units.
+
+    Why: each network's PCA space has its own scale; the invariant features' ``|f|`` terms depend on it.
+    """
+    out = {}
+    for name in networks:
+        stim = select(ds, True, [name])
+        x, v = stim["x"].values, stim["v"].values
+        out[name] = {"rms_position": float(np.sqrt(((x - x.mean(0)) ** 2).sum(1).mean())),
+                     "rms_speed": float(np.sqrt((v**2).sum(1).mean()))}
+    return out
+
+
+def run_variant(args: argparse.Namespace, command: str, ds: xr.Dataset, networks: list[str], params: dict[str, Any],
+                n_control: int, t0: float) -> dict[str, Any]:
+    """The joint analysis alone at the variant's settings, merged into the committed JSON under ``variants``."""
+    joint = across_networks(ds, networks, params, n_control, args.modes)
+    rows = joint_table(joint)
+    print()
+    print_table(rows, ["method", "fields", "per-network min", "per-network mean", "joint"])
+    record = {"command": command, "n_trajectories": args.n_trajectories, "n_trajectories_control": n_control,
+              "params": _json_params(params), "modes": args.modes, "joint": joint, "table": rows,
+              "total_seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
+    print(f"total {record['total_seconds']:.0f} s")
+    if args.quick:
+        print("quick run: benchmarks/results/rnn_study.json left unchanged")
+        return record
+    committed = _committed()
+    committed.pop("machine", None)
+    committed.pop("date", None)
+    committed.setdefault("variants", {})[args.variant] = record
+    write_json("rnn_study", committed)
+    return record
+
+
+def _committed() -> dict[str, Any]:
+    """The current benchmarks/results/rnn_study.json (empty when there is none)."""
+    path = Path(__file__).resolve().parent / "results" / "rnn_study.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
 if __name__ == "__main__":

@@ -67,3 +67,38 @@ def test_matrix_consistency_is_one_for_equal_and_minus_one_for_reversed_distance
     rev = xr.DataArray(np.where(np.eye(4, dtype=bool), 0.0, 7.0 - d.values))
     assert R.matrix_consistency({"a": d, "b": d}) == pytest.approx(1.0)
     assert R.matrix_consistency({"a": d, "b": rev}) == pytest.approx(-1.0)
+
+
+def _scores(value: float) -> dict:
+    return {"spearman": value, "per_network": {"trained0": value, "trained1": value / 2}}
+
+
+def test_table_has_a_joint_row_and_a_control_row_per_agnostic_mode():
+    within = {key: {"trained0": 0.5, "trained1": 0.25} for key in
+              ("marble", "marble_control", "raw_vectors", "raw_vectors_control", "pca_positions")}
+    keys = [*R.AGNOSTIC_MODES, *(f"{m}_control" for m in R.AGNOSTIC_MODES),
+            "raw_vectors", "pca_positions", "cca_positions", "cca_vectors"]
+    joint = {key: _scores(0.1 * (i + 1) / len(keys)) for i, key in enumerate(keys)}
+    rows = {row["method"]: row for row in R.table(within, joint)}
+    assert R.AGNOSTIC_MODES["marble_invariant"] == {"inner_product_features": "invariant"}
+    assert R.AGNOSTIC_MODES["marble_invariant_local"] == {"inner_product_features": "invariant", "local_gauges": True}
+    for mode in R.AGNOSTIC_MODES:
+        row, control = rows[f"{R.MODE_LABELS[mode]}, joint"], rows[f"{R.MODE_LABELS[mode]}, joint (control)"]
+        assert row["joint"] == joint[mode]["spearman"] and row["fields"] == "stimulated"
+        assert control["joint"] == joint[f"{mode}_control"]["spearman"] and control["fields"] == "unstimulated"
+        assert row["per-network min"] == joint[mode]["spearman"] / 2
+    assert rows["MARBLE agnostic (inner products), joint"]["joint"] == joint["marble_agnostic"]["spearman"]
+    assert rows["CCA-aligned vectors OT, joint"]["joint"] == joint["cca_vectors"]["spearman"]
+    assert rows["MARBLE aware, per network"]["per-network mean"] == 0.375
+    assert len(rows) == 5 + len(keys)
+    # a result written before a mode existed still tabulates, without that mode's rows
+    old = {k: v for k, v in joint.items() if not k.startswith("marble_invariant")}
+    assert len(R.table(within, old)) == 5 + len(keys) - 4
+
+
+def test_state_scale_is_the_rms_spread_and_speed_of_the_stimulated_states(small):
+    stim = R.select(small, True, ["trained0"])
+    scale = R.state_scale(small, ["trained0"])["trained0"]
+    assert scale["rms_position"] == pytest.approx(np.sqrt(stim["x"].values.var(axis=0).sum()), rel=1e-12)
+    assert scale["rms_speed"] == pytest.approx(np.linalg.norm(stim["v"].values) / np.sqrt(stim.sizes["sample"]),
+                                               rel=1e-12)

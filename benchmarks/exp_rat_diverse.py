@@ -12,7 +12,7 @@ ensembles with the package's seeds (member i of ensemble e: ``e * m + i``, as MA
 PCA-10 input, rat_ensemble_concat (5 rat_recommended seeds ``e * 5 + i``), every single member, the members' own
 inputs and their inputs side by side, all in the same run.
 
-Run: ``python benchmarks/exp_rat_diverse.py --stage inner [--seeds 3] [--max-size 6]`` then
+Run: ``python benchmarks/exp_rat_diverse.py --stage inner [--seeds 3] [--max-size 6] [--exclude NAME ...]`` then
 ``python benchmarks/exp_rat_diverse.py --stage protocol [--seeds 5] [--members NAME ...]`` (default: the inner
 stage's choice); fits cached under ``tempfile.gettempdir()/marble_widgets_bench/rat_diverse``; writes
 benchmarks/results/exp_rat_diverse.json (rows merged by (split, method)).
@@ -204,12 +204,16 @@ def input_rows(fits: Fits, members: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_inner(seeds: int, max_size: int, command: str) -> list[str]:
-    """Single candidates and the greedy selection on the inner split; the chosen member list."""
+def run_inner(seeds: int, max_size: int, command: str, exclude: Sequence[str] = ()) -> list[str]:
+    """Single candidates and the greedy selection (without ``exclude``) on the inner split; the chosen list.
+
+    The choice is stored as ``chosen`` (or ``chosen without A, B`` when candidates are excluded).
+    """
     fits = Fits("inner")
     ens = range(seeds)
+    candidates = [m for m in MEMBERS if m not in exclude]
     singles = []
-    for name in MEMBERS:
+    for name in candidates:
         singles.append(summary(f"single: {name}", [{"seed": e * STRIDE, **ensemble_decode(fits, [name], [e * STRIDE])}
                                                    for e in ens], changes=MEMBERS[name], command=command))
         print(f"  single {name}: {singles[-1]['cm_k_by_median']} / {singles[-1]['cm_k_by_r2']} cm", flush=True)
@@ -224,11 +228,12 @@ def run_inner(seeds: int, max_size: int, command: str) -> list[str]:
                   flush=True)
         return scored[key]["score"]
 
-    chosen, steps = greedy(list(MEMBERS), score, [BASE], max_size)
-    base5 = [BASE] * STRIDE
-    score(base5)  # rat_ensemble_concat's shape, for comparison
-    rows = [*input_rows(fits, list(MEMBERS)), *singles, *scored.values()]
-    save("inner", rows, chosen=chosen, steps=steps, ensemble_seeds=seeds, command=command)
+    chosen, steps = greedy(candidates, score, [BASE], max_size)
+    score([BASE] * STRIDE)  # rat_ensemble_concat's shape, for comparison
+    rows = [*input_rows(fits, candidates), *singles, *scored.values()]
+    suffix = f" without {', '.join(exclude)}" if exclude else ""
+    save("inner", rows, **{f"chosen{suffix}": chosen, f"steps{suffix}": steps, f"command{suffix}": command},
+         ensemble_seeds=seeds)
     print(f"  chosen: {chosen}")
     return chosen
 
@@ -267,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage", choices=list(SPLITS), required=True)
     parser.add_argument("--seeds", type=int, default=None, help="ensemble seeds 0..n-1 (inner 3, protocol 5)")
     parser.add_argument("--max-size", type=int, default=6, help="inner: most members")
+    parser.add_argument("--exclude", nargs="+", choices=list(MEMBERS), default=[],
+                        help="inner: candidates left out of the selection (e.g. those a recipe cannot express)")
     parser.add_argument("--members", nargs="+", choices=list(MEMBERS), default=None,
                         help="protocol: the members (default: the inner stage's choice in the JSON)")
     args = parser.parse_args(argv)
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python benchmarks/exp_rat_diverse.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     if args.stage == "inner":
-        run_inner(args.seeds or 3, args.max_size, command)
+        run_inner(args.seeds or 3, args.max_size, command, args.exclude)
     else:
         members = args.members or json.loads(PATH.read_text())["inner"]["chosen"]
         run_protocol(list(members), args.seeds or 5, command)

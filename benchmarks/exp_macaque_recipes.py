@@ -27,7 +27,8 @@ for every ordered pair of seeds. The bins: reach condition (the 6 sectors the fo
 movement onset (one bin per 20-ms step, 34 steps: 204 bins), i.e. the behaviour every trial repeats, as the rat's
 position x running direction; hand velocity is what the rows decode, so binning on it would only score what the
 decoder already scores. Also per row: the same on the embedding's N leading principal axes (``--axes``, default
-3; fitted on each seed's training rows, as the rat's rows), CEBRA's label-free ``between="runs"`` score (the same
+3; fitted on each seed's training rows, as the rat's rows), on the N leading principal axes of the training rows'
+condition x time means (``N behaviour axes``: trial-averaged PCA, labels of the training trials only), CEBRA's label-free ``between="runs"`` score (the same
 affine R^2 sample by sample, no bins; ``<view>, samples``), the chance level of each (10 random Gaussian
 embeddings of the held-out shape), the same scores on the training rows (what the rat's rows score), the
 training rows' variance spectrum and, for ensembles side by side, every member's own columns scored on the
@@ -219,26 +220,54 @@ def runs_consistency(embeddings: list[np.ndarray]) -> dict[str, float]:
     return _off_diagonal(scores)
 
 
-def view_scores(embs: list[dict[str, np.ndarray]], part: str, ff: xr.Dataset, trials: xr.Dataset,
-                axes: tuple[int, ...] = (3,)) -> dict[str, dict[str, float]]:
-    """Binned and label-free consistency of ``part``: all latents (``full``), and on each number of ``axes``.
+#: a part's labels: its flow field (trial and time per sample) and its trials (reach condition, bin size)
+Labels = tuple[xr.Dataset, xr.Dataset]
 
-    ``N axes``: each embedding on the N leading principal axes of its own training rows (``fit``), as the rat's.
+
+def behaviour_axes(z: np.ndarray, labels: Labels, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and ``n`` leading principal axes of the condition x time means of ``z`` (trial-averaged PCA)."""
+    from marble_widgets.analysis import binned_means
+
+    bins, lo_hi = time_bins(labels[0]["time"].values, labels[1].attrs["bin_size"])
+    means = binned_means(behaviour_labelled(z, *labels), "time", bins, lo_hi, by="condition", normalize=False)
+    means = means.values.reshape(-1, z.shape[1])
+    centre = means.mean(axis=0)
+    return centre, np.linalg.svd(means - centre, full_matrices=False)[2][:n].T
+
+
+def on_axes(emb: dict[str, np.ndarray], part: str, n: int, fit: Labels | None = None) -> np.ndarray:
+    """``emb[part]`` on the ``n`` leading principal axes of the training rows ``emb["fit"]`` (of their condition x
+    time means when their labels ``fit`` are given)."""
+    if fit is None:
+        return projected(emb, n)[part]
+    centre, basis = behaviour_axes(emb["fit"], fit, n)
+    return (emb[part] - centre) @ basis
+
+
+def view_scores(embs: list[dict[str, np.ndarray]], part: str, held: Labels, fit: Labels,
+                axes: tuple[int, ...] = (3,)) -> dict[str, dict[str, float]]:
+    """Binned and label-free consistency of ``part`` (labelled by ``held``) in every view.
+
+    ``full``: all latents. ``N axes``: each embedding on the N leading principal axes of its own training rows
+    (``fit``), as the rat's. ``N behaviour axes``: on the N leading principal axes of its training rows' condition
+    x time means (``fit`` labels; trial-averaged PCA, the usual view of motor cortex).
     """
+    views = {"full": (None, False), **{f"{n} axes": (n, False) for n in axes},
+             **{f"{n} behaviour axes": (n, True) for n in axes}}
     out = {}
-    for view, n in {"full": None, **{f"{n} axes": n for n in axes}}.items():
-        zs = [e[part] if n is None else projected(e, n)[part] for e in embs]
-        out[view] = seed_consistency(zs, ff, trials)
-        out[f"{view}, samples"] = runs_consistency(zs)
+    for name, (n, behaviour) in views.items():
+        zs = [e[part] if n is None else on_axes(e, part, n, fit if behaviour else None) for e in embs]
+        out[name] = seed_consistency(zs, *held)
+        out[f"{name}, samples"] = runs_consistency(zs)
     return out
 
 
-def chance_scores(shape: tuple[int, int], ff: xr.Dataset, trials: xr.Dataset, axes: tuple[int, ...] = (3,),
-                  n: int = N_CHANCE) -> dict[str, dict[str, float]]:
-    """The chance level of :func:`view_scores`: ``n`` random Gaussian embeddings of ``shape`` (fixed seed)."""
+def chance_scores(shapes: tuple[tuple[int, int], tuple[int, int]], held: Labels, fit: Labels,
+                  axes: tuple[int, ...] = (3,), n: int = N_CHANCE) -> dict[str, dict[str, float]]:
+    """The chance level of :func:`view_scores`: ``n`` random Gaussian embeddings of the (held, fit) ``shapes``."""
     rng = np.random.default_rng(0)
-    embs = [{"fit": rng.standard_normal(shape), "held": rng.standard_normal(shape)} for _ in range(n)]
-    return view_scores(embs, "held", ff, trials, axes)
+    embs = [{"held": rng.standard_normal(shapes[0]), "fit": rng.standard_normal(shapes[1])} for _ in range(n)]
+    return view_scores(embs, "held", held, fit, axes)
 
 
 def spectrum(z: np.ndarray, n: int = N_SPECTRUM) -> list[float]:
@@ -263,22 +292,22 @@ def split_consistency(split: str, names: list[str], seeds: list[int], cache: Pat
     Also the training rows' consistency (what the rat's rows score) and their variance spectrum (mean over seeds).
     """
     parts = split_parts(split)
-    fit_ff = recipe_flow_fields(recipes.get("macaque_tuned"), *parts)[0][0]
-    ff = recipe_flow_fields(recipes.get("macaque_tuned"), *parts)[1][0]
-    chance: dict[tuple[int, int], dict] = {}
+    (fit_ff,), (held_ff,) = recipe_flow_fields(recipes.get("macaque_tuned"), *parts)
+    fit, held = (fit_ff, parts[0]), (held_ff, parts[1])
+    chance: dict[tuple, dict] = {}
     out = {}
     for name in names:
         embs = [cached_embedding(split, name, s, parts, cache) for s in seeds]
         members = [] if name in PROJECTED else member_columns(candidate(name), embs[0]["fit"].shape[1])
         for mode in ("own", "support"):
-            shape = embs[0][mode].shape
-            if shape not in chance:
-                chance[shape] = chance_scores(shape, ff, parts[1], axes)
+            shapes = (embs[0][mode].shape, embs[0]["fit"].shape)
+            if shapes not in chance:
+                chance[shapes] = chance_scores(shapes, held, fit, axes)
             out[f"package: {name} ({mode})"] = {
-                **view_scores(embs, mode, ff, parts[1], axes), "chance": chance[shape],
-                "training rows": view_scores(embs, "fit", fit_ff, parts[0], axes),
+                **view_scores(embs, mode, held, fit, axes), "chance": chance[shapes],
+                "training rows": view_scores(embs, "fit", fit, fit, axes),
                 "spectrum": np.mean([spectrum(e["fit"]) for e in embs], axis=0).tolist(),
-                "members": [view_scores([{k: v[:, c] for k, v in e.items()} for e in embs], mode, ff, parts[1], axes)
+                "members": [view_scores([{k: v[:, c] for k, v in e.items()} for e in embs], mode, held, fit, axes)
                             for c in members]}
     return out
 

@@ -127,14 +127,14 @@ def test_independent_random_embeddings_score_at_the_chance_level():
     trials = _trials((2, 2, 2, 2, 2, 2))
     ff = _flow_field(trials)
     n = ff.sizes["sample"]
-    chance = mr.chance_scores((n, 6), ff, trials)
+    chance = mr.chance_scores(((n, 6), (n, 6)), (ff, trials), (ff, trials))
     # expected in-sample R^2 of a 6-regressor affine fit to unrelated data: about 6 / (rows - 1)
     assert chance["full"]["mean"] == pytest.approx(6 / (6 * 34 - 1), abs=0.02)
     assert chance["full, samples"]["mean"] == pytest.approx(6 / (n - 1), abs=0.01)
     rng = np.random.default_rng(7)
     other = [{"fit": rng.standard_normal((n, 6)), "held": rng.standard_normal((n, 6))} for _ in range(5)]
-    scores = mr.view_scores(other, "held", ff, trials)
-    for view in ("full", "full, samples", "3 axes", "3 axes, samples"):
+    scores = mr.view_scores(other, "held", (ff, trials), (ff, trials))
+    for view in ("full", "full, samples", "3 axes", "3 axes, samples", "3 behaviour axes", "3 behaviour axes, samples"):
         assert scores[view]["mean"] == pytest.approx(chance[view]["mean"], abs=0.02), view
     assert chance["3 axes"]["mean"] < 0.05 and scores["full"]["max"] < 0.15
 
@@ -148,10 +148,28 @@ def test_three_axes_view_uses_the_training_rows_principal_axes():
         r = special_ortho_group.rvs(3, random_state=seed)
         noise = 5 * rng.standard_normal((n, 3))
         embs.append({"fit": np.c_[10 * base @ r, np.zeros((n, 3))], "held": np.c_[base @ r, noise]})
-    scores = mr.view_scores(embs, "held", ff, trials)
+    scores = mr.view_scores(embs, "held", (ff, trials), (ff, trials))
     assert scores["3 axes"]["min"] == pytest.approx(1.0, abs=1e-10)
     assert scores["3 axes, samples"]["min"] == pytest.approx(1.0, abs=1e-10)
     assert scores["full"]["max"] < 0.9
+
+
+def test_behaviour_axes_are_those_of_the_condition_by_time_means_not_of_the_rows():
+    trials = _trials((2, 2, 2, 2, 2, 2))  # trials in pairs of one condition
+    ff = _flow_field(trials)
+    base = _behaviour_embedding(ff, trials, 3, 0)
+    sign = np.repeat(np.tile([1.0, -1.0], 6), len(TIMES))[:, None]
+    rng, embs = np.random.default_rng(5), []
+    for seed in (4, 5):  # training rows: most variance in 3 latents that cancel in every condition x time mean
+        r = special_ortho_group.rvs(3, random_state=seed)
+        cancelling = 20 * sign * np.tile(rng.standard_normal((len(TIMES), 3)), (12, 1))
+        embs.append({"fit": np.c_[base @ r, cancelling], "held": np.c_[base @ r, rng.standard_normal((len(base), 3))]})
+    centre, basis = mr.behaviour_axes(embs[0]["fit"], (ff, trials), 3)
+    np.testing.assert_allclose(basis[3:], 0.0, atol=1e-10)  # the behaviour axes ignore the cancelling latents
+    scores = mr.view_scores(embs, "held", (ff, trials), (ff, trials))
+    assert scores["3 behaviour axes"]["min"] == pytest.approx(1.0, abs=1e-10)
+    assert scores["3 behaviour axes, samples"]["min"] == pytest.approx(1.0, abs=1e-10)
+    assert scores["3 axes"]["max"] < 0.3  # the rows' own leading axes are the cancelling latents
 
 
 def test_member_columns_split_side_by_side_ensembles_only():
@@ -206,7 +224,8 @@ def test_split_consistency_reads_the_real_fold_with_fitted_embeddings_replaced(m
     six = mr.split_consistency("outer0", ["macaque_ensemble_diverse6"], [0, 1], tmp_path, axes=(2, 5))
     six = six["package: macaque_ensemble_diverse6 (support)"]
     assert len(six["members"]) == 6 and set(six["members"][0]) == set(six["chance"])
-    assert set(six["chance"]) == {"full", "full, samples", "2 axes", "2 axes, samples", "5 axes", "5 axes, samples"}
+    assert set(six["chance"]) == {"full", "full, samples"} | {f"{n} {kind}{score}" for n in (2, 5) for kind in (
+        "axes", "behaviour axes") for score in ("", ", samples")}
     assert six["training rows"]["full"]["min"] == pytest.approx(1.0, abs=1e-9)  # the fit rows: fold 0's 60 trials
     assert len(six["spectrum"]) == mr.N_SPECTRUM and sum(six["spectrum"][:6]) == pytest.approx(1.0)  # rank 6
 

@@ -315,7 +315,7 @@ def split_consistency(split: str, names: list[str], seeds: list[int], cache: Pat
 def consistency_summary(per_fold: list[Any]) -> Any:
     """Mean ± SD over folds of each fold's mean over seed pairs, and the lowest pair, for every score."""
     first = per_fold[0]
-    if isinstance(first, list) and not isinstance(first[0], dict):  # a spectrum
+    if isinstance(first, list) and first and not isinstance(first[0], dict):  # a spectrum
         return np.mean(per_fold, axis=0).tolist()
     if "mean" in first:
         means = [f["mean"] for f in per_fold]

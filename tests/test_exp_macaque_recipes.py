@@ -192,6 +192,7 @@ def test_summary_is_mean_and_sd_over_folds_with_the_lowest_pair():
     assert out["full"] == pytest.approx({"mean": 0.8, "sd": 0.1, "min": 0.6, "max": 0.95})
     assert out["members"][0]["full"]["min"] == 0.1 and out["members"][0]["full"]["mean"] == pytest.approx(0.4)
     assert mr.consistency_summary([[0.5, 0.3], [0.3, 0.1]]) == pytest.approx([0.4, 0.2])  # a spectrum
+    assert mr.consistency_summary([{"members": []}, {"members": []}]) == {"members": []}  # a single model
 
 
 def test_spectrum_is_the_variance_fraction_per_principal_axis():

@@ -338,10 +338,8 @@ def run_variant(args: argparse.Namespace, command: str, ds: xr.Dataset, networks
     if args.quick:
         print("quick run: benchmarks/results/rnn_study.json left unchanged")
         return record
-    committed = _committed()
-    committed.pop("machine", None)
-    committed.pop("date", None)
-    committed.setdefault("variants", {})[args.variant] = record
+    committed = _committed()  # its machine and date stay those of the main figures; the variant has its own
+    committed.setdefault("variants", {})[args.variant] = {**record, "date": time.strftime("%Y-%m-%d")}
     write_json("rnn_study", committed)
     return record
 

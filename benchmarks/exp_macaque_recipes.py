@@ -18,23 +18,24 @@ over the folds per seed, mean ± SD over seeds; per-fold means) are printed and 
 benchmarks/results/exp_macaque_outer.json (outer) or exp_macaque_recipes_inner.json (inner), each row carrying
 its command.
 
-``--consistency``: each row also carries the seed-to-seed consistency of its held-out embeddings (needs >= 2
-seeds) and the rows go to exp_macaque_recipes_consistency.json (``_inner`` for inner splits) instead, so the
-2-seed rows the recipe sources cite stay as they are. Consistency = CEBRA's measure as ``mw.analysis.consistency``
-computes it for the rat: the SAME held-out trials embedded by two seeds, each embedding averaged in bins of the
-behaviour and scaled to unit norm per bin, R^2 of a least-squares affine map between the two binned embeddings,
-for every ordered pair of seeds. The bins: reach condition (the 6 sectors the folds stratify on) x time from
-movement onset (one bin per 20-ms step, 34 steps: 204 bins), i.e. the behaviour every trial repeats, as the rat's
-position x running direction; hand velocity is what the rows decode, so binning on it would only score what the
-decoder already scores. Also per row: the same on the embedding's N leading principal axes (``--axes``, default
-3; fitted on each seed's training rows, as the rat's rows), on the N leading principal axes of the training rows'
-condition x time means (``N behaviour axes``: trial-averaged PCA, labels of the training trials only), CEBRA's label-free ``between="runs"`` score (the same
-affine R^2 sample by sample, no bins; ``<view>, samples``), the chance level of each (10 random Gaussian
-embeddings of the held-out shape), the same scores on the training rows (what the rat's rows score), the
-training rows' variance spectrum and, for ensembles side by side, every member's own columns scored on the
-held-out rows. Per fold the mean over the ordered seed pairs; rows give mean ± SD over folds and the lowest pair.
-Binned full-dimension scores of wide embeddings sit on a high chance level (an affine map with d + 1 parameters
-per output fitted to 204 bins: about d / 203, 0.59 for 120 latents); the sample-by-sample score's is d / (n - 1).
+``--consistency``: each row also carries the seed-to-seed consistency of its held-out embeddings (>= 2 seeds) and
+the rows go to exp_macaque_recipes_consistency.json (``_inner`` for inner splits), so the 2-seed rows the recipe
+sources cite stay as they are. Consistency is CEBRA's measure as ``mw.analysis.consistency`` computes it for the
+rat: the SAME held-out trials embedded by two seeds, each embedding averaged in behaviour bins (unit norm per bin),
+R^2 of a least-squares affine map between the two, every ordered pair of seeds. Bins: reach condition (the 6
+sectors the folds stratify on) x time from movement onset (one per 20-ms step, 34 steps: 204 bins), the behaviour
+every trial repeats, as the rat's position x direction (hand velocity is what the rows decode already). Views:
+``full`` (all latents); ``N axes`` (``--axes``, default 3: the N leading principal axes of each seed's training
+rows, as the rat's rows); ``N behaviour axes`` (the leading axes of the training rows' condition x time means:
+trial-averaged PCA, training labels only). Each view also scored sample by sample without bins (``<view>,
+samples``: CEBRA's ``between="runs"``), with its chance level (10 random Gaussian embeddings of the held-out
+shape); per row also the training rows' scores (what the rat's rows score), their variance spectrum and, for
+ensembles side by side, each member's own columns. Per fold the mean over seed pairs; rows: mean ± SD over
+folds and the lowest pair. Binned full-dimension scores of wide embeddings sit on a high chance level (d + 1
+parameters per output fitted to 204 bins: about d / 203, 0.59 for 120 latents; sample by sample d / (n - 1)).
+Committed run (cache filled first with ``--embed-only``, one process per fold): ``python
+benchmarks/exp_macaque_recipes.py --split outer --folds 0 1 2 3 4 --only macaque_tuned macaque_ensemble_diverse6
+--seeds 0 1 2 3 4 --consistency --axes 2 3 4 5 10``.
 """
 from __future__ import annotations
 

@@ -73,6 +73,14 @@ def member_settings(name: str) -> tuple[dict[str, Any], dict[str, Any], float | 
     return flow, {**recipe.marble, **changes}, v_scale
 
 
+def recipe_members(members: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(MARBLE overrides, flow-field changes) per member, as a recipe's ``extra`` lists them (no ``v`` factor)."""
+    if any("v_scale" in MEMBERS[m] for m in members):
+        raise ValueError("a recipe cannot scale the flow field's v; choose members without 'v_scale'.")
+    marble = [{k: v for k, v in MEMBERS[m].items() if k != "flow_field"} for m in members]
+    return marble, [dict(MEMBERS[m].get("flow_field", {})) for m in members]
+
+
 def input_key(name: str) -> str:
     """Name of one candidate's input (flow-field settings and ``v`` factor): equal inputs share fields and cache."""
     flow, _, v_scale = member_settings(name)
@@ -252,14 +260,15 @@ def run_protocol(members: list[str], seeds: int, command: str) -> list[dict[str,
         {"ensemble": e, **ensemble_decode(fits, base5, package_seeds(base5, e))} for e in ens], command=command))
     for m in dict.fromkeys(members):  # each member alone, at its first slot's seeds in the ensembles
         slot = members.index(m)
-        rows.append(summary(f"single: {m}", [{"seed": e * len(members) + slot, **ensemble_decode(
-            fits, [m], [e * len(members) + slot])} for e in ens], command=command))
+        seeds_m = [e * len(members) + slot for e in ens]
+        rows.append(summary(f"single: {m} (slot {slot} of {len(members)})", [
+            {"seed": s, **ensemble_decode(fits, [m], [s])} for s in seeds_m], command=command))
     x = rows[0]
     for r in rows:
         if "score" in r:
             print(f"  {r['method']}: {r['cm_k_by_median']} / {r['cm_k_by_r2']} cm", flush=True)
-    save("protocol", rows, members=members, input=x, targets_cm={t: 0.9 * x[f"cm_{t}"] for t in TAGS},
-         command=command)
+    save("protocol", rows, input=x, targets_cm={t: 0.9 * x[f"cm_{t}"] for t in TAGS},
+         **{f"run: {name}": {"members": members, "command": command}})
     print_table([r for r in rows if "score" in r], ["method", "cm_k_by_median", "cm_k_by_r2"])
     return rows
 

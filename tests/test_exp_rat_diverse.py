@@ -94,3 +94,11 @@ def test_merge_replaces_rows_of_the_same_split_and_method_only():
                            {"method": "B", "v": 4, "split": "protocol"}]
     assert out["inner"] == {"chosen": ["x"]} and out["protocol"] == {"members": ["y"]}
     assert out["splits"] == diverse.SPLITS and old["rows"][1]["v"] == 2  # old payload untouched
+
+
+def test_recipe_members_split_marble_overrides_from_flow_field_changes():
+    marble, flow = diverse.recipe_members(["recommended", "smooth 0.4", "graph k 300", "n_components 12"])
+    assert marble == [{}, {}, {"k": 300}, {}]
+    assert flow == [{}, {"smooth": 0.4}, {}, {"n_components": 12}]
+    with pytest.raises(ValueError, match="a recipe cannot scale the flow field's v"):
+        diverse.recipe_members(["recommended", "v x3"])

@@ -13,8 +13,10 @@ for F = 0): the candidates of :data:`CANDIDATES` are chosen on the inner splits 
 
 Run: ``python benchmarks/exp_macaque_recipes.py --split outer --folds 0 1 2 3 4`` (``--only`` names
 recipes/candidates, ``--seeds`` the model/ensemble seeds). Embeddings are cached per (split, candidate, seed)
-in ``--cache-dir`` (run folds in separate processes, then once more to pool them). Rows (velocity R^2 pooled
-over the folds per seed, mean ± SD over seeds; per-fold means) are printed and merged into
+in ``--cache-dir``/<hash of the committed marble_widgets tree>, so embeddings of other package commits are never
+reused (uncommitted package edits are not seen: clear the cache); run folds in separate processes, then once
+more to pool them. Rows (velocity R^2 pooled over the folds per seed, mean ± SD over seeds; per-fold means) are
+printed and merged into
 benchmarks/results/exp_macaque_outer.json (outer) or exp_macaque_recipes_inner.json (inner), each row carrying
 its command.
 
@@ -361,6 +363,18 @@ def _pm(score: dict[str, Any]) -> str:
     return f"{score['mean']:.3f} ± {score['sd']:.3f}"
 
 
+def code_version() -> str:
+    """Content hash of the committed ``marble_widgets`` tree (12 hex digits; ``unversioned`` outside git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD:marble_widgets"], cwd=Path(__file__).resolve().parents[1],
+                             capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unversioned"
+    return out.stdout.strip()[:12]
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Embed (or read cached) every candidate on every fold, print the pooled rows and merge them."""
     import torch
@@ -378,6 +392,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "marble_widgets_bench" / "macaque_recipes")
     args = parser.parse_args(argv)
+    args.cache_dir = args.cache_dir / code_version()
     torch.set_num_threads(1)
     if args.consistency and len(args.seeds) < 2:
         parser.error("--consistency compares seeds: give at least 2 (--seeds 0 1 2 3 4)")

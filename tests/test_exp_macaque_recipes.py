@@ -234,3 +234,13 @@ def test_split_consistency_reads_the_real_fold_with_fitted_embeddings_replaced(m
 def test_consistency_needs_two_seeds():
     with pytest.raises(SystemExit):
         mr.main(["--folds", "0", "--only", "macaque_tuned", "--seeds", "0", "--consistency"])
+
+
+def test_cache_is_keyed_by_the_committed_package_tree():
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    tree = subprocess.run(["git", "rev-parse", "HEAD:marble_widgets"], cwd=root, capture_output=True, text=True)
+    if tree.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert mr.code_version() == tree.stdout.strip()[:12] and len(mr.code_version()) == 12

@@ -25,7 +25,7 @@ trajectories), so that the run stays near 10 minutes on 2 cores.
 
 Run: ``python benchmarks/rnn_study.py [--quick] [--n-trajectories N]``; writes
 benchmarks/results/rnn_study.json (``--quick`` leaves it unchanged). Settings closer to the paper's, for the
-joint analysis only: ``--variant NAME [--spacing S] [--n-trajectories N] [--modes ...]`` adds
+joint analysis only: ``--variant NAME [--spacing S] [--n-trajectories N] [--seed S] [--modes ...]`` adds
 ``variants[NAME]`` (with its command) to the same JSON and leaves the main figures unchanged.
 """
 from __future__ import annotations
@@ -114,7 +114,7 @@ def fit_embed(ff: xr.Dataset, params: dict[str, Any]) -> tuple[xr.DataArray, flo
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        emb = MARBLE(**params, seed=SEED, verbose=False).fit_transform(ff)
+        emb = MARBLE(**{"seed": SEED, **params}, verbose=False).fit_transform(ff)
     return emb, time.perf_counter() - t0
 
 
@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Simulate, run every method, print the table and write benchmarks/results/rnn_study.json.
 
     ``--variant NAME`` runs only the joint analysis (``--modes``, default all) at other settings
-    (``--spacing``, ``--n-trajectories``) and records it, with its command, under ``variants[NAME]``
-    of the same JSON, leaving the main figures as they are.
+    (``--spacing``, ``--n-trajectories``, MARBLE's ``--seed``) and records it, with its command, under
+    ``variants[NAME]`` of the same JSON, leaving the main figures as they are.
     """
     import marble_widgets as mw
 
@@ -270,11 +270,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--variant", help="joint analysis only, recorded under variants[VARIANT]")
     parser.add_argument("--spacing", type=float, default=MARBLE_RNN["spacing"], help="furthest-point spacing")
     parser.add_argument("--modes", nargs="+", choices=list(AGNOSTIC_MODES), default=list(AGNOSTIC_MODES))
+    parser.add_argument("--seed", type=int, default=SEED, help="MARBLE's training seed (data and OT keep SEED)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     n_traj = 6 if args.quick else args.n_trajectories
     gains = np.linspace(1.0, 0.0, 8 if args.quick else 20)
-    params = dict(MARBLE_RNN, epochs=10 if args.quick else MARBLE_RNN["epochs"], spacing=args.spacing)
+    params = dict(MARBLE_RNN, epochs=10 if args.quick else MARBLE_RNN["epochs"], spacing=args.spacing,
+                  seed=args.seed)
     n_control = max(1, round(n_traj * STIM_STEPS / UNSTIM_STEPS))
     ds = mw.datasets.rnn_gain_modulation("all", gains=gains, n_trajectories=n_traj, seed=SEED)
     networks = list(ds["rnn"].values)

@@ -129,3 +129,43 @@ def test_diverse6_is_the_diverse_recipe_plus_a_150_ms_member_and_the_benchmarked
     measured = CANDIDATES["diverse + 150 ms"]
     assert (measured.marble, measured.member_flow_fields()) == (six.marble, six.member_flow_fields())
     assert measured.ensemble().get_params() == six.ensemble().get_params()
+
+
+def _rat_diverse_json() -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / "exp_rat_diverse.json").read_text())
+
+
+def test_rat_ensemble_diverse_builds_the_members_chosen_on_the_inner_split():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from exp_rat_diverse import recipe_members
+
+    rat = recipes.get("rat_ensemble_diverse")
+    recommended = recipes.get("rat_recommended")
+    assert rat.marble == recommended.marble and rat.flow_field == recommended.flow_field
+    chosen = _rat_diverse_json()["inner"]["chosen without v x3"]
+    marble, flow = recipe_members(chosen)
+    assert list(rat.extra["ensemble"]["members"]) == marble and list(rat.extra["member_flow_fields"]) == flow
+    assert [(f["n_components"], f["smooth"]) for f in rat.member_flow_fields()] == [
+        (10, 0.25), (10, 0.4), (10, 0.15), (12, 0.25), (10, 0.4), (10, 0.25)]
+    ens = rat.ensemble(seed=2)
+    assert (ens.combine, ens.size, ens.member_seeds) == ("concat", 6, [12, 13, 14, 15, 16, 17])
+    got = [(p["k"], p["order"], p["include_positions"], p["seed"]) for p in ens.member_params()]
+    assert got == [(200, 1, True, s) for s in range(12, 17)] + [(300, 1, True, 17)]
+    assert [(b.n_components, b.smooth) for b in rat.builders()] == [
+        (f["n_components"], f["smooth"]) for f in rat.member_flow_fields()]
+
+
+def test_rat_ensemble_diverse_source_cites_its_protocol_row_and_meets_the_issue_16_margin():
+    data = _rat_diverse_json()
+    rows = {r["method"]: r for r in data["rows"] if r["split"] == "protocol"}
+    run = rows["diverse: " + " + ".join(data["inner"]["chosen without v x3"])]
+    source = recipes.get("rat_ensemble_diverse").source
+    assert len(run["per_seed"]) == 5 and run["command"].removeprefix("python ") in " ".join(source.split())
+    for row in (run, rows["rat_ensemble_concat (5 x recommended)"]):
+        assert f"{row['cm_k_by_median']} / {row['cm_k_by_r2']}" in source
+    x = data["protocol"]["input"]
+    assert f"{x['cm_k_by_median']:.2f} / {x['cm_k_by_r2']:.2f}" in source
+    for tag in ("k_by_median", "k_by_r2"):  # at least 10 % below the PCA-10 input's error, both k rules
+        assert run[f"cm_{tag}_mean"] <= 0.9 * x[f"cm_{tag}"] == data["protocol"]["targets_cm"][tag]

@@ -169,3 +169,13 @@ def test_rat_ensemble_diverse_source_cites_its_protocol_row_and_meets_the_issue_
     assert f"{x['cm_k_by_median']:.2f} / {x['cm_k_by_r2']:.2f}" in source
     for tag in ("k_by_median", "k_by_r2"):  # at least 10 % below the PCA-10 input's error, both k rules
         assert run[f"cm_{tag}_mean"] <= 0.9 * x[f"cm_{tag}"] == data["protocol"]["targets_cm"][tag]
+
+
+def test_rat_ensemble_diverse_through_the_package_decodes_as_its_hand_assembled_row():
+    data = _rat_diverse_json()
+    rows = {r["method"]: r for r in data["rows"] if r["split"] == "protocol"}
+    package = rows["package: rat_ensemble_diverse"]
+    hand = rows["diverse: " + " + ".join(data["inner"]["chosen without v x3"])]
+    assert [r["seeds"] for r in package["per_seed"]] == [r["seeds"] for r in hand["per_seed"]]
+    for tag in ("cm_k_by_median", "cm_k_by_r2"):
+        np.testing.assert_allclose([r[tag] for r in package["per_seed"]], [r[tag] for r in hand["per_seed"]], atol=1e-9)

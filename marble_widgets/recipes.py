@@ -179,7 +179,8 @@ _RAT_ENSEMBLE_DIVERSE = Recipe(
     "--seeds 5 --members recommended 'smooth 0.4' 'smooth 0.15' 'n_components 12' 'smooth 0.4' 'graph k 300'; "
     "exp_rat_diverse.json): 6.02 ± 0.40 / 6.17 ± 0.18 cm with k by median error / R^2 over 5 ensembles (seeds as "
     "MARBLEEnsemble; the same per ensemble through the package: --package rat_ensemble_diverse) vs the PCA-10 "
-    "input 7.18 / 8.06 (16 % / 23 % below it), rat_ensemble_concat 6.71 ± 0.11 / 6.65 ± 0.13, the 400-ms input 6.85 / 7.46 and the members' inputs side by side 7.11 / 7.41, same run",
+    "input 7.18 / 8.06 (16 % / 23 % below it), rat_ensemble_concat 6.71 ± 0.11 / 6.65 ± 0.13, the 400-ms input "
+    "6.85 / 7.46 and the members' inputs side by side 7.11 / 7.41, same run",
     notes="chosen on the inner split only (fit 0-60 %, validate 60-80 %; exp_rat_diverse.py --stage inner "
     "--exclude 'v x3'): greedy forward selection from rat_recommended over graph k 100/300, 150/400-ms smoothing, "
     "8/12 PCA components and order 2, 3 ensemble seeds, both k rules: 5.76 ± 0.26 / 5.62 ± 0.16 vs 5 "

@@ -147,16 +147,31 @@ def side_by_side(embs: list[tuple[np.ndarray, np.ndarray]], ff_fit: xr.Dataset) 
     return embs[0] if len(embs) == 1 else combine_members(embs, ff_fit, {}, None, "concat")
 
 
+def ensemble_embedding(fits: Fits, members: Sequence[str], seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, scored) embeddings of ``members`` at ``seeds`` side by side (their samples checked against the base)."""
+    ff_fit = fits.pair(BASE)[0]
+    for m in set(members):
+        if not np.array_equal(fits.pair(m)[0]["position"].values, ff_fit["position"].values):
+            raise ValueError(f"member {m!r}'s flow field has other samples than {BASE!r}'s.")
+    return side_by_side([fits.embed(m, s) for m, s in zip(members, seeds)], ff_fit)
+
+
 def ensemble_decode(fits: Fits, members: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
     """Decoding (both k rules) of ``members`` at ``seeds`` side by side; labels from the base input."""
     from seed_stability import decode_position
 
-    ff_fit, ff_val = fits.pair(BASE)
-    for m in set(members):
-        if not np.array_equal(fits.pair(m)[0]["position"].values, ff_fit["position"].values):
-            raise ValueError(f"member {m!r}'s flow field has other samples than {BASE!r}'s.")
-    z = side_by_side([fits.embed(m, s) for m, s in zip(members, seeds)], ff_fit)
-    return decode_position(*z, ff_fit, ff_val)
+    return decode_position(*ensemble_embedding(fits, members, seeds), *fits.pair(BASE))
+
+
+def ensembles_consistency(embeddings: list[np.ndarray], ff_fit: xr.Dataset) -> dict[str, Any]:
+    """Seed-to-seed consistency of the ensembles' fit-part embeddings: all latents and 3 leading axes (as
+    seed_stability's recipe rows), with the chance level of random embeddings of each width."""
+    from seed_stability import chance_consistency, project, seed_consistency
+
+    three = [project(z, z, 3)[0] for z in embeddings]
+    return {"full": seed_consistency(embeddings, ff_fit), "3 axes": seed_consistency(three, ff_fit),
+            "chance": {"full": chance_consistency(ff_fit, embeddings[0].shape[1]),
+                       "3 axes": chance_consistency(ff_fit, 3)}}
 
 
 def summary(name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -258,16 +273,19 @@ def run_inner(seeds: int, max_size: int, command: str, exclude: Sequence[str] = 
 
 def run_protocol(members: list[str], seeds: int, command: str) -> list[dict[str, Any]]:
     """The chosen set over ``seeds`` ensembles on the protocol split, beside every baseline."""
+    from seed_stability import decode_position
+
     fits = Fits("protocol")
     rows = input_rows(fits, members)
     name = "diverse: " + " + ".join(members)
     ens = range(seeds)
-    runs = [{"ensemble": e, "seeds": package_seeds(members, e),
-             **ensemble_decode(fits, members, package_seeds(members, e))} for e in ens]
-    rows.append(summary(name, runs, members=members, command=command))
-    base5 = [BASE] * STRIDE
-    rows.append(summary("rat_ensemble_concat (5 x recommended)", [
-        {"ensemble": e, **ensemble_decode(fits, base5, package_seeds(base5, e))} for e in ens], command=command))
+    ff_fit = fits.pair(BASE)[0]
+    for label, chosen in ((name, members), ("rat_ensemble_concat (5 x recommended)", [BASE] * STRIDE)):
+        embeddings = [ensemble_embedding(fits, chosen, package_seeds(chosen, e)) for e in ens]
+        runs = [{"ensemble": e, "seeds": package_seeds(chosen, e), **decode_position(*z, *fits.pair(BASE))}
+                for e, z in zip(ens, embeddings)]
+        rows.append(summary(label, runs, **({"members": members} if chosen is members else {}), command=command,
+                            consistency=ensembles_consistency([z for z, _ in embeddings], ff_fit)))
     for m in dict.fromkeys(members):  # each member alone, at its first slot's seeds in the ensembles
         slot = members.index(m)
         seeds_m = [e * len(members) + slot for e in ens]
@@ -307,12 +325,14 @@ def run_package(recipe_name: str, seeds: int, command: str) -> dict[str, Any]:
     builders = recipes.get(recipe_name).builders()
     fit = [b.fit_transform(train) for b in builders]
     held = [b.transform(test) for b in builders]
-    runs = []
+    runs, embeddings = [], []
     for e in range(seeds):
         z_fit, z_held, member_seeds = package_embed(recipe_name, fit, held, e)
         runs.append({"ensemble": e, "seeds": member_seeds, **decode_position(z_fit, z_held, fit[0], held[0])})
+        embeddings.append(z_fit)
         print(f"  ensemble {e}: {runs[-1]['cm_k_by_median']:.2f} / {runs[-1]['cm_k_by_r2']:.2f} cm", flush=True)
-    row = summary(f"package: {recipe_name}", runs, command=command)
+    row = summary(f"package: {recipe_name}", runs, command=command,
+                  consistency=ensembles_consistency(embeddings, fit[0]))
     print(f"  {row['method']}: {row['cm_k_by_median']} / {row['cm_k_by_r2']} cm")
     save("protocol", [row])
     return row

@@ -55,8 +55,9 @@ SEED = 0
 N_TRAJ = 8
 STIM_STEPS, UNSTIM_STEPS = 50, 210  # samples per trajectory in each kind of field
 #: the paper's RNN recipe (docs/spec.md §15.2): k=15, 40 epochs, hidden 64, out 5, no diffusion; but spacing 0 (all
-#: samples) instead of 0.01-0.015: near g = 0 the states stay close to rest, and furthest-point sampling at
-#: 0.015 of the data's diameter leaves fewer than k + 1 points in those conditions
+#: samples) instead of 0.01-0.015: near g = 0 the states stay close to rest and furthest-point sampling keeps few
+#: points there; the variants at the paper's spacings order the gains less well jointly (invariant / + local gauges:
+#: 0.01 -> 0.855 / 0.955, 0.015 -> 0.816 / 0.898, against 0.934 / 0.923 at 0; results/rnn_study.json "variants")
 MARBLE_RNN = {"order": 2, "k": 15, "spacing": 0.0, "epochs": 40, "hidden_channels": (64,), "out_dim": 5,
               "diffusion": False, "patience": None}
 MAX_POINTS = 300  # exact OT on a seeded subsample of each condition (within a network: 20 conditions)

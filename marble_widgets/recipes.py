@@ -234,9 +234,10 @@ _MACAQUE_ENSEMBLE_DIVERSE = _macaque_diverse(
     "5 macaque_tuned variants side by side: as tuned, graph k 15, k 50, 50-ms smoothing, order 1; held-out "
     "trials embedded on one graph with the training trials (transform(test, support=train)); measured through the "
     "package (benchmarks/exp_macaque_recipes.py, exp_macaque_outer.json row 'package: macaque_ensemble_diverse "
-    "(support)'): velocity R^2 0.452 ± 0.000 over 5 outer folds (seeds 0, 1) vs 0.445 ± 0.008 with held-out "
-    "trials on their own graph, macaque_ensemble_concat 0.418 ± 0.015, macaque_tuned 0.391 ± 0.002 and the PCA-5 "
-    "input 0.245, same run; assembled by hand the same members gave 0.441 ± 0.003 (exp_macaque_outer.py)",
+    "(support)'): velocity R^2 0.453 ± 0.000 over 5 outer folds (seeds 0, 1) vs 0.445 ± 0.008 with held-out "
+    "trials on their own graph and the PCA-5 input 0.245 (same run; macaque_ensemble_concat 0.418 ± 0.015, "
+    "macaque_tuned 0.391 ± 0.002 from the same command with --only them); assembled by hand the same members "
+    "gave 0.441 ± 0.003 (exp_macaque_outer.py)",
     "members differ on purpose (MARBLEEnsemble(members=...), one flow field per member: recipe.builders / "
     "recipe.flow_fields); fit on a flow field with one condition label (one graph over all trials); chosen on "
     "training trials only (outer fold 0's training trials, inner stratified fifth held out; "
@@ -248,9 +249,10 @@ _MACAQUE_ENSEMBLE_DIVERSE = _macaque_diverse(
 _MACAQUE_ENSEMBLE_DIVERSE6 = _macaque_diverse(
     "macaque_ensemble_diverse6", (*_MACAQUE_DIVERSE_MEMBERS, {}), (*_MACAQUE_DIVERSE_INPUTS, {"smooth": 0.15}),
     "macaque_ensemble_diverse with a sixth member on 150-ms smoothing, held-out trials embedded with the "
-    "training trials as support; measured through the package (benchmarks/exp_macaque_recipes.py, "
-    "exp_macaque_outer.json row 'package: diverse + 150 ms (support)'): velocity R^2 0.471 ± 0.003 over 5 outer "
-    "folds (seeds 0-4; own graph 0.468 ± 0.007) vs 0.452 ± 0.000 for macaque_ensemble_diverse (seeds 0, 1) and 0.245 for the "
+    "training trials as support; measured through the package (benchmarks/exp_macaque_recipes.py --consistency, "
+    "exp_macaque_recipes_consistency.json row 'package: macaque_ensemble_diverse6 (support)'): velocity R^2 "
+    "0.467 ± 0.007 over 5 outer folds (seeds 0-4; own graph 0.462 ± 0.006; seed-to-seed consistency of the "
+    "held-out embedding 0.995) vs 0.453 ± 0.000 for macaque_ensemble_diverse (seeds 0, 1) and 0.245 for the "
     "PCA-5 input",
     "chosen on the inner splits of all 5 outer folds' training trials (a stratified fifth of each held out; "
     "exp_macaque_recipes_inner.json, velocity R^2 pooled over the 5 inner splits, held-out trials with support / on "

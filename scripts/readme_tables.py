@@ -239,9 +239,40 @@ def joint_geometry(d: dict) -> str:
     return text
 
 
+def rat_diverse(d: dict) -> str:
+    """The diverse rat ensemble on the fidelity protocol, every baseline of its runs beside it."""
+    rows = [[r["method"], _fmt(r["cm_k_by_median"]), _fmt(r["cm_k_by_r2"]),
+             *(_consistency_cell(r["consistency"], v) if "consistency" in r else "" for v in ("full", "3 axes"))]
+            for r in d["rows"] if r.get("split") == "protocol"]
+    targets = d["protocol"]["targets_cm"]
+    return (f"**Rat, diverse ensemble** (`benchmarks/exp_rat_diverse.py --stage protocol`, fidelity protocol, "
+            f"position cm, mean ± SD over 5 ensembles; issue 16's targets (10 % below the input) "
+            f"{targets['k_by_median']:.2f} / {targets['k_by_r2']:.2f} cm; consistency of the fit part's "
+            f"embeddings over every pair of ensemble seeds; {_when(d)}):\n\n"
+            + _table(["method", "cm (k by median)", "cm (k by R2)", "consistency", "consistency: 3 axes"], rows))
+
+
+def _consistency_cell(c: dict, view: str) -> str:
+    return f"{c[view]['mean']:.3f} (chance {c['chance'][view]['mean']:.3f})" if view in c else ""
+
+
+def macaque_consistency(d: dict) -> str:
+    """Macaque velocity R^2 over seeds and the seed-to-seed consistency of the held-out embeddings."""
+    views = ["full", "full, samples", "3 axes", "5 axes", "3 behaviour axes"]
+    rows = [[r["method"], f"{r['r2_mean']:.3f} ± {r['r2_sd']:.3f}",
+             *(_consistency_cell(r["consistency"], v) if "consistency" in r else "" for v in views)]
+            for r in d["rows"] if r["folds"] == [0, 1, 2, 3, 4]]
+    return (f"**Macaque seeds** (`benchmarks/exp_macaque_recipes.py --consistency`, 5 seeds x 5 outer folds, "
+            f"velocity R2 mean ± SD over seeds; consistency of held-out embeddings over every pair of seeds, "
+            f"reach condition x 20-ms bins or sample by sample; {_when(d)}):\n\n"
+            + _table(["method", "velocity R2", *(f"consistency: {v}" for v in views)], rows))
+
+
 SECTIONS: dict[str, Callable[[dict], str]] = {
-    "fidelity": fidelity, "cross_animal": cross_animal, "cross_animal_decoding": cross_animal_decoding, "engine_scaling": scaling, "data_layer": data_layer,
-    "notebooks": notebooks, "widget_latency": widget_latency, "client_view_latency": client_view_latency, "seed_stability": seed_stability, "rnn_study": rnn_study,
+    "fidelity": fidelity, "cross_animal": cross_animal, "cross_animal_decoding": cross_animal_decoding,
+    "engine_scaling": scaling, "data_layer": data_layer, "notebooks": notebooks, "widget_latency": widget_latency,
+    "client_view_latency": client_view_latency, "seed_stability": seed_stability,
+    "exp_macaque_recipes_consistency": macaque_consistency, "exp_rat_diverse": rat_diverse, "rnn_study": rnn_study,
     "sessions": sessions, "joint_geometry": joint_geometry,
 }
 

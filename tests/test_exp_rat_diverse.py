@@ -102,3 +102,21 @@ def test_recipe_members_split_marble_overrides_from_flow_field_changes():
     assert flow == [{}, {"smooth": 0.4}, {}, {"n_components": 12}]
     with pytest.raises(ValueError, match="a recipe cannot scale the flow field's v"):
         diverse.recipe_members(["recommended", "v x3"])
+
+
+def test_ensembles_consistency_is_one_for_rotated_copies_and_near_chance_for_noise():
+    rng = np.random.default_rng(0)
+    n = 2000
+    position = rng.uniform(0.0, 1.6, n)
+    direction = rng.integers(0, 2, n)
+    ff = xr.Dataset(coords={"position": ("sample", position), "direction": ("sample", direction)})
+    # a 6-D embedding that is a function of position and direction, and two rotated copies of it
+    base = np.column_stack([np.sin(k * position + direction) for k in range(1, 7)])
+    rotations = [np.linalg.qr(rng.standard_normal((6, 6)))[0] for _ in range(2)]
+    result = diverse.ensembles_consistency([base, *(base @ q for q in rotations)], ff)
+    assert result["full"]["min"] == pytest.approx(1.0, abs=1e-9)
+    assert result["3 axes"]["min"] == pytest.approx(1.0, abs=1e-9)  # same principal subspace up to rotation
+    noise = diverse.ensembles_consistency([rng.standard_normal((n, 6)) for _ in range(3)], ff)
+    assert noise["full"]["mean"] < 0.2 and result["chance"]["3 axes"]["dim"] == 3
+    assert noise["chance"]["full"]["dim"] == 6 and noise["full"]["mean"] == pytest.approx(
+        noise["chance"]["full"]["mean"], abs=0.1)

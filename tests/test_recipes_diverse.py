@@ -83,22 +83,31 @@ def _outer_rows() -> dict[str, dict]:
     return {r["method"]: r for r in rows if r["folds"] == [0, 1, 2, 3, 4]}
 
 
+def _consistency_rows() -> dict[str, dict]:
+    rows = json.loads((ROOT / "benchmarks" / "results" / "exp_macaque_recipes_consistency.json").read_text())["rows"]
+    return {r["method"]: r for r in rows if r["folds"] == [0, 1, 2, 3, 4]}
+
+
 def _cite(row: dict) -> str:
     return f"{row['r2_mean']:.3f} ± {row['r2_sd']:.3f}"
 
 
 def test_diverse_sources_cite_their_package_rows_measured_with_two_and_five_seeds():
     rows = _outer_rows()
-    diverse, six = rows["package: macaque_ensemble_diverse (support)"], rows["package: diverse + 150 ms (support)"]
+    diverse = rows["package: macaque_ensemble_diverse (support)"]
     for row in (diverse, rows["package: macaque_ensemble_concat (support)"]):
         assert row["groups"] == ["seed 0", "seed 1"] and "exp_macaque_recipes.py" in row["command"]
+    six_rows = _consistency_rows()
+    six = six_rows["package: macaque_ensemble_diverse6 (support)"]
     assert six["groups"] == [f"seed {s}" for s in range(5)] and "--seeds 0 1 2 3 4" in six["command"]
-    assert _cite(rows["package: diverse + 150 ms (own)"]) in recipes.get("macaque_ensemble_diverse6").source
+    six_source = recipes.get("macaque_ensemble_diverse6").source
+    assert _cite(six_rows["package: macaque_ensemble_diverse6 (own)"]) in six_source
+    assert f"consistency of the held-out embedding {six['consistency']['full, samples']['mean']:.3f}" in six_source
     assert _cite(diverse) in DIVERSE.source and _cite(rows["package: macaque_ensemble_diverse (own)"]) in DIVERSE.source
     assert _cite(rows["package: macaque_ensemble_concat (support)"]) in DIVERSE.source
     assert _cite(rows["package: macaque_tuned (support)"]) in DIVERSE.source
     assert f"{rows['input PCA-5']['r2_mean']:.3f}" in DIVERSE.source
-    assert _cite(six) in recipes.get("macaque_ensemble_diverse6").source
+    assert _cite(six) in six_source
     hand = rows["tuned + k 15 + k 50 + 50 ms + order 1 (joint graph)"]
     assert _cite(hand) in DIVERSE.source
 

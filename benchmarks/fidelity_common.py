@@ -142,7 +142,11 @@ def cebra_available() -> str | None:
 
 def cebra_embed(x_tr: np.ndarray, x_te: np.ndarray, labels_tr: np.ndarray | None, out_dim: int,
                 iterations: int, seed: int = SEED, arch: str = "offset10-model") -> tuple[np.ndarray, np.ndarray]:
-    """CEBRA-Time (``labels_tr`` None) or CEBRA-Behavior (continuous labels), fitted on train rows only."""
+    """CEBRA-Time (``labels_tr`` None) or CEBRA-Behavior (continuous labels), fitted on train rows only.
+
+    ``seed`` fixes the network's initialisation; the samplers are not seedable in cebra 0.6 (their generators are
+    seeded from a nondeterministic source), so CEBRA's figures vary a little from run to run.
+    """
     import cebra
     import torch
 

@@ -16,8 +16,11 @@ Measured, every figure in this run:
   clustered ones (k-means, 60 clusters).
 - Control: the same two analyses on the unstimulated fields.
 - Baselines on the same fields: OT distances between the raw vectors, between the PCA positions
-  (the fields' own coordinates) and, jointly, between positions and vectors after CCA alignment of
-  every network to ``trained0`` (fitted on condition-averaged stimulated trajectories).
+  (the fields' own coordinates), between CEBRA-Time embeddings of the positions (5-D like MARBLE's,
+  a pointwise ``offset1-model`` so that no receptive field spans two trials; per network and, unaligned,
+  jointly; skipped with a note when ``cebra`` does not import) and, jointly, between positions and vectors
+  after aligning every network to ``trained0`` by CCA or by a least-squares affine map (both fitted on
+  condition-averaged stimulated trajectories).
 
 Defaults are smaller than the paper's (200 trajectories per gain): ``--n-trajectories`` (default 8)
 per gain for the stimulated fields, and as many unstimulated samples per condition (fewer
@@ -49,6 +52,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, print_table, write_json  # noqa: E402
+from fidelity_common import cebra_available  # noqa: E402
 from marble_widgets.data.containers import as_embedding  # noqa: E402
 
 SEED = 0
@@ -77,6 +81,7 @@ MODE_LABELS = {"marble_agnostic": "MARBLE agnostic (inner products)",
                "marble_invariant": "MARBLE invariant [ours]",
                "marble_invariant_local": "MARBLE invariant [ours] (+ local gauges)"}
 REFERENCE = "trained0"
+CEBRA_ITERATIONS = 1000  # as the rat's CEBRA rows in fidelity.py
 
 
 # ============================================================================ helpers
@@ -119,6 +124,20 @@ def fit_embed(ff: xr.Dataset, params: dict[str, Any]) -> tuple[xr.DataArray, flo
     return emb, time.perf_counter() - t0
 
 
+def cebra_time(ff: xr.Dataset, params: dict[str, Any]) -> xr.DataArray | None:
+    """CEBRA-Time embedding of the fields' positions (fitted and applied on the same samples), or None without
+    ``cebra``. Not reproducible bit for bit: cebra 0.6 seeds its samplers' generators from a nondeterministic
+    source (``HasGenerator.__init__`` calls ``generator.seed()``), whatever torch's global seed."""
+    from fidelity_common import cebra_embed
+
+    if cebra_available() is not None:
+        return None
+    x = ff["x"].values
+    z, _ = cebra_embed(x, x[:1], None, params["out_dim"], CEBRA_ITERATIONS, seed=params.get("seed", SEED),
+                       arch="offset1-model")
+    return as_embedding(ff, z)
+
+
 def matrix_consistency(dists: dict[str, xr.DataArray]) -> float:
     """Mean pairwise Spearman correlation between networks' condition-distance matrices (upper triangles)."""
     iu = None
@@ -128,6 +147,15 @@ def matrix_consistency(dists: dict[str, xr.DataArray]) -> float:
         tri[name] = d.values[iu]
     pairs = [spearmanr(tri[a], tri[b])[0] for a, b in combinations(tri, 2)]
     return float(np.mean(pairs)) if pairs else float("nan")
+
+
+def condition_means(ds: xr.Dataset, name: str) -> np.ndarray:
+    """One network's condition-averaged stimulated trajectories, ``(gain * step, dim)``: rows matched across
+    networks by gain and step (the alignments' training data)."""
+    n_gain = len(np.unique(ds["gain"].values))
+    part = ds.isel(sample=ds["network"].values == name)
+    return part["x"].values.reshape(n_gain, -1, STIM_STEPS, part.sizes["dim"]).mean(axis=1).reshape(
+        -1, part.sizes["dim"])
 
 
 def cca_align(ds: xr.Dataset, networks: list[str]) -> tuple[np.ndarray, np.ndarray, dict[str, list[float]]]:
@@ -141,14 +169,7 @@ def cca_align(ds: xr.Dataset, networks: list[str]) -> tuple[np.ndarray, np.ndarr
     """
     from sklearn.cross_decomposition import CCA
 
-    n_gain = len(np.unique(ds["gain"].values))
-
-    def means(name: str) -> np.ndarray:
-        part = ds.isel(sample=ds["network"].values == name)
-        return part["x"].values.reshape(n_gain, -1, STIM_STEPS, part.sizes["dim"]).mean(axis=1).reshape(
-            -1, part.sizes["dim"])
-
-    ref = means(REFERENCE)
+    ref = condition_means(ds, REFERENCE)
     x, v = ds["x"].values.copy(), ds["v"].values.copy()
     corrs = {}
     for name in networks:
@@ -156,21 +177,40 @@ def cca_align(ds: xr.Dataset, networks: list[str]) -> tuple[np.ndarray, np.ndarr
         if name == REFERENCE:
             corrs[name] = [1.0] * x.shape[1]
             continue
-        cca = CCA(n_components=x.shape[1], scale=False, max_iter=2000).fit(means(name), ref)
-        su, sv = cca.transform(means(name), ref)
+        means = condition_means(ds, name)
+        cca = CCA(n_components=x.shape[1], scale=False, max_iter=2000).fit(means, ref)
+        su, sv = cca.transform(means, ref)
         r = np.array([np.corrcoef(su[:, c], sv[:, c])[0, 1] for c in range(x.shape[1])])
         corrs[name] = [float(c) for c in r]
         # variate c of this network, rescaled to the variance (and sign) of the reference's variate c
         to_ref = cca.x_rotations_ @ np.diag(np.sign(r) * sv.std(axis=0) / su.std(axis=0)) @ np.linalg.inv(
             cca.y_rotations_)
-        x[rows] = (x[rows] - means(name).mean(axis=0)) @ to_ref + ref.mean(axis=0)
+        x[rows] = (x[rows] - means.mean(axis=0)) @ to_ref + ref.mean(axis=0)
         v[rows] = v[rows] @ to_ref
     return x, v, corrs
 
 
+def affine_align(ds: xr.Dataset, networks: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and vectors of every network's stimulated samples mapped into ``trained0``'s PC space by the
+    least-squares affine map of its condition-averaged trajectories onto the reference's (vectors: the linear
+    part). The plainest alignment: a regression where CCA matches correlations."""
+    ref = condition_means(ds, REFERENCE)
+    x, v = ds["x"].values.copy(), ds["v"].values.copy()
+    for name in networks:
+        if name == REFERENCE:
+            continue
+        rows = ds["network"].values == name
+        means = condition_means(ds, name)
+        coef = np.linalg.lstsq(np.c_[means, np.ones(len(means))], ref, rcond=None)[0]
+        x[rows] = x[rows] @ coef[:-1] + coef[-1]
+        v[rows] = v[rows] @ coef[:-1]
+    return x, v
+
+
 # ============================================================================ the study
 def within_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any], n_control: int) -> dict[str, Any]:
-    """Per network: MARBLE embedding-aware on stimulated fields, its control, raw-vector and PCA-position baselines."""
+    """Per network: MARBLE embedding-aware on stimulated fields, its control, raw-vector, PCA-position and
+    CEBRA-Time baselines."""
     out: dict[str, Any] = {"marble": {}, "marble_control": {}, "raw_vectors": {}, "pca_positions": {},
                            "raw_vectors_control": {}, "seconds": {}}
     dists: dict[str, xr.DataArray] = {}
@@ -186,6 +226,9 @@ def within_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any],
         out["raw_vectors"][name] = ordering(as_embedding(stim, stim["v"].values))["spearman"]
         out["pca_positions"][name] = ordering(as_embedding(stim, stim["x"].values))["spearman"]
         out["raw_vectors_control"][name] = ordering(as_embedding(ctrl, ctrl["v"].values))["spearman"]
+        cebra = cebra_time(stim, params)
+        if cebra is not None:
+            out.setdefault("cebra_time", {})[name] = ordering(cebra)["spearman"]
         out["seconds"][name] = secs + secs_c
         print(f"  {name}: MARBLE {res['spearman']:.3f}, control {out['marble_control'][name]:.3f}, "
               f"raw vectors {out['raw_vectors'][name]:.3f}, PCA {out['pca_positions'][name]:.3f} "
@@ -197,7 +240,7 @@ def within_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any],
 def across_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any], n_control: int,
                     modes: list[str] | None = None) -> dict[str, Any]:
     """All networks in one model per agnostic mode (``modes``: a subset of :data:`AGNOSTIC_MODES`), its control,
-    and the joint baselines (raw, PCA, CCA)."""
+    and the joint baselines (raw, PCA, CCA- and affine-aligned)."""
     modes = list(AGNOSTIC_MODES) if modes is None else modes
     stim = select(ds, True, networks)
     ctrl = select(ds, False, networks, n_control)
@@ -208,10 +251,15 @@ def across_networks(ds: xr.Dataset, networks: list[str], params: dict[str, Any],
         embeddings[mode], seconds[mode] = fit_embed(stim, {**params, **extra})
         embeddings[f"{mode}_control"], seconds[f"{mode}_control"] = fit_embed(ctrl, {**params, **extra})
     x_cca, v_cca, corrs = cca_align(stim, networks)
+    x_affine, v_affine = affine_align(stim, networks)
     embeddings.update({
         "raw_vectors": as_embedding(stim, stim["v"].values), "pca_positions": as_embedding(stim, stim["x"].values),
         "cca_positions": as_embedding(stim, x_cca), "cca_vectors": as_embedding(stim, v_cca),
+        "affine_positions": as_embedding(stim, x_affine), "affine_vectors": as_embedding(stim, v_affine),
     })
+    cebra = cebra_time(stim, params)
+    if cebra is not None:
+        embeddings["cebra_time"] = cebra
     rows = {}
     for key, values in embeddings.items():
         rows[key] = ordering(values, JOINT_OT)
@@ -235,8 +283,8 @@ def table(within: dict[str, Any], joint: dict[str, Any]) -> list[dict[str, Any]]
     rows = []
     labels = {"marble": "MARBLE aware, per network", "marble_control": "MARBLE aware, per network (control)",
               "raw_vectors": "raw-vector OT, per network", "raw_vectors_control": "raw-vector OT (control)",
-              "pca_positions": "PCA-position OT, per network"}
-    for key, label in labels.items():
+              "pca_positions": "PCA-position OT, per network", "cebra_time": "CEBRA-Time OT, per network"}
+    for key, label in {k: v for k, v in labels.items() if k in within}.items():
         rows.append({"method": label, "fields": "unstimulated" if "control" in key else "stimulated",
                      **_per(within[key])})
     return rows + joint_table(joint)
@@ -249,7 +297,9 @@ def joint_table(joint: dict[str, Any]) -> list[dict[str, Any]]:
     for mode in AGNOSTIC_MODES:
         jl.update({mode: f"{MODE_LABELS[mode]}, joint", f"{mode}_control": f"{MODE_LABELS[mode]}, joint (control)"})
     jl.update({"raw_vectors": "raw-vector OT, joint", "pca_positions": "PCA-position OT, joint (unaligned)",
-               "cca_positions": "CCA-aligned positions OT, joint", "cca_vectors": "CCA-aligned vectors OT, joint"})
+               "cca_positions": "CCA-aligned positions OT, joint", "cca_vectors": "CCA-aligned vectors OT, joint",
+               "affine_positions": "affine-aligned positions OT, joint",
+               "affine_vectors": "affine-aligned vectors OT, joint", "cebra_time": "CEBRA-Time OT, joint (unaligned)"})
     for key, label in {k: v for k, v in jl.items() if k in joint}.items():
         rows.append({"method": label, "fields": "unstimulated" if "control" in key else "stimulated",
                      **_per(joint[key]["per_network"]), "joint": joint[key]["spearman"]})
@@ -303,6 +353,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "state_scale": state_scale(ds, networks),
         "params": _json_params(params),
         "max_points": MAX_POINTS, "joint_ot": JOINT_OT, "within": within, "joint": joint, "table": rows,
+        "cebra_skipped": cebra_available(),
         "total_seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
     }
     print(f"total {results['total_seconds']:.0f} s")

@@ -54,6 +54,25 @@ def test_cca_maps_a_linearly_transformed_network_back_onto_the_reference(small):
     np.testing.assert_array_equal(x[:n], stim["x"].values)  # the reference is left as it is
 
 
+def test_affine_alignment_maps_an_affine_copy_back_exactly_and_leaves_the_reference(small):
+    stim = R.select(small, True)
+    rng = np.random.default_rng(1)
+    mat = rng.standard_normal((3, 3)) + 2 * np.eye(3)
+    shift = np.array([1.0, -2.0, 0.5])
+    other = _relabel(stim, "trained1", stim["x"].values @ mat + shift, stim["v"].values @ mat)
+    both = xr.concat([other, stim], dim="sample", data_vars="all")  # the reference need not come first
+    x, v = R.affine_align(both, ["trained1", "trained0"])
+    n = stim.sizes["sample"]
+    np.testing.assert_allclose(x[:n], stim["x"].values, atol=1e-8)
+    np.testing.assert_allclose(v[:n], stim["v"].values, atol=1e-8)
+    np.testing.assert_array_equal(x[n:], stim["x"].values)
+    # the map is fitted on condition means only: its linear part is exactly the inverse of ``mat``
+    means = R.condition_means(both, "trained1")
+    assert means.shape == (len(GAINS) * R.STIM_STEPS, 3)
+    coef = np.linalg.lstsq(np.c_[means, np.ones(len(means))], R.condition_means(both, "trained0"), rcond=None)[0]
+    np.testing.assert_allclose(coef[:-1], np.linalg.inv(mat), atol=1e-8)
+
+
 def test_ordering_of_clouds_shifted_by_gain_is_perfect(small):
     stim = R.select(small, True)
     shifted = stim["gain"].values[:, None] * np.array([[3.0, 0.0, 0.0]]) + 0.01 * stim["x"].values
@@ -75,9 +94,9 @@ def _scores(value: float) -> dict:
 
 def test_table_has_a_joint_row_and_a_control_row_per_agnostic_mode():
     within = {key: {"trained0": 0.5, "trained1": 0.25} for key in
-              ("marble", "marble_control", "raw_vectors", "raw_vectors_control", "pca_positions")}
-    keys = [*R.AGNOSTIC_MODES, *(f"{m}_control" for m in R.AGNOSTIC_MODES),
-            "raw_vectors", "pca_positions", "cca_positions", "cca_vectors"]
+              ("marble", "marble_control", "raw_vectors", "raw_vectors_control", "pca_positions", "cebra_time")}
+    keys = [*R.AGNOSTIC_MODES, *(f"{m}_control" for m in R.AGNOSTIC_MODES), "raw_vectors", "pca_positions",
+            "cca_positions", "cca_vectors", "affine_positions", "affine_vectors", "cebra_time"]
     joint = {key: _scores(0.1 * (i + 1) / len(keys)) for i, key in enumerate(keys)}
     rows = {row["method"]: row for row in R.table(within, joint)}
     assert R.AGNOSTIC_MODES["marble_invariant"] == {"inner_product_features": "invariant"}
@@ -89,11 +108,15 @@ def test_table_has_a_joint_row_and_a_control_row_per_agnostic_mode():
         assert row["per-network min"] == joint[mode]["spearman"] / 2
     assert rows["MARBLE agnostic (inner products), joint"]["joint"] == joint["marble_agnostic"]["spearman"]
     assert rows["CCA-aligned vectors OT, joint"]["joint"] == joint["cca_vectors"]["spearman"]
+    assert rows["affine-aligned vectors OT, joint"]["joint"] == joint["affine_vectors"]["spearman"]
+    assert rows["CEBRA-Time OT, joint (unaligned)"]["joint"] == joint["cebra_time"]["spearman"]
     assert rows["MARBLE aware, per network"]["per-network mean"] == 0.375
-    assert len(rows) == 5 + len(keys)
-    # a result written before a mode existed still tabulates, without that mode's rows
-    old = {k: v for k, v in joint.items() if not k.startswith("marble_invariant")}
-    assert len(R.table(within, old)) == 5 + len(keys) - 4
+    assert rows["CEBRA-Time OT, per network"]["per-network min"] == 0.25
+    assert len(rows) == 6 + len(keys)
+    # a result written before a mode (or without cebra) still tabulates, without those rows
+    old = {k: v for k, v in joint.items() if not k.startswith(("marble_invariant", "cebra"))}
+    no_cebra = {k: v for k, v in within.items() if k != "cebra_time"}
+    assert len(R.table(no_cebra, old)) == 5 + len(keys) - 5
 
 
 def test_state_scale_is_the_rms_spread_and_speed_of_the_stimulated_states(small):
@@ -102,3 +125,13 @@ def test_state_scale_is_the_rms_spread_and_speed_of_the_stimulated_states(small)
     assert scale["rms_position"] == pytest.approx(np.sqrt(stim["x"].values.var(axis=0).sum()), rel=1e-12)
     assert scale["rms_speed"] == pytest.approx(np.linalg.norm(stim["v"].values) / np.sqrt(stim.sizes["sample"]),
                                                rel=1e-12)
+
+
+def test_cebra_baseline_embeds_every_sample_on_its_conditions(small):
+    pytest.importorskip("cebra")
+    stim = R.select(small, True)
+    emb = R.cebra_time(stim, {**R.MARBLE_RNN, "seed": 3})
+    assert emb.shape == (stim.sizes["sample"], R.MARBLE_RNN["out_dim"]) and np.isfinite(emb.values).all()
+    np.testing.assert_array_equal(emb["condition"].values, stim["condition"].values)
+    # cosine CEBRA: every embedded sample lies on the unit sphere
+    np.testing.assert_allclose(np.linalg.norm(emb.values, axis=1), 1.0, atol=1e-5)

@@ -21,6 +21,12 @@ recommended + 400 ms + 150 ms + 12 PCs + 400 ms + graph k 300 (inner 5.76 / 5.62
 6.71 ± 0.11 / 6.65 ± 0.13, the 400-ms input alone 6.85 / 7.46 (better than the 250-ms one), the members' inputs
 side by side 6.97 / 7.68 and 7.11 / 7.41; single members 6.55-8.22 cm (150 ms worst, yet chosen as a member).
 
+Seed spread (pre-registered before any run of it, 2026-12-04): on the protocol the shipped set's error with k
+by median error moves by 0.40 cm over 5 ensembles (target 0.2). Test, on the inner split only, 5 ensembles: the
+set as is against every member twice (``--stage inner --members ... --doubled``; the second copy another seed).
+Rule: the doubled set is measured on the protocol, and proposed as a recipe, only if on the inner split its SD is
+<= 0.2 cm with both k rules and its mean error is not above the set's by more than 0.1 cm with either rule.
+
 Run: ``python benchmarks/exp_rat_diverse.py --stage inner [--seeds 3] [--max-size 6] [--exclude NAME ...]`` then
 ``python benchmarks/exp_rat_diverse.py --stage protocol [--seeds 5] [--members NAME ...]`` (default: the inner
 stage's choice), or ``--stage protocol --package RECIPE`` (a shipped recipe through the package, same seeds, to
@@ -271,6 +277,25 @@ def run_inner(seeds: int, max_size: int, command: str, exclude: Sequence[str] = 
     return chosen
 
 
+def run_inner_sets(sets: list[list[str]], seeds: int, command: str) -> list[dict[str, Any]]:
+    """Score given member lists (copies allowed) on the inner split over ``seeds`` ensembles, no selection."""
+    fits = Fits("inner")
+    rows = []
+    for members in sets:
+        runs = [{"ensemble": e, "seeds": screen_seeds(members, e),
+                 **ensemble_decode(fits, members, screen_seeds(members, e))} for e in range(seeds)]
+        rows.append(summary(f"set ({seeds} ensembles): " + " + ".join(members), runs, members=list(members),
+                            command=command))
+        print(f"  {rows[-1]['method']}: {rows[-1]['cm_k_by_median']} / {rows[-1]['cm_k_by_r2']} cm", flush=True)
+    save("inner", rows)
+    return rows
+
+
+def doubled(members: Sequence[str]) -> list[str]:
+    """Every member twice (its second copy another seed): the pre-registered SD test of the module docstring."""
+    return [m for m in members for _ in range(2)]
+
+
 def run_protocol(members: list[str], seeds: int, command: str) -> list[dict[str, Any]]:
     """The chosen set over ``seeds`` ensembles on the protocol split, beside every baseline."""
     from seed_stability import decode_position
@@ -351,12 +376,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exclude", nargs="+", choices=list(MEMBERS), default=[],
                         help="inner: candidates left out of the selection (e.g. those a recipe cannot express)")
     parser.add_argument("--members", nargs="+", choices=list(MEMBERS), default=None,
-                        help="protocol: the members (default: the inner stage's choice in the JSON)")
+                        help="protocol: the members (default: the inner stage's choice in the JSON); inner: score "
+                             "this set (no selection)")
+    parser.add_argument("--doubled", action="store_true",
+                        help="with --stage inner --members: also score every member twice (the SD test)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     command = "python benchmarks/exp_rat_diverse.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
-    if args.stage == "inner":
+    if args.stage == "inner" and args.members:
+        sets = [list(args.members)] + ([doubled(args.members)] if args.doubled else [])
+        run_inner_sets(sets, args.seeds or 5, command)
+    elif args.stage == "inner":
         run_inner(args.seeds or 3, args.max_size, command, args.exclude)
     elif args.package:
         run_package(args.package, args.seeds or 5, command)

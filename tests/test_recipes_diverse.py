@@ -188,3 +188,9 @@ def test_rat_ensemble_diverse_through_the_package_decodes_as_its_hand_assembled_
     assert [r["seeds"] for r in package["per_seed"]] == [r["seeds"] for r in hand["per_seed"]]
     for tag in ("cm_k_by_median", "cm_k_by_r2"):
         np.testing.assert_allclose([r[tag] for r in package["per_seed"]], [r[tag] for r in hand["per_seed"]], atol=1e-9)
+    # the package's embeddings agree across ensemble seeds as the notes say, well above chance
+    c = package["consistency"]
+    notes = recipes.get("rat_ensemble_diverse").notes
+    assert f"consistency {c['full']['mean']:.3f}, 3 leading axes {c['3 axes']['mean']:.3f}" in notes
+    assert c["3 axes"]["min"] >= 0.95 > c["chance"]["3 axes"]["max"]
+    assert f"SD with k by median error ({package['cm_k_by_median_sd']:.2f} cm)" in notes

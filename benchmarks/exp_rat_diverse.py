@@ -307,10 +307,10 @@ def run_protocol(members: list[str], seeds: int, command: str) -> list[dict[str,
     rows = input_rows(fits, members)
     name = "diverse: " + " + ".join(members)
     ens = range(seeds)
-    ff_fit = fits.pair(BASE)[0]
+    ff_fit, ff_scored = fits.pair(BASE)
     for label, chosen in ((name, members), ("rat_ensemble_concat (5 x recommended)", [BASE] * STRIDE)):
         embeddings = [ensemble_embedding(fits, chosen, package_seeds(chosen, e)) for e in ens]
-        runs = [{"ensemble": e, "seeds": package_seeds(chosen, e), **decode_position(*z, *fits.pair(BASE))}
+        runs = [{"ensemble": e, "seeds": package_seeds(chosen, e), **decode_position(*z, ff_fit, ff_scored)}
                 for e, z in zip(ens, embeddings)]
         rows.append(summary(label, runs, **({"members": members} if chosen is members else {}), command=command,
                             consistency=ensembles_consistency([z for z, _ in embeddings], ff_fit)))

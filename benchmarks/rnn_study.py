@@ -52,7 +52,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import peak_rss_mb, print_table, write_json  # noqa: E402
-from fidelity_common import cebra_available  # noqa: E402
+from fidelity_common import cebra_available, cebra_embed  # noqa: E402
 from marble_widgets.data.containers import as_embedding  # noqa: E402
 
 SEED = 0
@@ -113,6 +113,11 @@ def ordering(emb: xr.DataArray, ot: dict[str, Any] | None = None) -> dict[str, A
     return {"spearman": float(abs(spearmanr(axis, gain)[0])), "per_network": per, "dist": dist, "axis": axis}
 
 
+def training_seed(params: dict[str, Any]) -> int:
+    """The seed of every trained model (MARBLE, CEBRA): ``params["seed"]``, else :data:`SEED`."""
+    return params.get("seed", SEED)
+
+
 def fit_embed(ff: xr.Dataset, params: dict[str, Any]) -> tuple[xr.DataArray, float]:
     """MARBLE fitted on ``ff`` and applied to it; returns the embedding and the seconds it took."""
     from marble_widgets import MARBLE
@@ -120,7 +125,7 @@ def fit_embed(ff: xr.Dataset, params: dict[str, Any]) -> tuple[xr.DataArray, flo
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        emb = MARBLE(**{"seed": SEED, **params}, verbose=False).fit_transform(ff)
+        emb = MARBLE(**{**params, "seed": training_seed(params)}, verbose=False).fit_transform(ff)
     return emb, time.perf_counter() - t0
 
 
@@ -128,12 +133,10 @@ def cebra_time(ff: xr.Dataset, params: dict[str, Any]) -> xr.DataArray | None:
     """CEBRA-Time embedding of the fields' positions (fitted and applied on the same samples), or None without
     ``cebra``. Not reproducible bit for bit: cebra 0.6 seeds its samplers' generators from a nondeterministic
     source (``HasGenerator.__init__`` calls ``generator.seed()``), whatever torch's global seed."""
-    from fidelity_common import cebra_embed
-
     if cebra_available() is not None:
         return None
     x = ff["x"].values
-    z, _ = cebra_embed(x, x[:1], None, params["out_dim"], CEBRA_ITERATIONS, seed=params.get("seed", SEED),
+    z, _ = cebra_embed(x, x[:1], None, params["out_dim"], CEBRA_ITERATIONS, seed=training_seed(params),
                        arch="offset1-model")
     return as_embedding(ff, z)
 

@@ -120,3 +120,13 @@ def test_ensembles_consistency_is_one_for_rotated_copies_and_near_chance_for_noi
     assert noise["full"]["mean"] < 0.2 and result["chance"]["3 axes"]["dim"] == 3
     assert noise["chance"]["full"]["dim"] == 6 and noise["full"]["mean"] == pytest.approx(
         noise["chance"]["full"]["mean"], abs=0.1)
+
+
+def test_doubled_sets_give_each_copy_its_own_screen_seed():
+    members = ["recommended", "smooth 0.4", "smooth 0.4"]
+    twice = diverse.doubled(members)
+    assert twice == ["recommended", "recommended", "smooth 0.4", "smooth 0.4", "smooth 0.4", "smooth 0.4"]
+    # ensemble 2: the r-th copy of a candidate has seed 2 * STRIDE + r, so no two copies share a fit
+    assert diverse.screen_seeds(twice, 2) == [10, 11, 10, 11, 12, 13]
+    with pytest.raises(ValueError, match="at most 5 copies"):
+        diverse.screen_seeds(diverse.doubled(members * 2), 0)

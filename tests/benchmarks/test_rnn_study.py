@@ -71,6 +71,15 @@ def test_affine_alignment_maps_an_affine_copy_back_exactly_and_leaves_the_refere
     assert means.shape == (len(GAINS) * R.STIM_STEPS, 3)
     coef = np.linalg.lstsq(np.c_[means, np.ones(len(means))], R.condition_means(both, "trained0"), rcond=None)[0]
     np.testing.assert_allclose(coef[:-1], np.linalg.inv(mat), atol=1e-8)
+    # condition_means, checked sample by sample: row (gain g, step s) = mean over g's trials of step s
+    ref = stim.isel(sample=np.flatnonzero(stim["gain"].values == GAINS[1]))
+    trials = np.unique(ref["trial"].values)
+    step7 = np.mean([ref["x"].values[ref["trial"].values == t][7] for t in trials], axis=0)
+    np.testing.assert_allclose(R.condition_means(both, "trained0")[1 * R.STIM_STEPS + 7], step7, atol=1e-12)
+
+
+def test_models_take_the_seed_of_their_parameters_or_the_study_seed():
+    assert R.training_seed({"seed": 4}) == 4 and R.training_seed({"k": 15}) == R.SEED
 
 
 def test_ordering_of_clouds_shifted_by_gain_is_perfect(small):

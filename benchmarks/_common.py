@@ -44,7 +44,7 @@ def machine() -> dict[str, Any]:
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """Print rows as an aligned plain-text table."""
     cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     print("  ".join("-" * w for w in widths))
     for row in cells:

@@ -9,12 +9,16 @@ orders, so close but not bitwise). Without CUDA (``torch.cuda.is_available()`` F
 row says so and only the CPU row is measured.
 
 Data: ``engine_scaling.manifold_cloud`` (a smooth 3-D manifold in R^5 with a tangent field), order 2,
-k = 20, local gauges, diffusion on (the default).
+k = 20, local gauges, diffusion on (the default). ``--batch-sizes``: one row per device and size. At
+the paper's 64 anchors a training step is a few hundred tiny kernels, so the GPU waits on their
+launches; larger minibatches are where it pays (measured on an H200: benchmarks/results/gpu_fit.json).
 
-Run: ``python benchmarks/gpu_fit.py [--n 100000] [--epochs 5] [--devices cpu cuda]``; writes
-benchmarks/results/gpu_fit.json (``--no-json`` to only print). On a lent GPU machine (the device tool),
-from the repository root: ``PYTHONPATH=. python3 benchmarks/gpu_fit.py`` -- ``import marble_widgets`` and the
-fit need only numpy, scipy, scikit-learn, xarray, torch and torch-geometric, which its image holds.
+Run: ``python benchmarks/gpu_fit.py [--n 100000] [--epochs 5] [--devices cpu cuda]
+[--batch-sizes 64 1024]``; writes benchmarks/results/gpu_fit.json (``--json-name`` for another name,
+``--no-json`` to only print). On a lent GPU machine (the device tool), from the repository root:
+``PYTHONPATH=. python3 benchmarks/gpu_fit.py --batch-sizes 64 1024`` -- ``import marble_widgets``
+and the fit need only numpy, scipy, scikit-learn, xarray, torch and torch-geometric, which its image
+holds; ``python3 -m pytest tests/test_gpu.py`` checks the GPU path there.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def fit_on(device: str, ff: Any, epochs: int) -> tuple[dict[str, Any], np.ndarray]:
+def fit_on(device: str, ff: Any, epochs: int, batch_size: int) -> tuple[dict[str, Any], np.ndarray]:
     """Stage seconds, seconds per epoch and transform seconds of one fit on ``device``; its embedding."""
     import torch
 
@@ -51,7 +55,7 @@ def fit_on(device: str, ff: Any, epochs: int) -> tuple[dict[str, Any], np.ndarra
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     elapsed: list[float] = []
-    model = MARBLE(epochs=epochs, device=device, **PARAMS)
+    model = MARBLE(epochs=epochs, device=device, batch_size=batch_size, **PARAMS)
     t0 = time.perf_counter()
     model.fit(ff, callback=lambda info: elapsed.append(info["elapsed"]))
     _synchronize(device)
@@ -59,7 +63,7 @@ def fit_on(device: str, ff: Any, epochs: int) -> tuple[dict[str, Any], np.ndarra
     t0 = time.perf_counter()
     z = model.transform(ff).values
     transform_s = time.perf_counter() - t0
-    row = {"device": device, "fit_s": fit_s, **model.timings_,
+    row = {"device": device, "batch_size": batch_size, "fit_s": fit_s, **model.timings_,
            "epoch_s": float(np.diff([0.0, *elapsed]).mean()), "transform_s": transform_s,
            "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else "",
            "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"}
@@ -71,7 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=100_000, help="points (issue target: 10^5)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64],
+                        help="anchors per minibatch (64: the paper's); one row per device and size")
     parser.add_argument("--no-json", action="store_true")
+    parser.add_argument("--json-name", default="gpu_fit", help="writes benchmarks/results/<name>.json")
     args = parser.parse_args(argv)
     import torch
 
@@ -83,26 +90,29 @@ def main(argv: list[str] | None = None) -> None:
         if device.startswith("cuda") and not torch.cuda.is_available():
             skipped[device] = "not measured: torch.cuda.is_available() is False on this machine"
             continue
-        row, embeddings[device] = fit_on(device, ff, args.epochs)
-        rows.append(row)
-    if "cpu" in embeddings:
-        for row in rows:
-            diff = np.abs(embeddings[row["device"]] - embeddings["cpu"])
-            row["max_abs_diff_vs_cpu"] = float(diff.max())
-    if len(rows) > 1 and rows[0]["device"] == "cpu":
-        for row in rows[1:]:
-            row["speedup_fit"] = rows[0]["fit_s"] / row["fit_s"]
-            row["speedup_epoch"] = rows[0]["epoch_s"] / row["epoch_s"]
+        for batch_size in args.batch_sizes:
+            row, embeddings[device, batch_size] = fit_on(device, ff, args.epochs, batch_size)
+            rows.append(row)
+    for row in rows:  # against the CPU fit of the same batch size, when there is one
+        cpu = next((r for r in rows if r["device"] == "cpu" and r["batch_size"] == row["batch_size"]), None)
+        if cpu is None:
+            continue
+        row["max_abs_diff_vs_cpu"] = float(np.abs(embeddings[row["device"], row["batch_size"]]
+                                                  - embeddings["cpu", row["batch_size"]]).max())
+        if row is not cpu:
+            row["speedup_fit"] = cpu["fit_s"] / row["fit_s"]
+            row["speedup_epoch"] = cpu["epoch_s"] / row["epoch_s"]
     print(f"\nMARBLE fit of {args.n} points ({args.epochs} epochs, order 2, k 20), per device")
-    print_table(rows, ["device", "fit_s", "geometry_s", "features_s", "training_s", "epoch_s", "transform_s",
-                       "max_abs_diff_vs_cpu", "speedup_fit", "speedup_epoch", "gpu_peak_mb"])
+    print_table(rows, ["device", "batch_size", "fit_s", "geometry_s", "features_s", "training_s", "epoch_s",
+                       "transform_s", "max_abs_diff_vs_cpu", "speedup_fit", "speedup_epoch", "gpu_peak_mb"])
     for device, why in skipped.items():
         print(f"{device}: {why}")
     if not args.no_json:
-        write_json("gpu_fit", {"command": " ".join(["python", "benchmarks/gpu_fit.py", *(argv or sys.argv[1:])]),
-                               "n": args.n, "epochs": args.epochs, "params": PARAMS, "rows": rows,
-                               "skipped": skipped, "torch": torch.__version__, "cpus": os.cpu_count(),
-                               "peak_rss_mb": peak_rss_mb(), "load_average_end": list(os.getloadavg())})
+        command = " ".join(["python", "benchmarks/gpu_fit.py", *(argv or sys.argv[1:])])
+        write_json(args.json_name, {"command": command, "n": args.n, "epochs": args.epochs, "params": PARAMS,
+                                    "rows": rows,
+                                    "skipped": skipped, "torch": torch.__version__, "cpus": os.cpu_count(),
+                                    "peak_rss_mb": peak_rss_mb(), "load_average_end": list(os.getloadavg())})
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "lr_schedule": ("[ours] (reference: plateau)", "plateau (ReduceLROnPlateau) or cosine"),
     "average_from": ("[ours]", "selection='average': average epochs from this fraction on"),
     "seed": ("yaml seed (unused by the reference)", "drives every random step"),
-    "device": ("[ours]", "torch device"),
+    "device": ("[ours]", "torch device; a GPU pays with batch_size ~1024 (at 64 it waits on launches)"),
     "feature_store": ("[ours]", "None (RAM), 'auto' or a path: diffusion-free features on disk (zarr)"),
     "verbose": ("[ours]", "progress bar and messages"),
 }

@@ -124,10 +124,14 @@ def batch_loss(
 
 def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_size, rng, device,
                  temperature=1.0, loss_name="sigmoid") -> float:
-    """One pass over the shuffled training nodes; returns the mean (size-weighted) loss."""
+    """One pass over the shuffled training nodes; returns the mean (size-weighted) loss.
+
+    The loss is summed on ``device`` (float64, as Python floats would) and read once per epoch:
+    reading it every step would make the CPU wait for the GPU at every minibatch.
+    """
     network.train()
     order = rng.permutation(split)
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=device)
     with source.cached(network.diffusion, train=True):
         for start in range(0, len(order), batch_size):
             anchors = order[start:start + batch_size]
@@ -135,20 +139,21 @@ def _train_epoch(network, optimizer, source, split, adjacency, n_nodes, batch_si
                 continue  # BatchNorm needs more than one row per channel (3 rows here) - skip a stub
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(network, source, anchors, adjacency, n_nodes, rng, device, temperature, loss_name)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    "training loss became non-finite (NaN/inf). Lower lr, check the flow field for "
-                    "extreme values, or disable diffusion."
-                )
             loss.backward()
             optimizer.step()
             network.clamp_time()
-            total += float(loss.detach()) * len(anchors)
+            total += loss.detach().double() * len(anchors)
         optimizer.zero_grad(set_to_none=True)
+    mean = float(total) / max(len(order), 1)
+    if not math.isfinite(mean):
+        raise FloatingPointError(
+            "training loss became non-finite (NaN/inf). Lower lr, check the flow field for "
+            "extreme values, or disable diffusion."
+        )
     if any(p.grad is not None for p in network.parameters()):  # the epoch's summed gradient reached t: step it
         optimizer.step()
         network.clamp_time()
-    return total / max(len(order), 1)
+    return mean
 
 
 @torch.no_grad()

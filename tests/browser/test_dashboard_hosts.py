@@ -72,18 +72,36 @@ def hosted(request: pytest.FixtureRequest, browser_context: Any) -> Iterator[Any
         nb = lab.write_notebook(Path(tmp) / "dashboard.ipynb", CELLS)
         with lab.start_lab([nb], app=app, notebook=nb.name if app == "voila" else None) as server:
             page = new_page(browser_context)
-            if app == "lab":
-                lab.open_notebook(page, server.url, nb.name)
-                lab.run_all_cells(page, timeout=180)
-            elif app == "notebook":
-                page.goto(f"{server.url}/notebooks/{nb.name}", timeout=60_000)
-                _run_all(page)
-            else:
-                page.goto(server.url, timeout=180_000)  # Voila runs the notebook and shows its outputs only
-            dc.wait_ready(page, timeout_ms=180_000)
+            try:
+                if app == "lab":
+                    lab.open_notebook(page, server.url, nb.name)
+                    lab.run_all_cells(page, timeout=180)
+                elif app == "notebook":
+                    page.goto(f"{server.url}/notebooks/{nb.name}", timeout=60_000)
+                    _run_all(page)
+                else:
+                    page.goto(server.url, timeout=180_000)  # Voila runs the notebook and shows its outputs only
+                dc.wait_ready(page, timeout_ms=180_000)
+            except Exception as err:
+                raise RuntimeError(f"the dashboard did not come up in {app}: {err}\n{_setup_report(page, server, app)}")
             page.host = app
             yield page
             page.close()
+
+
+def _setup_report(page: Any, server: Any, app: str) -> str:
+    """What a failed start looked like: a screenshot, the cells' prompts, page errors, the server log's end."""
+    log = f"server log:\n{server.log.read_text()[-3000:]}"
+    try:
+        shot = lab.screenshot(page, f"FAILED-setup-{app}")
+        prompts = page.evaluate("() => [...document.querySelectorAll('.jp-InputPrompt')]"
+                                ".map(e => e.textContent.trim())")
+        views = page.evaluate("() => [...document.querySelectorAll('[data-ready]')]"
+                              ".map(e => e.className + '=' + e.dataset.ready)")
+    except Exception as err:  # a closed or crashed page: the log still says something
+        return f"(page not readable: {err})\n{log}"
+    return (f"screenshot {shot}; input prompts {prompts}; views {views}; page errors "
+            f"{getattr(page, 'host_errors', [])} {page.js_errors}\n{log}")
 
 
 @pytest.fixture

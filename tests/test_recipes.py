@@ -101,7 +101,8 @@ def test_recipes_without_ensemble_settings_say_which_have_them():
                                          r"use .model\(\) or one of \['macaque_ensemble_concat', "
                                          r"'macaque_ensemble_diverse', 'macaque_ensemble_diverse6', "
                                          r"'rat_consistent', "
-                                         r"'rat_ensemble', 'rat_ensemble_concat', 'rat_ensemble_diverse'\]"):
+                                         r"'rat_ensemble', 'rat_ensemble_concat', 'rat_ensemble_diverse', "
+                                         r"'rat_ensemble_diverse12'\]"):
         recipes.get("rat_paper").ensemble()
 
 

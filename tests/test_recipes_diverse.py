@@ -194,3 +194,41 @@ def test_rat_ensemble_diverse_through_the_package_decodes_as_its_hand_assembled_
     assert f"consistency {c['full']['mean']:.3f}, 3 leading axes {c['3 axes']['mean']:.3f}" in notes
     assert c["3 axes"]["min"] >= 0.95 > c["chance"]["3 axes"]["max"]
     assert f"SD with k by median error ({package['cm_k_by_median_sd']:.2f} cm)" in notes
+
+
+def _protocol_rows() -> dict[str, dict]:
+    return {r["method"]: r for r in _rat_diverse_json()["rows"] if r["split"] == "protocol"}
+
+
+def test_rat_ensemble_diverse12_is_every_diverse_member_twice_with_its_own_seed():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from exp_rat_diverse import doubled, recipe_members
+
+    six, twelve = recipes.get("rat_ensemble_diverse"), recipes.get("rat_ensemble_diverse12")
+    assert (twelve.marble, twelve.flow_field) == (six.marble, six.flow_field)
+    marble, flow = recipe_members(doubled(_rat_diverse_json()["inner"]["chosen without v x3"]))
+    assert list(twelve.extra["ensemble"]["members"]) == marble and list(twelve.extra["member_flow_fields"]) == flow
+    assert twelve.member_flow_fields()[0::2] == twelve.member_flow_fields()[1::2] == six.member_flow_fields()
+    ens = twelve.ensemble(seed=3)
+    assert (ens.combine, ens.size, ens.member_seeds) == ("concat", 12, list(range(36, 48)))
+    assert [p["k"] for p in ens.member_params()] == [200] * 10 + [300] * 2
+
+
+def test_rat_ensemble_diverse12_meets_issue_16s_margin_and_seed_targets_as_its_source_says():
+    data, rows = _rat_diverse_json(), _protocol_rows()
+    members = recipes.get("rat_ensemble_diverse12")
+    run = rows["diverse: " + " + ".join(m for m in data["inner"]["chosen without v x3"] for _ in range(2))]
+    assert run["command"].removeprefix("python ") in " ".join(members.source.split())
+    assert f"{run['cm_k_by_median']} / {run['cm_k_by_r2']}" in members.source
+    targets = data["protocol"]["targets_cm"]
+    for tag in ("k_by_median", "k_by_r2"):  # the pre-registered rule (exp_rat_diverse.py docstring)
+        assert run[f"cm_{tag}_mean"] <= targets[tag] and run[f"cm_{tag}_sd"] <= 0.2
+        assert len({r[f"k_{tag}"] for r in run["per_seed"]}) == 1  # the decoder's k does not flip with the seed
+    assert run["consistency"]["full"]["min"] >= 0.95 and run["consistency"]["3 axes"]["min"] >= 0.95
+    package = rows["package: rat_ensemble_diverse12"]  # the recipe through the package decodes the same
+    assert [r["seeds"] for r in package["per_seed"]] == [r["seeds"] for r in run["per_seed"]]
+    for tag in ("cm_k_by_median", "cm_k_by_r2"):
+        np.testing.assert_allclose([r[tag] for r in package["per_seed"]], [r[tag] for r in run["per_seed"]],
+                                   atol=1e-9)

@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_json:
         command = " ".join(["python", "benchmarks/gpu_fit.py", *(argv or sys.argv[1:])])
         write_json(args.json_name, {"command": command, "n": args.n, "epochs": args.epochs, "params": PARAMS,
-                                    "rows": rows,
-                                    "skipped": skipped, "torch": torch.__version__, "cpus": os.cpu_count(),
-                                    "peak_rss_mb": peak_rss_mb(), "load_average_end": list(os.getloadavg())})
+                                    "rows": rows, "skipped": skipped, "torch": torch.__version__,
+                                    "cpus": os.cpu_count(), "peak_rss_mb": peak_rss_mb(),
+                                    "load_average_end": list(os.getloadavg())})
 
 
 if __name__ == "__main__":

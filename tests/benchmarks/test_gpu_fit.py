@@ -18,8 +18,11 @@ import gpu_fit  # noqa: E402
 def test_cpu_row_and_the_missing_cuda_row_are_reported(capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA machine measures the CUDA row instead")
-    gpu_fit.main(["--n", "600", "--epochs", "2", "--devices", "cpu", "cuda", "--no-json"])
+    gpu_fit.main(["--n", "600", "--epochs", "2", "--devices", "cpu", "cuda", "--batch-sizes", "64", "128",
+                  "--no-json"])
     out = capsys.readouterr().out
-    cpu = next(line.split() for line in out.splitlines() if line.startswith("cpu "))
-    assert float(cpu[1]) > 0 and float(cpu[-1]) == 0.0  # fit seconds; embedding identical to itself
+    rows = [line.split() for line in out.splitlines() if line.startswith("cpu ")]
+    assert [row[1] for row in rows] == ["64", "128"]  # one row per batch size
+    # fit seconds; each embedding compared with the CPU fit of its own batch size (itself): identical
+    assert all(float(row[2]) > 0 and float(row[-1]) == 0.0 for row in rows)
     assert "cuda: not measured: torch.cuda.is_available() is False" in out

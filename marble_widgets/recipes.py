@@ -21,7 +21,7 @@ fitted on training trials, reused on held-out ones):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -172,16 +172,6 @@ _RAT_ENSEMBLE_CONCAT = Recipe(
     "alone (permuting the flow features costs 0.1-0.2 cm: benchmarks/exp_rat_feature_ablation.py)",
     extra={"ensemble": {"n_members": 5, "combine": "concat"}},
 )
-#: rat_ensemble_diverse's members: each one's flow-field settings and MARBLE changes (chosen on the inner split)
-_RAT_DIVERSE_FLOWS = ({}, {"smooth": 0.4}, {"smooth": 0.15}, {"n_components": 12}, {"smooth": 0.4}, {})
-_RAT_DIVERSE_MODELS = ({}, {}, {}, {}, {}, {"k": 300})
-
-
-def _twice(members: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-    """Every member twice in a row (the copies get consecutive seeds in MARBLEEnsemble)."""
-    return tuple(m for m in members for _ in range(2))
-
-
 _RAT_ENSEMBLE_DIVERSE = Recipe(
     name="rat_ensemble_diverse", flow_field=_RAT_RECOMMENDED.flow_field, marble=_RAT_RECOMMENDED.marble,
     source="6 rat_recommended variants side by side: as recommended, 400-ms smoothing, 150-ms smoothing, 12 PCA "
@@ -201,11 +191,18 @@ _RAT_ENSEMBLE_DIVERSE = Recipe(
     "consistency 1.000, 3 leading axes 0.999): the k chosen on the training part flips between 5 and 10. For a "
     "figure that must not move with the seed use rat_ensemble_diverse12 (every member twice). Members read "
     "inputs smoothed over 150-400 ms: build them with recipe.builders() on the training part",
-    extra={"member_flow_fields": _RAT_DIVERSE_FLOWS,
-           "ensemble": {"members": _RAT_DIVERSE_MODELS, "combine": "concat"}},
+    extra={"member_flow_fields": ({}, {"smooth": 0.4}, {"smooth": 0.15}, {"n_components": 12}, {"smooth": 0.4}, {}),
+           "ensemble": {"members": ({}, {}, {}, {}, {}, {"k": 300}), "combine": "concat"}},
 )
-_RAT_ENSEMBLE_DIVERSE12 = Recipe(
-    name="rat_ensemble_diverse12", flow_field=_RAT_RECOMMENDED.flow_field, marble=_RAT_RECOMMENDED.marble,
+
+
+def _twice(members: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """Every member twice in a row (the copies get consecutive seeds in MARBLEEnsemble)."""
+    return tuple(m for m in members for _ in range(2))
+
+
+_RAT_ENSEMBLE_DIVERSE12 = replace(
+    _RAT_ENSEMBLE_DIVERSE, name="rat_ensemble_diverse12",
     source="every member of rat_ensemble_diverse twice, the second copy another seed (benchmarks/exp_rat_diverse.py "
     "--stage protocol --seeds 5 --members recommended recommended 'smooth 0.4' 'smooth 0.4' 'smooth 0.15' "
     "'smooth 0.15' 'n_components 12' 'n_components 12' 'smooth 0.4' 'smooth 0.4' 'graph k 300' 'graph k 300'; "
@@ -220,8 +217,9 @@ _RAT_ENSEMBLE_DIVERSE12 = Recipe(
     "after the inner split gave 6.14 ± 0.18 / 5.81 ± 0.10 against the 6-member set's 6.06 ± 0.45 / 5.71 ± 0.17 "
     "(--stage inner --seeds 5 --doubled). Members read inputs smoothed over 150-400 ms: build them with "
     "recipe.builders() on the training part",
-    extra={"member_flow_fields": _twice(_RAT_DIVERSE_FLOWS),
-           "ensemble": {"members": _twice(_RAT_DIVERSE_MODELS), "combine": "concat"}},
+    extra={"member_flow_fields": _twice(_RAT_ENSEMBLE_DIVERSE.extra["member_flow_fields"]),
+           "ensemble": {**_RAT_ENSEMBLE_DIVERSE.extra["ensemble"],
+                        "members": _twice(_RAT_ENSEMBLE_DIVERSE.extra["ensemble"]["members"])}},
 )
 _MACAQUE_PAPER = Recipe(
     name="macaque_paper",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import marble_widgets as mw
 from marble_widgets import recipes
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmark scripts whose rows the recipes cite
 DIVERSE = recipes.get("macaque_ensemble_diverse")
 
 
@@ -126,13 +128,10 @@ def test_diverse_notes_cite_the_training_data_evidence():
 
 
 def test_diverse6_is_the_diverse_recipe_plus_a_150_ms_member_and_the_benchmarked_candidate():
-    import sys
-
     six = recipes.get("macaque_ensemble_diverse6")
     assert six.marble == DIVERSE.marble and six.flow_field == DIVERSE.flow_field
     assert six.member_flow_fields() == DIVERSE.member_flow_fields() + [{"n_components": 5, "smooth": 0.15}]
     assert list(six.extra["ensemble"]["members"]) == [*DIVERSE.extra["ensemble"]["members"], {}]
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from exp_macaque_recipes import CANDIDATES
 
     measured = CANDIDATES["diverse + 150 ms"]
@@ -144,10 +143,11 @@ def _rat_diverse_json() -> dict:
     return json.loads((ROOT / "benchmarks" / "results" / "exp_rat_diverse.json").read_text())
 
 
-def test_rat_ensemble_diverse_builds_the_members_chosen_on_the_inner_split():
-    import sys
+def _protocol_rows(data: dict) -> dict[str, dict]:
+    return {r["method"]: r for r in data["rows"] if r["split"] == "protocol"}
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+def test_rat_ensemble_diverse_builds_the_members_chosen_on_the_inner_split():
     from exp_rat_diverse import recipe_members
 
     rat = recipes.get("rat_ensemble_diverse")
@@ -168,7 +168,7 @@ def test_rat_ensemble_diverse_builds_the_members_chosen_on_the_inner_split():
 
 def test_rat_ensemble_diverse_source_cites_its_protocol_row_and_meets_the_issue_16_margin():
     data = _rat_diverse_json()
-    rows = {r["method"]: r for r in data["rows"] if r["split"] == "protocol"}
+    rows = _protocol_rows(data)
     run = rows["diverse: " + " + ".join(data["inner"]["chosen without v x3"])]
     source = recipes.get("rat_ensemble_diverse").source
     assert len(run["per_seed"]) == 5 and run["command"].removeprefix("python ") in " ".join(source.split())
@@ -182,7 +182,7 @@ def test_rat_ensemble_diverse_source_cites_its_protocol_row_and_meets_the_issue_
 
 def test_rat_ensemble_diverse_through_the_package_decodes_as_its_hand_assembled_row():
     data = _rat_diverse_json()
-    rows = {r["method"]: r for r in data["rows"] if r["split"] == "protocol"}
+    rows = _protocol_rows(data)
     package = rows["package: rat_ensemble_diverse"]
     hand = rows["diverse: " + " + ".join(data["inner"]["chosen without v x3"])]
     assert [r["seeds"] for r in package["per_seed"]] == [r["seeds"] for r in hand["per_seed"]]
@@ -196,14 +196,7 @@ def test_rat_ensemble_diverse_through_the_package_decodes_as_its_hand_assembled_
     assert f"SD with k by median error ({package['cm_k_by_median_sd']:.2f} cm)" in notes
 
 
-def _protocol_rows() -> dict[str, dict]:
-    return {r["method"]: r for r in _rat_diverse_json()["rows"] if r["split"] == "protocol"}
-
-
 def test_rat_ensemble_diverse12_is_every_diverse_member_twice_with_its_own_seed():
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from exp_rat_diverse import doubled, recipe_members
 
     six, twelve = recipes.get("rat_ensemble_diverse"), recipes.get("rat_ensemble_diverse12")
@@ -217,11 +210,13 @@ def test_rat_ensemble_diverse12_is_every_diverse_member_twice_with_its_own_seed(
 
 
 def test_rat_ensemble_diverse12_meets_issue_16s_margin_and_seed_targets_as_its_source_says():
-    data, rows = _rat_diverse_json(), _protocol_rows()
-    members = recipes.get("rat_ensemble_diverse12")
-    run = rows["diverse: " + " + ".join(m for m in data["inner"]["chosen without v x3"] for _ in range(2))]
-    assert run["command"].removeprefix("python ") in " ".join(members.source.split())
-    assert f"{run['cm_k_by_median']} / {run['cm_k_by_r2']}" in members.source
+    from exp_rat_diverse import doubled
+
+    data = _rat_diverse_json()
+    rows, recipe = _protocol_rows(data), recipes.get("rat_ensemble_diverse12")
+    run = rows["diverse: " + " + ".join(doubled(data["inner"]["chosen without v x3"]))]
+    assert run["command"].removeprefix("python ") in " ".join(recipe.source.split())
+    assert f"{run['cm_k_by_median']} / {run['cm_k_by_r2']}" in recipe.source
     targets = data["protocol"]["targets_cm"]
     for tag in ("k_by_median", "k_by_r2"):  # the pre-registered rule (exp_rat_diverse.py docstring)
         assert run[f"cm_{tag}_mean"] <= targets[tag] and run[f"cm_{tag}_sd"] <= 0.2

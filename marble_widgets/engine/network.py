@@ -254,7 +254,8 @@ class FeatureSource:
         """
         with torch.set_grad_enabled(train and diffusion is not None):
             full = self.full(diffusion)
-        self._cache = full.detach().requires_grad_(full.requires_grad)  # (its .grad stays None: see rows)
+        # requires grad only so that rows read from it join the graph; _GatherRows sends their gradient to the sink
+        self._cache = full.detach().requires_grad_(full.requires_grad)
         self._cache_grad = _RowGradients(full) if full.requires_grad else None
         try:
             yield

@@ -83,7 +83,8 @@ def hosted(request: pytest.FixtureRequest, browser_context: Any) -> Iterator[Any
                     page.goto(server.url, timeout=180_000)  # Voila runs the notebook and shows its outputs only
                 dc.wait_ready(page, timeout_ms=180_000)
             except Exception as err:
-                raise RuntimeError(f"the dashboard did not come up in {app}: {err}\n{_setup_report(page, server, app)}")
+                report = _setup_report(page, server, app)
+                raise RuntimeError(f"the dashboard did not come up in {app}: {err}\n{report}") from err
             page.host = app
             yield page
             page.close()
